@@ -1,0 +1,74 @@
+"""Build an ASR model from a training YAML the way ESPnet's trainer does, and summarise it."""
+import csv
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+
+from espnet_lrsms.lowrank import FactorizedLinear
+
+
+def dummy_token_list(vocab_size: int) -> List[str]:
+    """``<blank>``, vocab_size − 2 placeholder tokens and ``<sos/eos>``: ESPnet's layout."""
+    return ["<blank>"] + [f"tok{i}" for i in range(vocab_size - 2)] + ["<sos/eos>"]
+
+
+def build_asr_model(
+    config: Union[str, Path],
+    vocab_size: int = 5000,
+    device: Optional[Union[str, torch.device]] = None,
+    overrides: Optional[Dict] = None,
+):
+    """``LowRankASRTask.build_model`` on the YAML at ``config``, with a token list of ``vocab_size``.
+
+    ``device="meta"`` builds without allocating or initialising any weight (parameter counts in
+    seconds). ``overrides`` replaces top-level config keys (e.g. ``{"init": "xavier_uniform"}``).
+    """
+    from espnet_lrsms.tasks.asr import LowRankASRTask
+
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"no such config: {config}")
+    parser = LowRankASRTask.get_parser()
+    args = parser.parse_args(["--config", str(config), "--token_list", "unused", "--output_dir", "unused"])
+    for key, value in (overrides or {}).items():
+        setattr(args, key, value)
+    args.token_list = dummy_token_list(vocab_size)
+    with torch.device(device) if device is not None else _nullcontext():
+        return LowRankASRTask.build_model(args)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def parameter_summary(model: torch.nn.Module) -> Dict[str, int]:
+    """Parameters per top-level part (frontend, encoder, decoder, ctc, …) and ``total``."""
+    parts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    parts = {name: count for name, count in parts.items() if count}
+    parts["total"] = sum(p.numel() for p in model.parameters())
+    return parts
+
+
+def factorized_layers(model: torch.nn.Module) -> Dict[str, FactorizedLinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, FactorizedLinear)}
+
+
+def read_paper_rows(directory: Union[str, Path]) -> Dict[str, dict]:
+    """``paper_rows.tsv`` of a config directory: config file name → {table, row, params_m}."""
+    manifest = Path(directory) / "paper_rows.tsv"
+    if not manifest.is_file():
+        return {}
+    with manifest.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {r["config"]: {"table": r["table"], "row": r["row"], "params_m": float(r["params_m"])} for r in rows}
+
+
+def paper_row(config: Union[str, Path]) -> Optional[dict]:
+    """The paper row a config reproduces, from ``paper_rows.tsv`` beside it (None if not listed)."""
+    config = Path(config).resolve()
+    return read_paper_rows(config.parent).get(config.name)

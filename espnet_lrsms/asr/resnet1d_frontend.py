@@ -1,0 +1,121 @@
+"""Auto-AVSR's raw-waveform front end as an ESPnet frontend (``frontend: resnet1d``).
+
+16 kHz waveform → per-utterance z-normalisation → 1-D ResNet-18 → 512-d features at 25 frames/s
+(one frame per 640 samples).
+"""
+from typing import Tuple
+
+import torch
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from torch import nn
+from typeguard import typechecked
+
+SAMPLES_PER_FRAME = 640  # stem stride 4 × three stride-2 stages × average pool of 20
+
+
+def _activation(name: str, channels: int) -> nn.Module:
+    if name == "swish":
+        return nn.SiLU()
+    if name == "relu":
+        return nn.ReLU()
+    if name == "prelu":
+        return nn.PReLU(num_parameters=channels)
+    raise ValueError(f"frontend_conf.activation: unknown activation {name!r}; choose swish, relu or prelu")
+
+
+class BasicBlock1D(nn.Module):
+    """Two 3-tap convolutions with batch norm and a (projected) shortcut: (B, C_in, L) → (B, C_out, L/stride)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str):
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.act1 = _activation(activation, out_channels)
+        self.conv2 = nn.Conv1d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.act2 = _activation(activation, out_channels)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv1d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm1d(out_channels),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.act2(y + self.shortcut(x))
+
+
+class ResNet1DFrontend(AbsFrontend):
+    """Raw-waveform ResNet-18-style 1-D front end of Auto-AVSR.
+
+    Stem ``Conv1d(1, 64, 80, stride 4)`` + BN + activation, four stages of two basic blocks
+    (64/128/256/512 channels, strides 1/2/2/2), average pool of 20 → one 512-d vector per 640
+    samples (25 frames/s at 16 kHz). Each utterance is z-normalised over its valid samples first,
+    and the input is trimmed to a whole number of frames, so an utterance of ``L`` samples yields
+    ``L // 640`` frames whatever it is batched with.
+
+    Args:
+        fs: sampling rate the front end expects (only 16000 keeps 25 frames/s).
+        activation: ``swish`` (Auto-AVSR's audio default), ``relu`` or ``prelu``.
+        normalize: z-normalise each utterance (mean 0, variance 1 over its valid samples).
+
+    Shapes:
+        input (B, L) waveform with lengths (B,) → features (B, L_max // 640, 512), lengths (B,).
+    """
+
+    @typechecked
+    def __init__(self, fs: int = 16000, activation: str = "swish", normalize: bool = True):
+        super().__init__()
+        if fs != 16000:
+            raise ValueError(f"frontend_conf.fs: resnet1d expects 16000 Hz audio, got {fs}")
+        self.normalize = normalize
+        self.stem = nn.Sequential(
+            nn.Conv1d(1, 64, kernel_size=80, stride=4, padding=38, bias=False),
+            nn.BatchNorm1d(64),
+            _activation(activation, 64),
+        )
+        stages = []
+        in_channels = 64
+        for out_channels, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages += [
+                BasicBlock1D(in_channels, out_channels, stride, activation),
+                BasicBlock1D(out_channels, out_channels, 1, activation),
+            ]
+            in_channels = out_channels
+        self.trunk = nn.Sequential(*stages)
+        self.pool = nn.AvgPool1d(kernel_size=20, stride=20)
+
+    def output_size(self) -> int:
+        return 512
+
+    def forward(
+        self, input: torch.Tensor, input_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if input.dim() == 3:  # (B, L, 1) from a mono sound reader
+            input = input.squeeze(-1)
+        num_frames = input.size(1) // SAMPLES_PER_FRAME
+        if num_frames == 0:
+            raise ValueError(
+                f"resnet1d needs at least {SAMPLES_PER_FRAME} samples (40 ms at 16 kHz); "
+                f"got a batch of {input.size(1)}"
+            )
+        x = input[:, : num_frames * SAMPLES_PER_FRAME]
+        lengths = torch.clamp(input_lengths, max=x.size(1))
+        mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
+        if self.normalize:
+            x = _z_normalize(x, mask, lengths)
+        x = x.masked_fill(~mask, 0.0)
+        feats = self.pool(self.trunk(self.stem(x.unsqueeze(1))))  # (B, 512, T)
+        return feats.transpose(1, 2), lengths // SAMPLES_PER_FRAME
+
+
+def _z_normalize(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean 0, variance 1 over the valid samples of each row of ``x`` (B, L)."""
+    count = lengths.clamp(min=1).to(x.dtype)[:, None]
+    valid = x.masked_fill(~mask, 0.0)
+    mean = valid.sum(1, keepdim=True) / count
+    var = ((valid - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + 1e-5)

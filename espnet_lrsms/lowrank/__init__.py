@@ -1,0 +1,25 @@
+"""The pure-PyTorch low-rank core: factorized layer, rank schedules, by-name factorization."""
+from espnet_lrsms.lowrank.factorize import (
+    LayerPlan,
+    factorize_planned_linears,
+    plan_block_ranks,
+    reinit_factorized_,
+    require_exact_keys_on_load,
+)
+from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear, break_even_rank, truncated_svd_factors
+from espnet_lrsms.lowrank.schedule import AlphaSchedule, LowRankConfig, LowRankConfigError, rank_for
+
+__all__ = [
+    "AlphaSchedule",
+    "FactorizedLinear",
+    "LayerPlan",
+    "LowRankConfig",
+    "LowRankConfigError",
+    "break_even_rank",
+    "factorize_planned_linears",
+    "plan_block_ranks",
+    "rank_for",
+    "reinit_factorized_",
+    "require_exact_keys_on_load",
+    "truncated_svd_factors",
+]

@@ -1,0 +1,169 @@
+"""Swap the ``nn.Linear`` layers of a stack of blocks for factorized ones, by name.
+
+A sub-model (encoder or decoder) is a sequence of B blocks. Inside block b, every ``nn.Linear``
+below a child whose name is listed for a module type (e.g. ``self_attn`` → ``mhsa``,
+``feed_forward`` → ``ffn``) gets the rank its schedule gives block b. Everything else stays dense.
+
+Pure PyTorch: nothing here imports ESPnet.
+"""
+import logging
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear, break_even_rank
+from espnet_lrsms.lowrank.schedule import LowRankConfig, rank_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one linear layer of a block becomes."""
+
+    name: str  # qualified name below the module that owns the blocks, e.g. "encoders.3.self_attn.linear_q"
+    module_type: str  # "mhsa" | "ffn"
+    block: int
+    alpha: Optional[float]
+    in_features: int
+    out_features: int
+    rank: Optional[int]  # None: stays dense
+
+    @property
+    def above_break_even(self) -> bool:
+        return self.rank is not None and self.rank >= break_even_rank(self.in_features, self.out_features)
+
+
+def plan_block_ranks(
+    blocks: Sequence[nn.Module],
+    blocks_name: str,
+    config: LowRankConfig,
+    module_types: Mapping[str, Tuple[str, ...]],
+    where: str = "lowrank",
+) -> List[LayerPlan]:
+    """Decide the rank of every linear layer of every block.
+
+    Args:
+        blocks: the B blocks of a sub-model, in order (block 0 nearest the input).
+        blocks_name: name of the ``nn.ModuleList``/``Sequential`` holding them, e.g. ``"encoders"``.
+        config: the validated ``lowrank:`` mapping.
+        module_types: child names per module type, e.g. ``{"mhsa": ("self_attn",), "ffn": (...)}``.
+        where: the config key, for error messages.
+    """
+    num_blocks = len(blocks)
+    alphas = {
+        mtype: config.schedule(mtype).alphas(num_blocks, f"{where}.{mtype}") for mtype in module_types
+    }
+    plans = []
+    for b, block in enumerate(blocks):
+        for mtype, child_names in module_types.items():
+            alpha = alphas[mtype][b]
+            for child_name in child_names:
+                child = getattr(block, child_name, None)
+                if child is None:
+                    continue
+                for sub_name, layer in child.named_modules():
+                    if not isinstance(layer, nn.Linear):
+                        continue
+                    m, n = layer.out_features, layer.in_features
+                    rank = None if alpha is None else rank_for(alpha, n, m)
+                    plans.append(
+                        LayerPlan(
+                            name=".".join(filter(None, [blocks_name, str(b), child_name, sub_name])),
+                            module_type=mtype,
+                            block=b,
+                            alpha=alpha,
+                            in_features=n,
+                            out_features=m,
+                            rank=rank,
+                        )
+                    )
+    return plans
+
+
+def factorize_planned_linears(
+    root: nn.Module, plans: Sequence[LayerPlan], config: LowRankConfig
+) -> Dict[str, FactorizedLinear]:
+    """Replace each planned ``nn.Linear`` of ``root`` by a :class:`FactorizedLinear`.
+
+    The dense layer's current weight seeds the factors: its truncated SVD for ``init: svd`` (the
+    dense layer was just initialised as the full-rank model would be, so this is LR-SMS Eq. 1),
+    its standard deviation for ``init: kaiming``. Layers at or above the break-even rank
+    ``m·n/(m+n)`` are named in a warning, and kept dense with ``keep_dense_above_break_even``.
+
+    Returns:
+        the new layers by qualified name.
+    """
+    above = [p for p in plans if p.above_break_even]
+    if above:
+        action = "kept dense" if config.keep_dense_above_break_even else "factorized anyway"
+        logger.warning(
+            "%d layer(s) get a rank at or above the break-even point m*n/(m+n), where U*V^T holds "
+            "more weights than the dense matrix (%s; set keep_dense_above_break_even to change): %s",
+            len(above),
+            action,
+            ", ".join(f"{p.name} (rank {p.rank} >= {break_even_rank(p.in_features, p.out_features):.0f})" for p in above),
+        )
+    replaced = {}
+    for plan in plans:
+        if plan.rank is None or (plan.above_break_even and config.keep_dense_above_break_even):
+            continue
+        parent_name, _, attr = plan.name.rpartition(".")
+        parent = root.get_submodule(parent_name)
+        dense = getattr(parent, attr)
+        layer = FactorizedLinear.from_linear(dense, plan.rank, init=config.init)
+        setattr(parent, attr, layer)
+        replaced[plan.name] = layer
+    return replaced
+
+
+@torch.no_grad()
+def reinit_factorized_(root: nn.Module, init_dense_: Callable[[nn.Linear], None]) -> int:
+    """Re-draw every factorized layer of ``root`` from a dense layer initialised by ``init_dense_``.
+
+    Used when a framework re-initialises all parameters after the model is built (ESPnet's
+    ``--init xavier_uniform`` and friends would otherwise draw U and Vᵀ independently and lose the
+    spectral init). Returns the number of layers re-drawn.
+    """
+    count = 0
+    for layer in root.modules():
+        if not isinstance(layer, FactorizedLinear):
+            continue
+        dense = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        dense = dense.to(device=layer.u.device, dtype=layer.u.dtype)
+        init_dense_(dense)
+        if layer.init_scheme == "svd":
+            layer.init_svd_(dense.weight)
+        else:
+            layer.init_kaiming_(dense_std=float(dense.weight.std()))
+        if layer.bias is not None:
+            layer.bias.copy_(dense.bias)
+        count += 1
+    return count
+
+
+def require_exact_keys_on_load(module: nn.Module, what: str) -> None:
+    """Make ``module.load_state_dict`` fail on missing or unexpected keys below it, even when the
+    caller passes ``strict=False`` (ESPnet's inference does), so that a checkpoint whose structure
+    does not match the config (another rank schedule, a dense checkpoint) never loads silently.
+
+    Args:
+        module: the module to guard (its keys are checked under whatever prefix it is loaded at).
+        what: a description for the message, e.g. ``"encoder (lowrank_conformer)"``.
+    """
+
+    def check(mod, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        expected = {prefix + k for k in mod.state_dict().keys()}
+        given = {k for k in state_dict.keys() if k.startswith(prefix)}
+        missing, unexpected = sorted(expected - given), sorted(given - expected)
+        if missing or unexpected:
+            error_msgs.append(
+                f"the checkpoint does not match the structure of the {what} built from the config "
+                f"(another lowrank: schedule, or a dense checkpoint?): "
+                f"{len(missing)} missing key(s) {missing[:4]}{' ...' if len(missing) > 4 else ''}, "
+                f"{len(unexpected)} unexpected key(s) {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}"
+            )
+
+    module.register_load_state_dict_pre_hook(check)

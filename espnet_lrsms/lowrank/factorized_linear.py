@@ -1,0 +1,177 @@
+"""The factorized linear layer ``z = U (Vᵀ x) + b`` and its two initialisations.
+
+Pure PyTorch: nothing here imports ESPnet.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INIT_SCHEMES = ("svd", "kaiming")
+
+
+def break_even_rank(in_features: int, out_features: int) -> float:
+    """Rank at which ``U·Vᵀ`` holds as many weights as the dense matrix: m·n / (m + n)."""
+    return in_features * out_features / (in_features + out_features)
+
+
+class FactorizedLinear(nn.Module):
+    """A linear layer whose weight is the product of two thin matrices.
+
+    ``W ≈ U·Vᵀ`` with ``U`` of shape (out_features, rank) and ``Vᵀ`` of shape (rank, in_features),
+    so that ``z = U (Vᵀ x) + b`` costs ``rank·(in + out)`` multiply-adds per input vector instead of
+    ``in·out``.
+
+    Args:
+        in_features: n, size of each input vector.
+        out_features: m, size of each output vector.
+        rank: r, the inner dimension (1 <= r <= min(m, n)).
+        bias: whether the layer adds a learnable bias (as ``nn.Linear``).
+
+    Shapes:
+        input (..., in_features) -> output (..., out_features).
+
+    A freshly built layer is Kaiming-initialised (see :meth:`init_kaiming_`) so that its output
+    variance equals that of a default ``nn.Linear``; :meth:`init_svd_` and :meth:`from_linear` give
+    the spectral initialisation of the LR-SMS paper (Eq. 1).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if not 1 <= rank <= min(in_features, out_features):
+            raise ValueError(
+                f"rank must be in [1, min({in_features}, {out_features})], got {rank}"
+            )
+        factory = {"device": device, "dtype": dtype}
+        self.in_features = in_features
+        self.out_features = out_features
+        self.rank = rank
+        self.init_scheme = "kaiming"  # which init drew the current factors: "svd" | "kaiming"
+        self.u = nn.Parameter(torch.empty(out_features, rank, **factory))
+        self.vt = nn.Parameter(torch.empty(rank, in_features, **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.init_kaiming_()
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.linear(x, self.vt), self.u, self.bias)
+
+    # ---------------------------------------------------------- initialisation
+    @torch.no_grad()
+    def init_svd_(self, dense_weight: torch.Tensor) -> "FactorizedLinear":
+        """Spectral init (LR-SMS Eq. 1): the best rank-r approximation of ``dense_weight``.
+
+        With ``W = Û Σ V̂ᵀ``: ``U = Û[:, :r] √Σ_r`` and ``Vᵀ = √Σ_r V̂[:, :r]ᵀ``. At full rank the
+        layer then computes exactly ``dense_weight @ x``.
+        """
+        expected = (self.out_features, self.in_features)
+        if tuple(dense_weight.shape) != expected:
+            raise ValueError(f"dense weight has shape {tuple(dense_weight.shape)}, expected {expected}")
+        u, vt = truncated_svd_factors(dense_weight, self.rank)
+        self.u.copy_(u)
+        self.vt.copy_(vt)
+        self.init_scheme = "svd"
+        return self
+
+    @torch.no_grad()
+    def init_kaiming_(self, dense_std: Optional[float] = None) -> "FactorizedLinear":
+        """Independent Gaussian factors whose product keeps a dense layer's output variance.
+
+        ``Vᵀ`` keeps the input variance (Var = 1/n, Kaiming fan-in with gain 1) and ``U`` carries the
+        dense layer's scale: Var(U) = σ_W²·n / r, so Var(U Vᵀ x) = n σ_W² Var(x) as for the dense W.
+
+        Args:
+            dense_std: σ_W, the standard deviation of the dense weight being replaced. Default: that
+                of ``nn.Linear``'s own init, U(-1/√n, 1/√n), i.e. 1/√(3n).
+        """
+        n, r = self.in_features, self.rank
+        if dense_std is None:
+            dense_std = 1.0 / math.sqrt(3 * n)
+        nn.init.normal_(self.vt, std=1.0 / math.sqrt(n))
+        nn.init.normal_(self.u, std=dense_std * math.sqrt(n / r))
+        self.init_scheme = "kaiming"
+        return self
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, rank: int, init: str = "svd") -> "FactorizedLinear":
+        """Build a rank-``rank`` layer that replaces ``linear`` (same device, dtype and bias).
+
+        ``init="svd"`` truncates the SVD of ``linear.weight`` (compressing a trained layer, or
+        Eq. 1 on a freshly initialised one); ``init="kaiming"`` draws independent factors scaled
+        to ``linear.weight``'s standard deviation.
+        """
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {init!r}; choose one of {INIT_SCHEMES}")
+        weight = linear.weight
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            rank,
+            bias=linear.bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+        if init == "svd":
+            layer.init_svd_(weight)
+        else:
+            layer.init_kaiming_(dense_std=float(weight.detach().float().std()))
+        if linear.bias is not None:
+            with torch.no_grad():
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    # ------------------------------------------------------------------ report
+    def dense_weight(self) -> torch.Tensor:
+        """The (out_features, in_features) matrix U·Vᵀ that this layer applies."""
+        return self.u @ self.vt
+
+    @property
+    def num_weights(self) -> int:
+        """Weights in U and Vᵀ (bias excluded): r·(m + n)."""
+        return self.rank * (self.in_features + self.out_features)
+
+    @property
+    def dense_num_weights(self) -> int:
+        """Weights the dense layer it replaces would hold: m·n."""
+        return self.in_features * self.out_features
+
+    @property
+    def macs_per_token(self) -> int:
+        """Multiply-adds for one input vector (2 FLOPs each): r·(m + n)."""
+        return self.num_weights
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"rank={self.rank}, bias={self.bias is not None}"
+        )
+
+
+@torch.no_grad()
+def truncated_svd_factors(weight: torch.Tensor, rank: int):
+    """``(U √Σ_r, √Σ_r Vᵀ)`` of the top-``rank`` singular triplets of ``weight`` (m × n).
+
+    Computed in float64 and cast back to ``weight``'s dtype.
+    """
+    w = weight.detach().to(torch.float64)
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    root = s[:rank].sqrt()
+    left = u[:, :rank] * root
+    right = root[:, None] * vh[:rank]
+    return left.to(weight.dtype), right.to(weight.dtype)

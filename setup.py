@@ -1,0 +1,22 @@
+"""espnet-lrsms: low-rank speech models trained from scratch, as an ESPnet extension."""
+from setuptools import find_packages, setup
+
+setup(
+    name="espnet_lrsms",
+    version="0.1.0",
+    description="Low-Rank Speech Models from Scratch (LR-SMS) for ESPnet",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["espnet_lrsms", "espnet_lrsms.*"]),
+    install_requires=[
+        "torch==2.11.0",
+        "torchaudio==2.11.0",
+        # the train extra brings tensorboard and matplotlib, which ESPnet's trainer imports
+        "espnet[train]==202511",
+        "sentencepiece",
+        "kaldiio",
+        "jiwer",
+    ],
+    extras_require={"test": ["pytest"]},
+)
