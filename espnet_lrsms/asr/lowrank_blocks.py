@@ -30,7 +30,7 @@ def factorize_block_stack(
     config = LowRankConfig.from_dict(lowrank, where)
     blocks = getattr(owner, blocks_name)
     plans = plan_block_ranks(blocks, blocks_name, config, module_types, where)
-    replaced = factorize_planned_linears(owner, plans, config)
+    replaced = factorize_planned_linears(owner, plans, config, where)
     kept = [p for p in plans if p.name not in replaced]
     logger.info(
         "%s: %d linear layers factorized (init %s), %d kept dense",

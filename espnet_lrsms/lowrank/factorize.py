@@ -84,7 +84,7 @@ def plan_block_ranks(
 
 
 def factorize_planned_linears(
-    root: nn.Module, plans: Sequence[LayerPlan], config: LowRankConfig
+    root: nn.Module, plans: Sequence[LayerPlan], config: LowRankConfig, where: str = "lowrank"
 ) -> Dict[str, FactorizedLinear]:
     """Replace each planned ``nn.Linear`` of ``root`` by a :class:`FactorizedLinear`.
 
@@ -100,8 +100,9 @@ def factorize_planned_linears(
     if above:
         action = "kept dense" if config.keep_dense_above_break_even else "factorized anyway"
         logger.warning(
-            "%d layer(s) get a rank at or above the break-even point m*n/(m+n), where U*V^T holds "
+            "%s: %d layer(s) get a rank at or above the break-even point m*n/(m+n), where U*V^T holds "
             "more weights than the dense matrix (%s; set keep_dense_above_break_even to change): %s",
+            where,
             len(above),
             action,
             ", ".join(f"{p.name} (rank {p.rank} >= {break_even_rank(p.in_features, p.out_features):.0f})" for p in above),

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny ASR dataset in ESPnet's data-directory layout, generated on the fly."""
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+REPO = Path(__file__).resolve().parents[1]
+FS = 16000
+ALPHABET = "abcdefgh"
+
+
+def _tone_utterance(text: str, rng: random.Random) -> np.ndarray:
+    """One 0.16 s tone per letter, a letter's pitch fixed, with a little noise: a learnable toy."""
+    pieces = []
+    for ch in text:
+        freq = 300.0 + 120.0 * ALPHABET.index(ch)
+        t = np.arange(int(0.16 * FS)) / FS
+        pieces.append(0.5 * np.sin(2 * math.pi * freq * t) * np.hanning(len(t)))
+    wave = np.concatenate(pieces) + 0.01 * np.array([rng.gauss(0, 1) for _ in range(len(pieces) * len(t))])
+    return wave.astype(np.float32)
+
+
+def write_tone_dataset(root: Path, num_utts: int, seed: int) -> Path:
+    """Write wav files plus wav.scp, text and speech_shape (ESPnet's layout) under ``root``."""
+    rng = random.Random(seed)
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    scp, text, shape = [], [], []
+    for i in range(num_utts):
+        uid = f"utt{i:03d}"
+        words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(2, 4))) for _ in range(2)]
+        wave = _tone_utterance("".join(words), rng)
+        path = root / "wav" / f"{uid}.wav"
+        soundfile.write(path, wave, FS)
+        scp.append(f"{uid} {path}\n")
+        text.append(f"{uid} {' '.join(words)}\n")
+        shape.append(f"{uid} {len(wave)}\n")
+    (root / "wav.scp").write_text("".join(scp))
+    (root / "text").write_text("".join(text))
+    (root / "speech_shape").write_text("".join(shape))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tone_data(tmp_path_factory) -> Path:
+    """A tiny train set (16 utterances) and a token list for character units."""
+    root = tmp_path_factory.mktemp("tone_data")
+    write_tone_dataset(root / "train", 16, seed=0)
+    tokens = ["<blank>", "<unk>", "<space>"] + list(ALPHABET) + ["<sos/eos>"]
+    (root / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    return root

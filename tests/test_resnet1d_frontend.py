@@ -1,0 +1,56 @@
+"""The raw-waveform ResNet-1D front end (frontend: resnet1d)."""
+import pytest
+import torch
+
+from espnet_lrsms.asr.resnet1d_frontend import SAMPLES_PER_FRAME, ResNet1DFrontend
+
+
+@pytest.fixture(scope="module")
+def frontend():
+    torch.manual_seed(0)
+    return ResNet1DFrontend().eval()
+
+
+def test_parameter_count_and_output_size(frontend):
+    assert sum(p.numel() for p in frontend.parameters()) == 3_848_576  # DESIGN.md: ~3.9 M
+    assert frontend.output_size() == 512
+
+
+def test_25_frames_per_second_and_lengths(frontend):
+    wave = torch.randn(2, 16000)
+    feats, lengths = frontend(wave, torch.tensor([16000, 9000]))
+    assert SAMPLES_PER_FRAME == 640
+    assert feats.shape == (2, 25, 512)
+    assert lengths.tolist() == [25, 14]  # 9000 // 640
+
+
+def test_padding_does_not_change_an_utterance(frontend):
+    torch.manual_seed(1)
+    short = torch.randn(1, 6400)
+    padded = torch.cat([short, torch.zeros(1, 3200)], dim=1)
+    batch = torch.cat([padded, torch.randn(1, 9600)])
+    with torch.no_grad():
+        alone, n_alone = frontend(short, torch.tensor([6400]))
+        batched, n_batched = frontend(batch, torch.tensor([6400, 9600]))
+    assert n_alone.item() == n_batched[0].item() == 10
+    # frames away from the utterance's end see no padding at all
+    torch.testing.assert_close(batched[0, :8], alone[0, :8], atol=1e-4, rtol=1e-4)
+
+
+def test_z_normalisation_makes_it_gain_and_offset_invariant(frontend):
+    torch.manual_seed(2)
+    wave = torch.randn(1, 12800)
+    lengths = torch.tensor([12800])
+    with torch.no_grad():
+        reference, _ = frontend(wave, lengths)
+        scaled, _ = frontend(7.5 * wave + 0.3, lengths)
+    torch.testing.assert_close(scaled, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_too_short_and_bad_options_are_errors(frontend):
+    with pytest.raises(ValueError, match="at least 640 samples"):
+        frontend(torch.randn(1, 600), torch.tensor([600]))
+    with pytest.raises(ValueError, match="frontend_conf.fs: resnet1d expects 16000 Hz audio, got 8000"):
+        ResNet1DFrontend(fs=8000)
+    with pytest.raises(ValueError, match="frontend_conf.activation: unknown activation 'gelu'"):
+        ResNet1DFrontend(activation="gelu")
