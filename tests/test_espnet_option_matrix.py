@@ -231,27 +231,47 @@ DEPTH = [
 
 @pytest.mark.parametrize("positionwise_layer_type", ["linear", "conv1d", "conv1d-linear"])
 @pytest.mark.parametrize("macaron_style", [False, True])
+def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style):
+    options = dict(positionwise_layer_type=positionwise_layer_type, macaron_style=macaron_style)
+    dense, lowrank_enc = build_encoders(LOWRANK, **options)
+    assert_encoder_factorization(lowrank_enc, positionwise_layer_type, macaron_style)
+    assert num_params(lowrank_enc) < num_params(dense)
+
+    _, [(y_d, _, len_d), (y_l, _, len_l)] = run_encoder_pair(dense, lowrank_enc, "conv2d", [], None, True)
+    assert y_l.shape == y_d.shape
+    assert torch.equal(len_l, len_d)
+    y_l.sum().backward()
+    for name, layer in factorized(lowrank_enc).items():
+        assert layer.u.grad is not None and layer.vt.grad is not None, name
+    for name, p in lowrank_enc.named_parameters():
+        if ".feed_forward" in name and (".w_1." in name or ".w_2." in name) and not name.endswith(("u", "vt")):
+            assert p.grad is not None, name  # dense conv1d FFN weights and all biases still train
+
+
+DEPTH = [
+    # (stochastic_depth_rate, layer_drop_rate): ESPnet's three stochastic-depth values, plus layer drop
+    (0.0, 0.0),
+    (0.1, 0.0),
+    ([0.1, 0.2], 0.0),
+    (0.0, 0.5),
+]
+
+
 @pytest.mark.parametrize("interctc_layer_idx, interctc_use_conditioning", INTERCTC)
 @pytest.mark.parametrize("stochastic_depth_rate, layer_drop_rate", DEPTH)
-def test_encoder_ffn_types_interctc_and_depth(
-    positionwise_layer_type,
-    macaron_style,
-    interctc_layer_idx,
-    interctc_use_conditioning,
-    stochastic_depth_rate,
-    layer_drop_rate,
+def test_encoder_interctc_and_depth(
+    interctc_layer_idx, interctc_use_conditioning, stochastic_depth_rate, layer_drop_rate
 ):
     options = dict(
-        positionwise_layer_type=positionwise_layer_type,
-        macaron_style=macaron_style,
+        macaron_style=True,
         interctc_layer_idx=interctc_layer_idx,
         interctc_use_conditioning=interctc_use_conditioning,
         stochastic_depth_rate=stochastic_depth_rate,
         layer_drop_rate=layer_drop_rate,
     )
     dense, lowrank_enc = build_encoders(LOWRANK, **options)
-    assert_encoder_factorization(lowrank_enc, positionwise_layer_type, macaron_style)
-    assert num_params(lowrank_enc) < num_params(dense)
+    assert_encoder_factorization(lowrank_enc, "linear", macaron_style=True)
+    assert lowrank_enc.interctc_layer_idx == interctc_layer_idx
     ctc = attach_conditioning([dense, lowrank_enc]) if interctc_use_conditioning else None
 
     _, [(y_d, inter_d, len_d), (y_l, inter_l, len_l)] = run_encoder_pair(
@@ -261,12 +281,14 @@ def test_encoder_ffn_types_interctc_and_depth(
     assert torch.equal(len_l, len_d)
     assert [i for i, _ in inter_l] == [i for i, _ in inter_d] == interctc_layer_idx
     for (_, h_l), (_, h_d) in zip(inter_l, inter_d):
-        assert h_l.shape == h_d.shape
+        assert h_l.shape == h_d.shape == y_l.shape
     loss = y_l.sum() + sum(h.sum() for _, h in inter_l)
     loss.backward()
     if layer_drop_rate == 0.0 and stochastic_depth_rate == 0.0:
         for name, layer in factorized(lowrank_enc).items():
             assert layer.u.grad is not None, name
+    if interctc_use_conditioning:
+        assert lowrank_enc.conditioning_layer.weight.grad is not None
 
     # in eval mode stochastic depth and layer drop are off: every block runs, deterministically
     _, [(e_d, _, _), (e_l, _, _)] = run_encoder_pair(dense, lowrank_enc, "conv2d", interctc_layer_idx, ctc, False)
@@ -471,7 +493,7 @@ def test_beam_search_and_batch_beam_search_with_ctc(normalize_before, dtype, max
             assert set(hyp.scores) == {"decoder", "ctc"}
             assert torch.isfinite(torch.as_tensor(hyp.score))
         if maxlenratio < 0:  # a fixed maximum of |maxlenratio| tokens
-            assert all(len(h.yseq) - 2 <= -maxlenratio for h in found)
+            assert all(sum(t != eos for t in h.yseq.tolist()) <= -maxlenratio for h in found)
     best, batch_best = hyps[0], batch_hyps[0]
     assert best.yseq.tolist() == batch_best.yseq.tolist()
     # BeamSearch's CTCPrefixScorer.score_partial computes in float32 numpy whatever the dtype
