@@ -54,6 +54,15 @@ INTERCTC = [([], False), ([1], False), ([1], True)]
 
 
 # ---------------------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models are tiny: intra-op threads only add overhead (and contend on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def encoder_kwargs(**options):
     kwargs = dict(
         output_size=ODIM,
@@ -231,10 +240,12 @@ DEPTH = [
 
 @pytest.mark.parametrize("positionwise_layer_type", ["linear", "conv1d", "conv1d-linear"])
 @pytest.mark.parametrize("macaron_style", [False, True])
-def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style):
+@pytest.mark.parametrize("init", ["svd", "kaiming"])
+def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style, init):
     options = dict(positionwise_layer_type=positionwise_layer_type, macaron_style=macaron_style)
-    dense, lowrank_enc = build_encoders(LOWRANK, **options)
+    dense, lowrank_enc = build_encoders({**LOWRANK, "init": init}, **options)
     assert_encoder_factorization(lowrank_enc, positionwise_layer_type, macaron_style)
+    assert {layer.init_scheme for layer in factorized(lowrank_enc).values()} == {init}
     assert num_params(lowrank_enc) < num_params(dense)
 
     _, [(y_d, _, len_d), (y_l, _, len_l)] = run_encoder_pair(dense, lowrank_enc, "conv2d", [], None, True)
@@ -452,16 +463,10 @@ def make_beam_searches(decoder, ctc, dtype, ctc_weight):
     return searches
 
 
-@pytest.mark.parametrize(
-    "normalize_before, dtype, maxlenratio",
-    [
-        # ESPnet's maxlenratio values: end detection, a ratio of the input length, a fixed length
-        (True, torch.float32, 0.0),
-        (False, torch.float64, 0.0),
-        (True, torch.float64, 1.0),
-        (False, torch.float32, -2.0),
-    ],
-)
+@pytest.mark.parametrize("normalize_before", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+# maxlenratio as in ESPnet's test: 0 = end detection, > 0 = ratio of the input length, < 0 = fixed length
+@pytest.mark.parametrize("maxlenratio", [0.0, 1.0, -2.0])
 def test_beam_search_and_batch_beam_search_with_ctc(normalize_before, dtype, maxlenratio):
     assert len(TOKENS) == VOCAB
     torch.manual_seed(0)

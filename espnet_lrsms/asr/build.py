@@ -9,8 +9,8 @@ from espnet_lrsms.lowrank import FactorizedLinear
 
 
 def dummy_token_list(vocab_size: int) -> List[str]:
-    """``<blank>``, vocab_size − 2 placeholder tokens and ``<sos/eos>``: ESPnet's layout."""
-    return ["<blank>"] + [f"tok{i}" for i in range(vocab_size - 2)] + ["<sos/eos>"]
+    """``<blank>``, ``<unk>``, vocab_size − 3 placeholder tokens and ``<sos/eos>``: ESPnet's layout."""
+    return ["<blank>", "<unk>"] + [f"tok{i}" for i in range(vocab_size - 3)] + ["<sos/eos>"]
 
 
 def build_asr_model(
