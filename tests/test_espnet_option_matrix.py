@@ -255,7 +255,7 @@ def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style, init
     for name, layer in factorized(lowrank_enc).items():
         assert layer.u.grad is not None and layer.vt.grad is not None, name
     for name, p in lowrank_enc.named_parameters():
-        if ".feed_forward" in name and (".w_1." in name or ".w_2." in name) and not name.endswith(("u", "vt")):
+        if ".feed_forward" in name and (".w_1." in name or ".w_2." in name) and not name.endswith((".u", ".vt")):
             assert p.grad is not None, name  # dense conv1d FFN weights and all biases still train
 
 
@@ -503,3 +503,14 @@ def test_beam_search_and_batch_beam_search_with_ctc(normalize_before, dtype, max
     assert best.yseq.tolist() == batch_best.yseq.tolist()
     # BeamSearch's CTCPrefixScorer.score_partial computes in float32 numpy whatever the dtype
     assert abs(float(best.score) - float(batch_best.score)) < 1e-4
+
+
+def test_positional_arguments_reach_espnets_constructor_as_in_espnet():
+    from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
+    from espnet_lrsms.asr.lowrank_transformer_decoder import LowRankTransformerDecoder
+
+    encoder = LowRankConformerEncoder(20, 16, lowrank={"mhsa": 0.5})
+    decoder = LowRankTransformerDecoder(10, 16, 4, lowrank={"ffn": 0.5})
+    assert encoder.output_size() == 16
+    assert decoder.decoders[0].self_attn.h == 4
+    assert decoder.decoders[0].feed_forward.w_1.rank == 8

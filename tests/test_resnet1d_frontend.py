@@ -54,3 +54,11 @@ def test_too_short_and_bad_options_are_errors(frontend):
         ResNet1DFrontend(fs=8000)
     with pytest.raises(ValueError, match="frontend_conf.activation: unknown activation 'gelu'"):
         ResNet1DFrontend(activation="gelu")
+    with pytest.raises(ValueError, match=r"frontend_conf.channels: expected 4 positive widths, got \[8, 16\]"):
+        ResNet1DFrontend(channels=[8, 16])
+
+
+def test_narrow_channels_for_demos():
+    narrow = ResNet1DFrontend(channels=[16, 16, 32, 64]).eval()
+    feats, lengths = narrow(torch.randn(1, 6400), torch.tensor([6400]))
+    assert narrow.output_size() == 64 and feats.shape == (1, 10, 64) and lengths.tolist() == [10]

@@ -17,7 +17,7 @@ class LowRankConformerEncoder(ConformerEncoder):
       ``self_attn.linear_pos``;
     * ``ffn``: ``w_1`` and ``w_2`` of ``feed_forward`` and, with ``macaron_style``,
       ``feed_forward_macaron`` (with ``positionwise_layer_type: conv1d`` these are convolutions
-      and stay dense).
+      and stay dense; with ``conv1d-linear`` only the linear ``w_2`` is factorized).
 
     The input layer, the convolution module, the interCTC conditioning layer and the layer norms
     stay dense. Shapes are those of ``ConformerEncoder``: (B, T, input_size) → (B, T', output_size).
@@ -26,8 +26,8 @@ class LowRankConformerEncoder(ConformerEncoder):
     MODULE_TYPES = {"mhsa": ("self_attn",), "ffn": ("feed_forward", "feed_forward_macaron")}
 
     @typechecked
-    def __init__(self, input_size: int, lowrank: Optional[Dict[str, Any]] = None, **conformer_kwargs):
-        super().__init__(input_size, **conformer_kwargs)
+    def __init__(self, input_size: int, *args, lowrank: Optional[Dict[str, Any]] = None, **conformer_kwargs):
+        super().__init__(input_size, *args, **conformer_kwargs)
         self.lowrank_plans = factorize_block_stack(
             self, "encoders", lowrank, self.MODULE_TYPES, "encoder_conf.lowrank"
         )

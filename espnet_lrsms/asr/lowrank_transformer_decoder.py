@@ -27,10 +27,11 @@ class LowRankTransformerDecoder(TransformerDecoder):
         self,
         vocab_size: int,
         encoder_output_size: int,
+        *args,
         lowrank: Optional[Dict[str, Any]] = None,
         **transformer_kwargs,
     ):
-        super().__init__(vocab_size, encoder_output_size, **transformer_kwargs)
+        super().__init__(vocab_size, encoder_output_size, *args, **transformer_kwargs)
         self.lowrank_plans = factorize_block_stack(
             self, "decoders", lowrank, self.MODULE_TYPES, "decoder_conf.lowrank"
         )

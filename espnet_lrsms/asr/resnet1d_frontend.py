@@ -3,7 +3,7 @@
 16 kHz waveform → per-utterance z-normalisation → 1-D ResNet-18 → 512-d features at 25 frames/s
 (one frame per 640 samples).
 """
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
@@ -61,25 +61,36 @@ class ResNet1DFrontend(AbsFrontend):
         fs: sampling rate the front end expects (only 16000 keeps 25 frames/s).
         activation: ``swish`` (Auto-AVSR's audio default), ``relu`` or ``prelu``.
         normalize: z-normalise each utterance (mean 0, variance 1 over its valid samples).
+        channels: widths of the four stages (the stem has the first); the output size is the last.
+            The paper's is (64, 128, 256, 512); narrower ones make CPU demos fast.
 
     Shapes:
-        input (B, L) waveform with lengths (B,) → features (B, L_max // 640, 512), lengths (B,).
+        input (B, L) waveform with lengths (B,) → features (B, L_max // 640, channels[-1]), lengths (B,).
     """
 
     @typechecked
-    def __init__(self, fs: int = 16000, activation: str = "swish", normalize: bool = True):
+    def __init__(
+        self,
+        fs: int = 16000,
+        activation: str = "swish",
+        normalize: bool = True,
+        channels: Sequence[int] = (64, 128, 256, 512),
+    ):
         super().__init__()
         if fs != 16000:
             raise ValueError(f"frontend_conf.fs: resnet1d expects 16000 Hz audio, got {fs}")
+        if len(channels) != 4 or min(channels) < 1:
+            raise ValueError(f"frontend_conf.channels: expected 4 positive widths, got {list(channels)}")
         self.normalize = normalize
+        self._output_size = channels[-1]
         self.stem = nn.Sequential(
-            nn.Conv1d(1, 64, kernel_size=80, stride=4, padding=38, bias=False),
-            nn.BatchNorm1d(64),
-            _activation(activation, 64),
+            nn.Conv1d(1, channels[0], kernel_size=80, stride=4, padding=38, bias=False),
+            nn.BatchNorm1d(channels[0]),
+            _activation(activation, channels[0]),
         )
         stages = []
-        in_channels = 64
-        for out_channels, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        in_channels = channels[0]
+        for out_channels, stride in zip(channels, (1, 2, 2, 2)):
             stages += [
                 BasicBlock1D(in_channels, out_channels, stride, activation),
                 BasicBlock1D(out_channels, out_channels, 1, activation),
@@ -89,7 +100,7 @@ class ResNet1DFrontend(AbsFrontend):
         self.pool = nn.AvgPool1d(kernel_size=20, stride=20)
 
     def output_size(self) -> int:
-        return 512
+        return self._output_size
 
     def forward(
         self, input: torch.Tensor, input_lengths: torch.Tensor
