@@ -84,3 +84,12 @@ def test_gradients_reach_both_factors():
     layer(torch.randn(5, 32)).pow(2).sum().backward()
     assert layer.u.grad.abs().sum() > 0 and layer.vt.grad.abs().sum() > 0
     assert math.isfinite(layer.bias.grad.sum().item())
+
+
+def test_from_linear_draws_no_random_numbers():
+    dense = nn.Linear(64, 32)
+    torch.manual_seed(5)
+    FactorizedLinear.from_linear(dense, rank=8, init="svd")
+    after_factorizing = torch.rand(3)
+    torch.manual_seed(5)
+    torch.testing.assert_close(after_factorizing, torch.rand(3))

@@ -119,7 +119,10 @@ class FactorizedLinear(nn.Module):
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; choose one of {INIT_SCHEMES}")
         weight = linear.weight
-        layer = cls(
+        # skip_init: no throw-away random draw, so the global RNG stream (and with it the init of
+        # every later layer) is the one the dense model would have seen
+        layer = nn.utils.skip_init(
+            cls,
             linear.in_features,
             linear.out_features,
             rank,
@@ -167,10 +170,14 @@ class FactorizedLinear(nn.Module):
 def truncated_svd_factors(weight: torch.Tensor, rank: int):
     """``(U √Σ_r, √Σ_r Vᵀ)`` of the top-``rank`` singular triplets of ``weight`` (m × n).
 
-    Computed in float64 and cast back to ``weight``'s dtype.
+    Computed in float64 (on a tall matrix: LAPACK is several times slower on wide ones) and cast
+    back to ``weight``'s dtype.
     """
     w = weight.detach().to(torch.float64)
-    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    wide = w.shape[0] < w.shape[1]
+    u, s, vh = torch.linalg.svd(w.T if wide else w, full_matrices=False)
+    if wide:  # W = (Wᵀ)ᵀ = (U S Vᴴ)ᵀ = V S Uᵀ
+        u, vh = vh.T, u.T
     root = s[:rank].sqrt()
     left = u[:, :rank] * root
     right = root[:, None] * vh[:rank]

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# LibriSpeech ASR with LR-SMS (paper: Table II, 115 M). Corpus root: LIBRISPEECH in db.sh or the
+# environment (the directory holding LibriSpeech/). Any asr.sh option can follow, e.g.
+#   ./run.sh --stage 4 --stop_stage 6 --ngpu 4 --asr_config conf/asr/train_asr_conformer_full_rank.yaml
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./db.sh
+
+train_set=train_960
+valid_set=dev
+test_sets="test_clean test_other dev_clean dev_other"
+
+./asr.sh \
+    --corpus librispeech \
+    --corpus_root "${LIBRISPEECH}" \
+    --lang en \
+    --nbpe 5000 \
+    --bpemode unigram \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --asr_config conf/asr/train_asr_conformer_lrsms.yaml \
+    --inference_config conf/decode_asr.yaml \
+    "$@"

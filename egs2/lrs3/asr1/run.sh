@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Audio-only ASR on LRS3 with LR-SMS (paper: Table II, 115 M). Corpus root: LRS3 in db.sh or the
+# environment (the directory holding pretrain/, trainval/, test/). Audio is decoded from the mp4
+# files with PyAV in stage 1. Any asr.sh option can follow.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./db.sh
+
+train_set=train     # pretrain + trainval, less the held-out val clips
+valid_set=val
+test_sets="test"
+
+./asr.sh \
+    --corpus lrs3 \
+    --corpus_root "${LRS3}" \
+    --lang en \
+    --nbpe 5000 \
+    --bpemode unigram \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --asr_config conf/asr/train_asr_conformer_lrsms.yaml \
+    --inference_config conf/decode_asr.yaml \
+    "$@"

@@ -1,0 +1,45 @@
+"""RESULTS.md for an experiment directory, from the ``Sum/Avg`` rows of its ``result.txt`` files."""
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+SUM_AVG = re.compile(r"^\|\s*Sum/Avg\s*\|\s*(\d+)\s+(\d+)\s*\|\s*([-\d.\s]+)\|")
+
+
+def read_sum_avg(result_txt: Path) -> Optional[Tuple[int, int, List[float]]]:
+    """(sentences, words, [Corr, Sub, Del, Ins, Err, S.Err]) of a sclite ``result.txt``."""
+    for line in result_txt.read_text(encoding="utf-8").splitlines():
+        match = SUM_AVG.match(line)
+        if match:
+            return int(match.group(1)), int(match.group(2)), [float(v) for v in match.group(3).split()]
+    return None
+
+
+def results_markdown(asr_exp: Path) -> str:
+    lines = [f"# RESULTS\n\n## {asr_exp}\n"]
+    for metric in ("wer", "cer"):
+        rows = []
+        for result in sorted(asr_exp.glob(f"decode_*/*/score_{metric}/result.txt")):
+            parsed = read_sum_avg(result)
+            if parsed is None:
+                continue
+            snt, wrd, values = parsed
+            dataset = f"{result.parent.parent.parent.name}/{result.parent.parent.name}"
+            rows.append(f"|{dataset}|{snt}|{wrd}|" + "|".join(f"{v:.1f}" for v in values) + "|")
+        if rows:
+            lines += [
+                f"### {metric.upper()}\n",
+                "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|",
+                "|---|---|---|---|---|---|---|---|---|",
+                *rows,
+                "",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(asr_exp: Path) -> Path:
+    out = asr_exp / "RESULTS.md"
+    tmp = asr_exp / "RESULTS.md.tmp"
+    tmp.write_text(results_markdown(asr_exp), encoding="utf-8")
+    tmp.replace(out)
+    return out
