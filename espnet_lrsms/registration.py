@@ -22,8 +22,16 @@ def _add(choices: ClassChoices, name: str, cls: type) -> None:
 
 
 def register() -> None:
-    """Make ``lowrank_conformer``, ``lowrank_transformer`` and ``resnet1d`` known to ESPnet's ASR task."""
-    from espnet2.tasks import asr
+    """Make this package's classes known to ESPnet's ASR task.
+
+    encoder ``lowrank_conformer``, decoder ``lowrank_transformer``, frontend ``resnet1d``, specaug
+    ``adaptive_time_mask`` and scheduler ``warmup_constant_sqrt_cooldown`` (ESPnet keeps schedulers
+    in the plain dict ``espnet2.tasks.abs_task.scheduler_classes``).
+    """
+    from espnet2.tasks import abs_task, asr
+
+    from espnet_lrsms.train.scheduler import WarmupConstantSqrtCooldownLR
+    from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
     from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
     from espnet_lrsms.asr.lowrank_transformer_decoder import LowRankTransformerDecoder
@@ -32,3 +40,7 @@ def register() -> None:
     _add(asr.encoder_choices, "lowrank_conformer", LowRankConformerEncoder)
     _add(asr.decoder_choices, "lowrank_transformer", LowRankTransformerDecoder)
     _add(asr.frontend_choices, "resnet1d", ResNet1DFrontend)
+    _add(asr.specaug_choices, "adaptive_time_mask", AdaptiveTimeMask)
+    present = abs_task.scheduler_classes.setdefault("warmup_constant_sqrt_cooldown", WarmupConstantSqrtCooldownLR)
+    if present is not WarmupConstantSqrtCooldownLR:
+        raise RuntimeError("ESPnet already has a scheduler called 'warmup_constant_sqrt_cooldown'")

@@ -32,6 +32,9 @@ def train_command(data, out, *extra):
         "--train_shape_file", f"{train}/speech_shape",
         "--valid_shape_file", f"{train}/speech_shape",
         "--use_tensorboard", "false",
+        "--batch_type", "unsorted",
+        "--batch_size", "4",
+        "--scheduler_conf", "warmup_steps=2",
         *extra,
     ]
 

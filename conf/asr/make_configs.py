@@ -19,6 +19,9 @@ FRONTEND = """\
 frontend: resnet1d          # raw 16 kHz waveform -> z-norm -> ResNet-18 1-D -> 512-d at 25 frames/s
 frontend_conf:
     activation: swish
+    time_mask:              # adaptive time masking of the waveform: one mask of < 0.4 s per second
+        window: 6400
+        stride: 16000
 normalize: null             # the front end z-normalises each utterance itself
 """
 
@@ -66,7 +69,26 @@ optim_conf:
     lr: 0.0006
     betas: [0.9, 0.98]
     weight_decay: 0.03
+# 5 warm-up epochs, constant, square-root cool-down over the last 15 of 75 epochs. steps_per_epoch
+# is LibriSpeech 960 h at 32 GPUs x 2400 frames per batch: set your own optimiser steps per epoch
+# (the first epoch's log shows them).
+scheduler: warmup_constant_sqrt_cooldown
+scheduler_conf:
+    steps_per_epoch: 1125
+    warmup_epochs: 5
+    cooldown_epochs: 15
+    total_epochs: 75
 max_epoch: 75
+# At most 2400 frames (96 s of 16 kHz audio = 1,536,000 samples) per GPU. ESPnet's batch_bins counts
+# all GPUs together: multiply by the number of GPUs (the paper used 32 for ASR).
+batch_type: length
+batch_bins: 1536000
+grad_clip: 5.0
+best_model_criterion:
+-   - valid
+    - acc
+    - max
+keep_nbest_models: 10
 """
 
 # file stem -> (table, row, paper params in M, mhsa spec, ffn spec); a spec of None = dense

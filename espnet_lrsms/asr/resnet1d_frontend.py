@@ -3,12 +3,14 @@
 16 kHz waveform → per-utterance z-normalisation → 1-D ResNet-18 → 512-d features at 25 frames/s
 (one frame per 640 samples).
 """
-from typing import Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 from typeguard import typechecked
+
+from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
 SAMPLES_PER_FRAME = 640  # stem stride 4 × three stride-2 stages × average pool of 20
 
@@ -63,6 +65,9 @@ class ResNet1DFrontend(AbsFrontend):
         normalize: z-normalise each utterance (mean 0, variance 1 over its valid samples).
         channels: widths of the four stages (the stem has the first); the output size is the last.
             The paper's is (64, 128, 256, 512); narrower ones make CPU demos fast.
+        time_mask: ``{window, stride}`` of an :class:`AdaptiveTimeMask` applied to the raw waveform
+            in training (paper: ``{window: 6400, stride: 16000}``, one mask of up to 0.4 s per
+            second); None: no masking.
 
     Shapes:
         input (B, L) waveform with lengths (B,) → features (B, L_max // 640, channels[-1]), lengths (B,).
@@ -75,6 +80,7 @@ class ResNet1DFrontend(AbsFrontend):
         activation: str = "swish",
         normalize: bool = True,
         channels: Sequence[int] = (64, 128, 256, 512),
+        time_mask: Optional[Dict[str, int]] = None,
     ):
         super().__init__()
         if fs != 16000:
@@ -82,6 +88,7 @@ class ResNet1DFrontend(AbsFrontend):
         if len(channels) != 4 or min(channels) < 1:
             raise ValueError(f"frontend_conf.channels: expected 4 positive widths, got {list(channels)}")
         self.normalize = normalize
+        self.time_mask = AdaptiveTimeMask(**time_mask) if time_mask else None
         self._output_size = channels[-1]
         self.stem = nn.Sequential(
             nn.Conv1d(1, channels[0], kernel_size=80, stride=4, padding=38, bias=False),
@@ -116,6 +123,8 @@ class ResNet1DFrontend(AbsFrontend):
         x = input[:, : num_frames * SAMPLES_PER_FRAME]
         lengths = torch.clamp(input_lengths, max=x.size(1))
         mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
+        if self.time_mask is not None and self.training:
+            x, _ = self.time_mask(x, lengths)
         if self.normalize:
             x = _z_normalize(x, mask, lengths)
         x = x.masked_fill(~mask, 0.0)

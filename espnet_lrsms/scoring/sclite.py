@@ -95,34 +95,36 @@ def score_texts(ref: Dict[str, str], hyp: Dict[str, str], utt2spk: Dict[str, str
     return score
 
 
-def _row(label: str, snt, wrd, values) -> str:
-    return f"| {label:<7}|{snt:>6}{wrd:>8} |" + "".join(f"{v:>7.1f}" for v in values) + " |"
+def _row(label: str, snt: str, wrd: str, values) -> str:
+    """One line of sclite's table: label (8 wide), counts, then the six percentages."""
+    first, *rest = values
+    return f"|{label}|{snt:>5}{wrd:>7} |{first:>5.1f}" + "".join(f"{v:>7.1f}" for v in rest) + " |"
 
 
 def format_result(score: Score, name: str) -> str:
-    width = 67
+    """sclite's ``-o sum`` table (the layout ``sclite -i rm -o all`` starts its result.txt with)."""
+    width = 64
+    rule = "|--------+-------------+-----------------------------------------|"
     rows = [
         "SYSTEM SUMMARY PERCENTAGES by SPEAKER".center(width + 2),
         "",
         "," + "-" * width + ".",
         "|" + name.center(width) + "|",
         "|" + "-" * width + "|",
-        f"| {'SPKR':<7}|{'# Snt':>6}{'# Wrd':>8} |" + "".join(f"{h:>7}" for h in ("Corr", "Sub", "Del", "Ins", "Err", "S.Err")) + " |",
-        "|" + "-" * width + "|",
+        "| SPKR   | # Snt # Wrd | Corr    Sub    Del    Ins    Err  S.Err |",
     ]
     for speaker, counts in sorted(score.by_speaker.items()):
-        rows.append(_row(speaker[:7], counts.sentences, counts.words, counts.percentages()))
+        rows.append(rule)
+        rows.append(_row(f" {speaker[:7]:<7}", str(counts.sentences), str(counts.words), counts.percentages()))
     rows.append("|" + "=" * width + "|")
     total = score.total
-    rows.append(_row("Sum/Avg", total.sentences, total.words, total.percentages()))
+    rows.append(_row(" Sum/Avg", str(total.sentences), str(total.words), total.percentages()))
     rows.append("|" + "=" * width + "|")
     per = [c.percentages() for c in score.by_speaker.values()]
     snts = [c.sentences for c in score.by_speaker.values()]
     wrds = [c.words for c in score.by_speaker.values()]
     for label, fn in (("Mean", statistics.mean), ("S.D.", _sd), ("Median", statistics.median)):
-        rows.append(
-            f"| {label:<7}|{fn(snts):>6.1f}{fn(wrds):>8.1f} |" + "".join(f"{fn(col):>7.1f}" for col in zip(*per)) + " |"
-        )
+        rows.append(_row(f"{label:^8}", f"{fn(snts):.1f}", f"{fn(wrds):.1f}", [fn(col) for col in zip(*per)]))
     rows.append("`" + "-" * width + "'")
     return "\n".join(rows) + "\n"
 
@@ -148,6 +150,6 @@ def score_dir(ref_text: Path, hyp_text: Path, utt2spk_file: Path, out_dir: Path,
     write_trn({k: hyp.get(k, "") for k in ref}, utt2spk, out_dir / "hyp.trn", unit)
     score = score_texts(ref, hyp, utt2spk, unit)
     tmp = out_dir / "result.txt.tmp"
-    tmp.write_text(format_result(score, str(out_dir / "hyp.trn")), encoding="utf-8")
+    tmp.write_text(format_result(score, "hyp.trn"), encoding="utf-8")
     tmp.replace(out_dir / "result.txt")
     return score.total
