@@ -8,7 +8,8 @@
 #   3. shapes ("stats")   speech_shape / text_shape.bpe for ESPnet's batch samplers
 #   4. training           espnet2.bin.launch -> espnet_lrsms.bin.asr_train (resumes with --resume true)
 #   5. decoding           espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept
-#   6. scoring            score_{wer,cer}/{ref.trn,hyp.trn,result.txt} + <asr_exp>/RESULTS.md
+#   6. scoring            <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
+#                         + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
 #   7. packing            espnet2.bin.pack -> <asr_exp>/<model>.zip
 #
 # Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
 # shellcheck source=/dev/null
 . "${here}/path.sh"
 
@@ -157,7 +158,7 @@ decode_opts=()
 if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
     _ngpu=0; [[ "$gpu_inference" == true ]] && _ngpu=1
     for dset in ${test_sets}; do
-        _dir="${asr_exp}/decode_${inference_tag}/${dset}"
+        _dir="${asr_exp}/${inference_tag}/${dset}"
         _logdir="${_dir}/logdir"
         log "Stage 5: decoding ${dset} with ${asr_exp}/${inference_asr_model} -> ${_dir}"
         rm -rf "${_dir}.tmp" && mkdir -p "${_dir}.tmp/logdir"
@@ -192,7 +193,7 @@ fi
 
 if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
     for dset in ${test_sets}; do
-        _dir="${asr_exp}/decode_${inference_tag}/${dset}"
+        _dir="${asr_exp}/${inference_tag}/${dset}"
         log "Stage 6: scoring ${_dir}"
         ${python} -m espnet_lrsms.bin.score --data_dir "${datadir}/${dset}" --decode_dir "${_dir}" \
             --results_md "${asr_exp}"
@@ -202,14 +203,15 @@ fi
 
 if [[ $stage -le 7 && $stop_stage -ge 7 ]]; then
     _pack="${asr_exp}/${inference_asr_model%.pth}.zip"
+    _tmp_pack="${asr_exp}/.packing_${inference_asr_model%.pth}.zip"  # pack reads the format from the suffix
     log "Stage 7: packing ${asr_exp}/${inference_asr_model} -> ${_pack}"
     ${python} -m espnet2.bin.pack asr \
         --asr_train_config "${asr_exp}/config.yaml" \
         --asr_model_file "${asr_exp}/${inference_asr_model}" \
         --option "${bpemodel}" \
         --option "${asr_exp}/RESULTS.md" \
-        --outpath "${_pack}.tmp"
-    mv "${_pack}.tmp" "${_pack}"
+        --outpath "${_tmp_pack}"
+    mv "${_tmp_pack}" "${_pack}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
