@@ -85,3 +85,10 @@ def test_break_even_warning_names_the_layers_and_can_keep_them_dense(tmp_path, c
     names = factorized_layers(model)
     assert not any("encoder.encoders" in n and "self_attn" in n for n in names)
     assert any("encoder.encoders" in n and "feed_forward" in n for n in names)
+
+
+def test_count_params_lists_layers_with_rank_weights_and_macs(capsys):
+    count_params.main([str(CONF / "train_asr_conformer_lrsms.yaml"), "--layers"])
+    out = capsys.readouterr().out
+    assert "encoder.encoders.0.feed_forward.w_1" in out
+    assert "3072x768 rank  154:   591,360 weights and MACs/vector (dense 2,359,296)" in out

@@ -17,7 +17,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="training YAML files")
     parser.add_argument("--vocab_size", type=int, default=5000, help="token list size (paper: 5000)")
-    parser.add_argument("--layers", action="store_true", help="also list every factorized layer and its rank")
+    parser.add_argument(
+        "--layers", action="store_true", help="also list every factorized layer: rank, weights, MACs per input vector"
+    )
     return parser
 
 
@@ -39,7 +41,10 @@ def main(cmd=None) -> int:
         )
         if args.layers:
             for name, layer in factorized_layers(model).items():
-                print(f"    {name:<60} {layer.out_features}x{layer.in_features} rank {layer.rank}")
+                print(
+                    f"    {name:<60} {layer.out_features}x{layer.in_features} rank {layer.rank:>4}: "
+                    f"{layer.num_weights:>9,} weights and MACs/vector (dense {layer.dense_num_weights:,})"
+                )
     print("(parameters in millions)")
     return 0
 

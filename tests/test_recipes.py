@@ -1,0 +1,165 @@
+"""The recipes end to end on the bundled demo corpora, through run.sh as a user runs them."""
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO
+
+LIBRI_RECIPE = REPO / "egs2" / "librispeech" / "asr1"
+LRS3_RECIPE = REPO / "egs2" / "lrs3" / "asr1"
+DEMO_ARGS = [
+    "--ngpu", "0", "--nbpe", "30", "--nj", "2", "--inference_nj", "2",
+    "--asr_config", "conf/demo/train_asr_lrsms_tiny.yaml",
+    "--inference_config", "conf/demo/decode_asr_tiny.yaml",
+    "--inference_asr_model", "valid.acc.best.pth",
+]
+TAG = "train_asr_lrsms_tiny_raw_en_bpe30"
+DECODE = "decode_asr_tiny_asr_model_valid.acc.best"
+
+
+def run_recipe(recipe, env_name, corpus, work, *args):
+    env = dict(os.environ, **{env_name: str(corpus)})
+    result = subprocess.run(
+        ["./run.sh", *DEMO_ARGS, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *args],
+        cwd=recipe, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def wer_of(results_md, dataset):
+    match = re.search(rf"^\|{re.escape(DECODE)}/{dataset}\|(\d+)\|(\d+)\|[\d.]+\|[\d.]+\|[\d.]+\|[\d.]+\|([\d.]+)\|", results_md, re.M)
+    assert match, results_md
+    return float(match.group(3))
+
+
+@pytest.fixture(scope="module")
+def librispeech_demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("librispeech_demo")
+    stdout = run_recipe(
+        LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
+        "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean",
+    )
+    return work, stdout
+
+
+def test_demo_learns_the_training_speakers(librispeech_demo):
+    work, stdout = librispeech_demo
+    exp = work / "exp" / f"asr_{TAG}"
+    results = (exp / "RESULTS.md").read_text()
+    assert results in stdout  # stage 6 prints the table
+    seen, unseen = wer_of(results, "dev_clean"), wer_of(results, "test_clean")
+    print(f"demo WER: seen speakers {seen} %, unseen speakers {unseen} %")
+    assert seen < 40.0  # from 100 % (an untrained model) to well below
+    assert unseen < 90.0
+
+
+def test_demo_outputs_are_in_espnets_layout(librispeech_demo):
+    work, _ = librispeech_demo
+    exp = work / "exp" / f"asr_{TAG}"
+    for metric in ("wer", "cer"):
+        for name in ("ref.trn", "hyp.trn", "result.txt"):
+            assert (exp / DECODE / "test_clean" / f"score_{metric}" / name).is_file()
+    nbest = exp / DECODE / "test_clean" / "5best_recog"
+    assert len((nbest / "text").read_text().splitlines()) == 24  # n-best lists kept, every utterance
+    assert (exp / DECODE / "test_clean" / "1best_recog" / "score").is_file()
+    stats = work / "exp" / "asr_stats_raw_en_bpe30"
+    assert (stats / "train" / "speech_shape").is_file() and (stats / "valid" / "text_shape.bpe").is_file()
+    assert (exp / "40epoch.pth").is_file()
+
+
+def test_packed_model_loads_in_speech2text(librispeech_demo, tmp_path):
+    import soundfile
+    from espnet2.bin.asr_inference import Speech2Text
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    import espnet_lrsms  # noqa: F401  (what a user of the pack imports first: registers the classes)
+
+    work, _ = librispeech_demo
+    pack = work / "exp" / f"asr_{TAG}" / "valid.acc.best.zip"
+    files = unpack(pack, tmp_path)
+    s2t = Speech2Text(**{k: v for k, v in files.items() if k in ("asr_train_config", "asr_model_file")}, beam_size=4)
+    wav = (work / "data" / "dev_clean" / "wav.scp").read_text().split("\n")[0].split()[1]
+    text = s2t(soundfile.read(wav, dtype="float32")[0])[0][0]
+    assert isinstance(text, str)
+
+
+def test_rerunning_a_stage_is_safe(librispeech_demo):
+    work, _ = librispeech_demo
+    before = (work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text()
+    run_recipe(
+        LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
+        "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean",
+        "--stage", "6", "--stop_stage", "6",
+    )
+    assert (work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text() == before
+
+
+def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
+    run_recipe(
+        LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
+        "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
+        "--asr_args", "--max_epoch 2", "--stop_stage", "6",
+    )
+    result = tmp_path / "exp" / f"asr_{TAG}" / DECODE / "test" / "score_wer" / "result.txt"
+    assert "Sum/Avg" in result.read_text()
+    assert (tmp_path / "data" / "audio" / "train").is_dir()  # decoded from the mp4 files
+
+
+def test_missing_corpus_root_is_named(tmp_path):
+    env = dict(os.environ, LIBRISPEECH=str(tmp_path / "nowhere"))
+    result = subprocess.run(
+        ["./run.sh", *DEMO_ARGS, "--datadir", str(tmp_path / "data"), "--stop_stage", "1",
+         "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "test_clean"],
+        cwd=LIBRI_RECIPE, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert f"corpus root {tmp_path / 'nowhere'} does not exist" in result.stdout + result.stderr
+
+
+def test_interrupted_training_resumes_to_the_planned_epochs(tone_data, tmp_path):
+    from test_training import train_command
+
+    out = tmp_path / "exp"
+    cmd = train_command(tone_data, out, "--max_epoch", "3", "--resume", "true", "--batch_size", "2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (out / "1epoch.pth").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first epoch"
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the second epoch
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert state["reporter"]["epoch"] == 1  # killed mid-epoch 2: only epoch 1 is saved
+    first_epoch = (out / "1epoch.pth").stat().st_mtime_ns
+
+    result = subprocess.run(cmd, capture_output=True, text=True)  # the same command again
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert state["reporter"]["epoch"] == 3
+    assert sorted(state["reporter"]["stats"]) == [1, 2, 3]
+    assert (out / "1epoch.pth").stat().st_mtime_ns == first_epoch  # epoch 1 was not trained again
+    assert (out / "3epoch.pth").is_file()
+
+
+def test_ddp_workers_register_the_low_rank_classes():
+    """ESPnet spawns DDP workers with target=cls.main_worker; unpickling it alone must register."""
+    from espnet_lrsms.tasks.asr import LowRankASRTask
+
+    payload = pickle.dumps(LowRankASRTask.main_worker)
+    probe = (
+        "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); "
+        "from espnet2.tasks.asr import encoder_choices, decoder_choices, frontend_choices; "
+        "print('lowrank_conformer' in encoder_choices.classes, 'lowrank_transformer' in decoder_choices.classes, "
+        "'resnet1d' in frontend_choices.classes)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], input=payload, capture_output=True, check=True)
+    assert result.stdout.decode().strip().splitlines()[-1] == "True True True"
