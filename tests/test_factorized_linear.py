@@ -93,3 +93,14 @@ def test_from_linear_draws_no_random_numbers():
     after_factorizing = torch.rand(3)
     torch.manual_seed(5)
     torch.testing.assert_close(after_factorizing, torch.rand(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu_in_bfloat16_autocast():
+    layer = FactorizedLinear.from_linear(nn.Linear(256, 512), rank=64)
+    x = torch.randn(8, 100, 256)
+    expected = layer(x)
+    gpu = layer.cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = gpu(x.cuda()).float().cpu()
+    torch.testing.assert_close(got, expected, atol=0.05, rtol=0.05)
