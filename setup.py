@@ -17,6 +17,8 @@ setup(
         "sentencepiece",
         "kaldiio",
         "jiwer",
+        # LRS3: decoding the mp4 files' audio; its wheels bring FFmpeg's codecs (no system ffmpeg)
+        "av>=12",
     ],
     extras_require={"test": ["pytest"]},
 )
