@@ -177,6 +177,8 @@ def check_audio(utt: Utterance, audio_dir: Optional[Path]) -> Utterance:
             utt.audio = path
     except DataPrepError as err:
         utt.problem = str(err)
+    except ImportError:  # a missing package is the installation's fault, not this utterance's
+        raise
     except Exception as err:  # soundfile/PyAV errors: unreadable file
         utt.problem = f"unreadable audio ({utt.source}): {type(err).__name__}: {err}"
     return utt
