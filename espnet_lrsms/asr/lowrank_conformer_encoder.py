@@ -1,10 +1,16 @@
 """ESPnet's Conformer encoder with factorized MHSA and FFN linear layers (``encoder: lowrank_conformer``)."""
+import logging
 from typing import Any, Dict, Optional
 
 from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+from torch import nn
 from typeguard import typechecked
 
 from espnet_lrsms.asr.lowrank_blocks import factorize_block_stack, signature_with
+
+logger = logging.getLogger(__name__)
+
+CONV_NORMS = ("batch_norm", "group_norm")
 
 
 class LowRankConformerEncoder(ConformerEncoder):
@@ -21,15 +27,63 @@ class LowRankConformerEncoder(ConformerEncoder):
 
     The input layer, the convolution module, the interCTC conditioning layer and the layer norms
     stay dense. Shapes are those of ``ConformerEncoder``: (B, T, input_size) → (B, T', output_size).
+
+    ``conv_norm`` chooses the normalisation inside each block's convolution module (after the
+    depthwise convolution): ``batch_norm`` (ESPnet's ``BatchNorm1d``, the default) or ``group_norm``:
+    ``nn.GroupNorm(conv_norm_groups, output_size)`` on the same (batch, channels, time) tensor, which
+    normalises each utterance on its own (no batch statistics, no running averages; Zhou et al.,
+    ICASSP 2022, find that batch norm hinders "ambient" layers and group norm does not).
+    ``conv_norm_groups`` (default 32, the default of Wu & He's group norm paper, whose ablation found
+    it better than 1 group, a layer norm over channels and time, and than one group per channel, an
+    instance norm) must divide ``output_size``. The statistics of an utterance are taken over all
+    its frames, padded ones included (ESPnet's convolution module receives no mask), so a padded
+    utterance is normalised slightly differently from the same utterance alone.
     """
 
     MODULE_TYPES = {"mhsa": ("self_attn",), "ffn": ("feed_forward", "feed_forward_macaron")}
 
     @typechecked
-    def __init__(self, input_size: int, *args, lowrank: Optional[Dict[str, Any]] = None, **conformer_kwargs):
+    def __init__(
+        self,
+        input_size: int,
+        *args,
+        lowrank: Optional[Dict[str, Any]] = None,
+        conv_norm: str = "batch_norm",
+        conv_norm_groups: int = 32,
+        **conformer_kwargs,
+    ):
+        if conv_norm not in CONV_NORMS:
+            raise ValueError(f"encoder_conf.conv_norm: unknown {conv_norm!r}; choose one of {list(CONV_NORMS)}")
+        if isinstance(conv_norm_groups, bool) or conv_norm_groups < 1:
+            raise ValueError(f"encoder_conf.conv_norm_groups: expected a positive integer, got {conv_norm_groups!r}")
         super().__init__(input_size, *args, **conformer_kwargs)
         self.lowrank_plans = factorize_block_stack(
             self, "encoders", lowrank, self.MODULE_TYPES, "encoder_conf.lowrank"
         )
+        self.conv_norm = conv_norm
+        if conv_norm == "group_norm":
+            self._use_group_norm(conv_norm_groups)
 
-    __init__.__signature__ = signature_with(ConformerEncoder.__init__, {"lowrank": None})
+    __init__.__signature__ = signature_with(
+        ConformerEncoder.__init__, {"lowrank": None, "conv_norm": "batch_norm", "conv_norm_groups": 32}
+    )
+
+    def _use_group_norm(self, groups: int) -> None:
+        """Replace ``encoders[b].conv_module.norm`` (BatchNorm1d) by ``GroupNorm(groups, channels)``."""
+        channels = self.output_size()
+        if channels % groups != 0:
+            divisors = [d for d in range(1, channels + 1) if channels % d == 0 and d <= 64]
+            raise ValueError(
+                f"encoder_conf.conv_norm_groups: {groups} does not divide the convolution module's "
+                f"{channels} channels (output_size); choose one of {divisors}{' ...' if max(divisors) < channels else ''}"
+            )
+        replaced = 0
+        for block in self.encoders:
+            conv = getattr(block, "conv_module", None)
+            if conv is None:
+                continue
+            old = conv.norm
+            conv.norm = nn.GroupNorm(groups, channels, eps=old.eps, device=old.weight.device, dtype=old.weight.dtype)
+            replaced += 1
+        if replaced == 0:
+            logger.warning("encoder_conf.conv_norm: group_norm has no effect with use_cnn_module: false")
