@@ -22,7 +22,6 @@ Plots (matplotlib, Agg): Fig. 1 style — mean rank fraction per module type ove
 panel per sub-model with blocks (shaded: min–max over the matrices); Fig. 3 style — mean rank fraction
 per module type over depth b/B, one panel per sub-model, for one checkpoint.
 """
-import csv
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import torch
 
 from espnet_lrsms.analysis.weights import (
+    write_rows_csv,
     MODULE_TYPES,
     block_counts,
     epoch_checkpoints,
@@ -166,15 +166,8 @@ def analyse_checkpoints(
 
 
 def write_csv(rows: List[dict], path: Union[str, Path]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(CSV_FIELDS))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return path
+    """The rows as CSV (columns ``CSV_FIELDS``), written to a temporary name then renamed."""
+    return write_rows_csv(rows, CSV_FIELDS, path)
 
 
 # ------------------------------------------------------------------------------------------- plots

@@ -15,7 +15,6 @@ candidates for "ambient" layers, those that change most for "critical" ones.
 W(0) is ``<exp_dir>/0epoch.pth``, which training through ``espnet_lrsms.bin.asr_train`` writes before
 the first update (:class:`espnet_lrsms.tasks.asr.InitialStateTrainer`).
 """
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +22,13 @@ from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 
-from espnet_lrsms.analysis.weights import epoch_checkpoints, epoch_of, iter_weight_matrices, load_state_dict
+from espnet_lrsms.analysis.weights import (
+    epoch_checkpoints,
+    epoch_of,
+    iter_weight_matrices,
+    load_state_dict,
+    write_rows_csv,
+)
 
 INITIAL_CHECKPOINT = "0epoch.pth"
 CSV_FIELDS = ("submodel", "module", "module_type", "block", "num_blocks", "change", "relative_change", "signature")
@@ -106,15 +111,8 @@ def numerical_signatures(
 
 
 def write_csv(rows: List[dict], path: Union[str, Path]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(CSV_FIELDS))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return path
+    """The rows as CSV (columns ``CSV_FIELDS``), written to a temporary name then renamed."""
+    return write_rows_csv(rows, CSV_FIELDS, path)
 
 
 def plot_heatmap(rows: List[dict], path: Union[str, Path], title: str = "") -> Path:

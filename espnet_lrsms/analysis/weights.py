@@ -15,6 +15,7 @@ in the checkpoint), and module type: ``mhsa`` (below ``self_attn`` / ``src_attn`
 ``feed_forward*``, i.e. ``w_1``/``w_2``), ``conv`` (below ``conv_module``: pointwise and depthwise
 convolutions) and ``other``.
 """
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +144,16 @@ def epoch_checkpoints(exp_dir: Union[str, Path]) -> List[Path]:
         raise FileNotFoundError(f"no such experiment directory: {exp_dir}")
     found = [(int(m["epoch"]), p) for p in exp_dir.iterdir() if (m := _EPOCH.match(p.name)) and p.is_file()]
     return [p for _, p in sorted(found)]
+
+
+def write_rows_csv(rows: List[dict], fields, path: Union[str, Path]) -> Path:
+    """Rows (dicts) as CSV with the columns ``fields``, written to a temporary name then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
