@@ -30,13 +30,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import torch
 
 from espnet_lrsms.analysis.weights import (
-    write_rows_csv,
     MODULE_TYPES,
     block_counts,
     epoch_checkpoints,
     epoch_of,
     iter_weight_matrices,
     load_state_dict,
+    write_rows_csv,
 )
 
 logger = logging.getLogger(__name__)
