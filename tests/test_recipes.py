@@ -10,44 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO
-
-LIBRI_RECIPE = REPO / "egs2" / "librispeech" / "asr1"
-LRS3_RECIPE = REPO / "egs2" / "lrs3" / "asr1"
-DEMO_ARGS = [
-    "--ngpu", "0", "--nbpe", "30", "--nj", "2", "--inference_nj", "2",
-    "--asr_config", "conf/demo/train_asr_lrsms_tiny.yaml",
-    "--inference_config", "conf/demo/decode_asr_tiny.yaml",
-    "--inference_asr_model", "valid.acc.best.pth",
-]
-TAG = "train_asr_lrsms_tiny_raw_en_bpe30"
-DECODE = "decode_asr_tiny_asr_model_valid.acc.best"
-
-
-def run_recipe(recipe, env_name, corpus, work, *args):
-    env = dict(os.environ, **{env_name: str(corpus)})
-    result = subprocess.run(
-        ["./run.sh", *DEMO_ARGS, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *args],
-        cwd=recipe, env=env, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
-def wer_of(results_md, dataset):
-    match = re.search(rf"^\|{re.escape(DECODE)}/{dataset}\|(\d+)\|(\d+)\|[\d.]+\|[\d.]+\|[\d.]+\|[\d.]+\|([\d.]+)\|", results_md, re.M)
-    assert match, results_md
-    return float(match.group(3))
-
-
-@pytest.fixture(scope="module")
-def librispeech_demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("librispeech_demo")
-    stdout = run_recipe(
-        LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
-        "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean",
-    )
-    return work, stdout
+from conftest import DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, run_recipe, wer_of
 
 
 def test_demo_learns_the_training_speakers(librispeech_demo):
