@@ -6,6 +6,7 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from torch import nn
 from typeguard import typechecked
 
+from espnet_lrsms.asr.ffn_unit_dropout import apply_ffn_unit_dropout
 from espnet_lrsms.asr.lowrank_blocks import factorize_block_stack, signature_with
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class LowRankConformerEncoder(ConformerEncoder):
     instance norm) must divide ``output_size``. The statistics of an utterance are taken over all
     its frames, padded ones included (ESPnet's convolution module receives no mask), so a padded
     utterance is normalised slightly differently from the same utterance alone.
+
+    ``ffn_unit_dropout`` (``{blocks: [...] or "all", rate: r}``) trains, at each step, a sub-model
+    without a random fraction r of the FFN hidden units of the given blocks (federated-dropout style,
+    aimed at the ambient blocks found by ``espnet_lrsms.bin.layer_reset``); see
+    :mod:`espnet_lrsms.asr.ffn_unit_dropout`. It adds no parameters and does nothing at inference.
     """
 
     MODULE_TYPES = {"mhsa": ("self_attn",), "ffn": ("feed_forward", "feed_forward_macaron")}
@@ -50,6 +56,7 @@ class LowRankConformerEncoder(ConformerEncoder):
         lowrank: Optional[Dict[str, Any]] = None,
         conv_norm: str = "batch_norm",
         conv_norm_groups: int = 32,
+        ffn_unit_dropout: Optional[Dict[str, Any]] = None,
         **conformer_kwargs,
     ):
         if conv_norm not in CONV_NORMS:
@@ -63,9 +70,11 @@ class LowRankConformerEncoder(ConformerEncoder):
         self.conv_norm = conv_norm
         if conv_norm == "group_norm":
             self._use_group_norm(conv_norm_groups)
+        self.ffn_unit_dropout_plan = apply_ffn_unit_dropout(self, ffn_unit_dropout)
 
     __init__.__signature__ = signature_with(
-        ConformerEncoder.__init__, {"lowrank": None, "conv_norm": "batch_norm", "conv_norm_groups": 32}
+        ConformerEncoder.__init__,
+        {"lowrank": None, "conv_norm": "batch_norm", "conv_norm_groups": 32, "ffn_unit_dropout": None},
     )
 
     def _use_group_norm(self, groups: int) -> None:
