@@ -1,0 +1,81 @@
+"""One epoch of real ESPnet training through avsr_train on generated wav + video npy, then avsr_inference."""
+import pytest
+import torch
+
+from espnet_lrsms.bin import avsr_inference, avsr_train
+from espnet_lrsms.lowrank import FactorizedLinear
+
+from avsr_test_data import tiny_config, write_av_dataset
+
+TEXTS = ["ab cd", "ba dc", "ca bd", "dd ab"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("avsr")
+    train = write_av_dataset(root / "train", TEXTS)
+    config = tiny_config(root / "tiny.yaml", audio_dropout_prob=0.25, video_dropout_prob=0.25)
+    out = root / "exp"
+    data = []
+    for split in ("train", "valid"):
+        data += [
+            f"--{split}_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
+            f"--{split}_data_path_and_name_and_type", f"{train}/video.scp,video,video_npy",
+            f"--{split}_data_path_and_name_and_type", f"{train}/text,text,text",
+            f"--{split}_shape_file", f"{train}/speech_shape",
+        ]
+    avsr_train.main([
+        "--config", str(config), "--output_dir", str(out), "--ngpu", "0", "--seed", "0",
+        "--token_type", "char", "--token_list", str(root / "tokens.txt"), "--use_preprocessor", "true",
+        *data, "--use_tensorboard", "false", "--batch_type", "unsorted", "--batch_size", "2",
+        "--max_epoch", "1", "--num_att_plot", "0", "--num_workers", "0",
+        "--scheduler_conf", "warmup_steps=1", "--scheduler_conf", "total_steps=10",
+    ])
+    return root, train, out
+
+
+def test_one_epoch_trains_and_saves_a_lowrank_av_checkpoint(trained):
+    _, _, out = trained
+    state = torch.load(out / "1epoch.pth", map_location="cpu")
+    assert "video_frontend.stem.0.weight" in state and "fusion.linear1.weight" in state
+    assert "encoder.encoders.0.self_attn.linear_q.u" in state
+    assert (out / "0epoch.pth").is_file()  # the project's trainer saved W(0)
+    reporter = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
+    train_stats = reporter["stats"][1]["train"]
+    assert train_stats["loss"] > 0 and torch.isfinite(torch.tensor(train_stats["loss"]))
+    assert reporter["stats"][1]["valid"]["acc"] >= 0
+
+
+@pytest.mark.parametrize("modality", ["av", "audio", "video"])
+def test_inference_decodes_with_both_or_one_stream(trained, modality):
+    _, train, out = trained
+    decode = out / f"decode_{modality}"
+    avsr_inference.main([
+        "--asr_train_config", str(out / "config.yaml"), "--asr_model_file", str(out / "1epoch.pth"),
+        "--output_dir", str(decode), "--beam_size", "2", "--ctc_weight", "0.3", "--maxlenratio", "0.5",
+        "--data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
+        "--data_path_and_name_and_type", f"{train}/video.scp,video,video_npy",
+        "--modality", modality, "--num_workers", "0",
+    ])
+    for name in ("token", "token_int", "score"):
+        lines = (decode / "1best_recog" / name).read_text().splitlines()
+        assert [line.split(maxsplit=1)[0] for line in lines] == ["utt000", "utt001", "utt002", "utt003"]
+
+
+def test_speech2text_zeroed_audio_and_missing_video(trained):
+    _, train, out = trained
+    import numpy as np
+    import soundfile
+
+    s2t = avsr_inference.AVSpeech2Text(str(out / "config.yaml"), str(out / "1epoch.pth"), beam_size=2, ctc_weight=0.3,
+                                       maxlenratio=0.5)
+    assert any(isinstance(m, FactorizedLinear) for m in s2t.model.modules())
+    wave, _ = soundfile.read(train / "wav" / "utt000.wav", dtype="float32")
+    video = np.load(train / "video" / "utt000.npy")
+    for kwargs in (dict(speech=np.zeros_like(wave), video=video), dict(speech=wave), dict(video=video)):
+        results = s2t(**kwargs)
+        assert len(results) == 1
+        text, tokens, token_int, hyp = results[0]
+        assert all(1 <= t < 8 for t in token_int) and np.isfinite(float(hyp.score))
+    with pytest.raises(ValueError, match="nothing to decode"):
+        s2t()
