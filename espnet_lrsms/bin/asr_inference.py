@@ -1,9 +1,130 @@
-"""ASR decoding: ``espnet2.bin.asr_inference`` with the low-rank classes registered.
+"""ASR decoding: ``espnet2.bin.asr_inference`` with the low-rank classes registered, writing the
+per-scorer scores of every n-best hypothesis too.
 
-Takes every argument ESPnet's own ``python -m espnet2.bin.asr_inference`` takes.
+Takes every argument ESPnet's own ``python -m espnet2.bin.asr_inference`` takes and writes what it
+writes. ESPnet keeps only the total ``score`` of a hypothesis; this adds, next to it,
+``<n>best_recog/score_components``: per utterance a JSON object
+``{"scores": {"decoder": …, "ctc": …, "length_bonus": …}, "weights": {"decoder": 0.7, …}}`` with
+``score = Σ weights[k]·scores[k]`` (the beam search's own scorers and weights), which N-best
+rescoring (:mod:`espnet_lrsms.lm.rescore`) can recombine.
+
+How: ESPnet's ``inference()`` runs unchanged, with its ``Speech2Text`` swapped for a subclass that
+records each call's hypotheses in call order; afterwards each ``<n>best_recog/score`` file (written
+in the same order) is read back, matched to the recorded hypotheses, and every match is checked
+(the score written must be the recorded hypothesis' score) before ``score_components`` is written.
+Outputs it cannot match (multi-speaker and enhancement tasks) get no ``score_components``.
 """
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
-from espnet2.bin.asr_inference import get_parser, main  # noqa: F401
+from espnet2.bin import asr_inference as espnet_asr_inference
+from espnet2.bin.asr_inference import Speech2Text, get_parser  # noqa: F401
+from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+from espnet.utils.cli_utils import get_commandline_args
+
+COMPONENTS_FILE = "score_components"
+
+
+class RecordingSpeech2Text(Speech2Text):
+    """``Speech2Text`` that keeps every call's n-best hypotheses (None for a too-short utterance)."""
+
+    calls: List[Optional[list]] = []
+    instances: List["RecordingSpeech2Text"] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        type(self).instances.append(self)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            results = super().__call__(*args, **kwargs)
+        except TooShortUttError:
+            type(self).calls.append(None)
+            raise
+        type(self).calls.append(results)
+        return results
+
+
+def _as_float(value) -> float:
+    return float(value.item()) if hasattr(value, "item") else float(value)
+
+
+def _components(hyp, weights) -> dict:
+    scores = {k: _as_float(v) for k, v in (hyp.scores or {}).items()}
+    return {"scores": scores, "weights": {k: float(weights[k]) for k in scores if k in weights}}
+
+
+def write_score_components(output_dir: Path, calls: List[Optional[list]], weights: dict, nbest: int) -> bool:
+    """Write ``<n>best_recog/score_components`` for n = 1 … nbest; False (and nothing written) if the
+    recorded hypotheses do not match ESPnet's ``score`` files line for line."""
+    hyps_per_call = []
+    for results in calls:
+        if results is None:
+            hyps_per_call.append(None)  # ESPnet writes nbest empty entries with score 0.0
+            continue
+        if isinstance(results, tuple):  # (n-best, intermediate CTC outputs)
+            results = results[0]
+        if not all(isinstance(r, (list, tuple)) and len(r) == 4 for r in results):
+            logging.warning("score_components: hypotheses of an unsupported form (multi-speaker?); not written")
+            return False
+        hyps_per_call.append([r[3] for r in results[:nbest]])
+    outputs = {}
+    for n in range(1, nbest + 1):
+        score_file = output_dir / f"{n}best_recog" / "score"
+        if not score_file.is_file():
+            break
+        lines = score_file.read_text(encoding="utf-8").splitlines()
+        expected = [(None if hyps is None else hyps[n - 1]) for hyps in hyps_per_call if hyps is None or len(hyps) >= n]
+        if len(lines) != len(expected):
+            logging.warning("score_components: %s has %d lines for %d hypotheses; not written", score_file, len(lines), len(expected))
+            return False
+        rows = []
+        for line, hyp in zip(lines, expected):
+            key, _, written = line.partition(" ")
+            if hyp is None:
+                rows.append(f"{key} {json.dumps({'scores': {}, 'weights': {}})}\n")
+                continue
+            if written != str(hyp.score):
+                logging.warning("score_components: %s: %s has score %s, the recorded hypothesis %s; not written", score_file, key, written, hyp.score)
+                return False
+            rows.append(f"{key} {json.dumps(_components(hyp, weights))}\n")
+        outputs[score_file.parent / COMPONENTS_FILE] = "".join(rows)
+    for path, content in outputs.items():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(content, encoding="utf-8")
+        tmp.replace(path)
+    return True
+
+
+def inference(**kwargs) -> None:
+    """ESPnet's ``inference(**kwargs)`` plus ``score_components`` (see the module docstring)."""
+    RecordingSpeech2Text.calls, RecordingSpeech2Text.instances = [], []
+    espnet_asr_inference.Speech2Text = RecordingSpeech2Text
+    try:
+        espnet_asr_inference.inference(**kwargs)
+    finally:
+        espnet_asr_inference.Speech2Text = Speech2Text
+    instances = RecordingSpeech2Text.instances
+    beam_search = getattr(instances[0], "beam_search", None) if instances else None
+    if beam_search is None or not hasattr(beam_search, "weights"):
+        logging.warning("score_components: not a joint CTC/attention beam search; not written")
+        return
+    write_score_components(Path(kwargs["output_dir"]), RecordingSpeech2Text.calls, dict(beam_search.weights), kwargs["nbest"])
+    RecordingSpeech2Text.calls, RecordingSpeech2Text.instances = [], []
+
+
+def main(cmd=None):
+    print(get_commandline_args(), file=sys.stderr)
+    parser = get_parser()
+    args = parser.parse_args(cmd)
+    kwargs = vars(args)
+    kwargs.pop("config", None)
+    inference(**kwargs)
+
 
 if __name__ == "__main__":
     main()

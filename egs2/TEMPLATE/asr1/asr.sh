@@ -11,6 +11,11 @@
 #   6. scoring            <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
 #                         + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
 #   7. packing            espnet2.bin.pack -> <asr_exp>/<model>.zip
+#   8. LM training        Transformer LM (ESPnet's LM task) on --lm_train_text [+ --lm_corpus] -> <expdir>/lm_<lm_tag>
+#   9. LoRA adaptation    one adapted LM per --lora_config, on --lora_train_text -> <lm_exp>_lora_<name>
+#  10. n-best rescoring   AM + λ·LM + β·words, (λ, β) tuned on --lm_tune_set, every LM, every test set;
+#                         scored as stage 6 (RESULTS.md: before and after rows) + NPRR (robustness.txt)
+# Stages 8-10 run only with --lm_config (see docs/lm_rescoring.md).
 #
 # Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
 # later stage would take as finished; re-running a stage redoes it.
@@ -63,10 +68,29 @@ inference_tag=""
 inference_args=""
 inference_asr_model=valid.acc.ave.pth
 
+# Language model and rescoring (stages 8-10; skipped without --lm_config)
+lm_config=""             # ESPnet LM training config, e.g. conf/lm/train_lm_transformer.yaml
+lm_tag=""
+lm_args=""
+lm_train_text=""         # Kaldi text file(s) for the LM, space-separated; default: <datadir>/<train_set>/text
+lm_corpus=""             # plain-text LM corpus (a sentence a line, .gz ok), added to lm_train_text
+lm_base_model=valid.loss.best.pth
+lora_config=""           # LoRA configs (conf/lm/lora_*.yaml), space-separated: one adapted LM each
+lora_train_text=""       # in-domain Kaldi text(s) for the adaptation; default: <datadir>/<train_set>/text
+lora_args=""
+lora_model=latest.pth    # the adapted LM at the end of training: the ranks its strategy ends with
+lm_tune_set=""           # a decoded set whose WER picks λ and β; default: --valid_set
+lm_weights="0:1.5:0.05"  # λ grid (start:stop:step)
+length_bonuses="0:4:0.5" # β grid, per word
+lm_robustness=true       # stage 10 also measures NPRR on the other test sets
+nprr_args="--substitution_rate 0.3 --seed 0"
+
 help_message="Usage: $0 --corpus <librispeech|lrs3> --corpus_root <dir> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python"
+  --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python
+  LM rescoring (stages 8-10): --lm_config --lm_tag --lm_args --lm_train_text --lm_corpus --lm_base_model --lora_config
+  --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness --nprr_args"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -180,7 +204,7 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
         for nbest_dir in "${_dir}.tmp/logdir/output.1/"*best_recog; do
             name=$(basename "${nbest_dir}")
             mkdir -p "${_dir}.tmp/${name}"
-            for f in text token token_int score; do
+            for f in text token token_int score score_components; do
                 if [[ -f "${nbest_dir}/${f}" ]]; then
                     for ((i = 1; i <= _nj; i++)); do cat "${_dir}.tmp/logdir/output.${i}/${name}/${f}"; done \
                         | sort -k1,1 > "${_dir}.tmp/${name}/${f}"
@@ -212,6 +236,92 @@ if [[ $stage -le 7 && $stop_stage -ge 7 ]]; then
         --option "${asr_exp}/RESULTS.md" \
         --outpath "${_tmp_pack}"
     mv "${_tmp_pack}" "${_pack}"
+fi
+
+if [[ -n "$lm_config" && $stop_stage -ge 8 ]]; then
+    [[ -f "$lm_config" ]] || { echo "$0: --lm_config ${lm_config}: no such file" >&2; exit 1; }
+    for _cfg in ${lora_config}; do
+        [[ -f "$_cfg" ]] || { echo "$0: --lora_config: ${_cfg}: no such file" >&2; exit 1; }
+    done
+    [[ -n "$lm_tag" ]] || lm_tag="$(basename "${lm_config}" .yaml)_${lang}_${token_type}${nbpe}"
+    lm_exp="${expdir}/lm_${lm_tag}"
+    lm_stats_dir="${expdir}/lm_stats_${lang}_${token_type}${nbpe}"
+    [[ -n "$lm_train_text" ]] || lm_train_text="${datadir}/${train_set}/text"
+    [[ -n "$lora_train_text" ]] || lora_train_text="${datadir}/${train_set}/text"
+    [[ -n "$lm_tune_set" ]] || lm_tune_set="${valid_set}"
+elif [[ $stop_stage -ge 8 && $stage -le 10 ]]; then
+    log "Stages 8-10 (LM training, LoRA adaptation, n-best rescoring) skipped: no --lm_config"
+fi
+
+lora_exp_of() {  # <lm_exp>_lora_<config name less a leading "lora_">
+    local name; name=$(basename "$1" .yaml)
+    echo "${lm_exp}_lora_${name#lora_}"
+}
+
+lm_train() {  # <output dir> <set under lm_stats_dir> <config> [lm_train options]: one LM training run
+    local out=$1 set=$2 cfg=$3; shift 3
+    mkdir -p "${out}"
+    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --gpu ${ngpu}" --log "${out}/train.log" --ngpu "${ngpu}" \
+        --num_nodes 1 --init_file_prefix "${out}/.dist_init_" --multiprocessing_distributed true -- \
+        ${python} -m espnet_lrsms.bin.lm_train --ngpu "${ngpu}" --use_preprocessor true \
+            --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" --resume true \
+            --train_data_path_and_name_and_type "${lm_stats_dir}/${set}/text,text,text" \
+            --valid_data_path_and_name_and_type "${lm_stats_dir}/valid/text,text,text" \
+            --train_shape_file "${lm_stats_dir}/${set}/text_shape.${token_type}" \
+            --valid_shape_file "${lm_stats_dir}/valid/text_shape.${token_type}" \
+            --output_dir "${out}" --config "${cfg}" "$@" \
+        || { log "LM training failed; see ${out}/train.log"; exit 1; }
+}
+
+if [[ -n "$lm_config" && $stage -le 8 && $stop_stage -ge 8 ]]; then
+    log "Stage 8: LM texts -> ${lm_stats_dir}; LM training (${lm_train_text}${lm_corpus:+ + ${lm_corpus}}) -> ${lm_exp}"
+    _text_opts=(--text valid "${datadir}/${valid_set}/text")
+    for f in ${lm_train_text}; do _text_opts+=(--text train "${f}"); done
+    for f in ${lm_corpus}; do _text_opts+=(--plain_text train "${f}"); done
+    if [[ -n "$lora_config" ]]; then
+        for f in ${lora_train_text}; do _text_opts+=(--text lora_train "${f}"); done
+    fi
+    ${python} -m espnet_lrsms.bin.lm_prepare_text --out_root "${lm_stats_dir}" "${_text_opts[@]}" \
+        --bpemodel "${bpemodel}" --token_list "${token_list}"
+    # shellcheck disable=SC2086
+    lm_train "${lm_exp}" train "${lm_config}" ${lm_args}
+fi
+
+if [[ -n "$lm_config" && -n "$lora_config" && $stage -le 9 && $stop_stage -ge 9 ]]; then
+    for _cfg in ${lora_config}; do
+        _lora_exp=$(lora_exp_of "${_cfg}")
+        log "Stage 9: LoRA adaptation of ${lm_exp}/${lm_base_model} (${lora_train_text}) with ${_cfg} -> ${_lora_exp}"
+        # shellcheck disable=SC2086
+        lm_train "${_lora_exp}" lora_train "${_cfg}" --base_lm_config "${lm_exp}/config.yaml" \
+            --base_lm_file "${lm_exp}/${lm_base_model}" ${lora_args}
+        grep -h "LoRA strategy" "${_lora_exp}/train.log" | tail -n 1 | sed 's/^.*INFO: //'
+    done
+fi
+
+if [[ -n "$lm_config" && $stage -le 10 && $stop_stage -ge 10 ]]; then
+    _decode_root="${asr_exp}/${inference_tag}"
+    if [[ ! -d "${_decode_root}/${lm_tune_set}/1best_recog" ]]; then
+        echo "$0: stage 10 tunes the LM weight on ${lm_tune_set} (--lm_tune_set, default --valid_set), which has no" \
+             "n-best decode in ${_decode_root}/${lm_tune_set}: add it to --test_sets and run stages 5-6, or name a" \
+             "decoded dev set with --lm_tune_set" >&2
+        exit 1
+    fi
+    _lms=("${lm_exp}:${lm_base_model}")
+    for _cfg in ${lora_config}; do _lms+=("$(lora_exp_of "${_cfg}"):${lora_model}"); done
+    _decode_opts=()
+    for dset in ${test_sets}; do _decode_opts+=(--decode_dir "${_decode_root}/${dset}"); done
+    for _lm in "${_lms[@]}"; do
+        _lm_dir=${_lm%%:*}; _lm_file="${_lm_dir}/${_lm#*:}"
+        _out="${_decode_root}_rescore_$(basename "${_lm_dir}")"
+        log "Stage 10: rescoring ${test_sets} with ${_lm_file} (weights tuned on ${lm_tune_set}) -> ${_out}"
+        # shellcheck disable=SC2086
+        ${python} -m espnet_lrsms.bin.lm_rescore --lm_train_config "${_lm_dir}/config.yaml" --lm_file "${_lm_file}" \
+            --tune_decode_dir "${_decode_root}/${lm_tune_set}" --tune_text "${datadir}/${lm_tune_set}/text" \
+            "${_decode_opts[@]}" --output_root "${_out}" --lm_weights "${lm_weights}" \
+            --length_bonuses "${length_bonuses}" --data_root "${datadir}" --results_md "${asr_exp}" \
+            --robustness "${lm_robustness}" ${nprr_args}
+    done
+    cat "${asr_exp}/RESULTS.md"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -9,6 +9,9 @@ cd "$(dirname "$0")"
 train_set=train_960
 valid_set=dev
 test_sets="test_clean test_other dev_clean dev_other"
+# LM stages 8-10 (with --lm_config): the LibriSpeech LM corpus (openslr 11) next to LibriSpeech/, if there
+lm_corpus=""
+[[ -f "${LIBRISPEECH}/librispeech-lm-norm.txt.gz" ]] && lm_corpus="${LIBRISPEECH}/librispeech-lm-norm.txt.gz"
 
 ./asr.sh \
     --corpus librispeech \
@@ -21,4 +24,6 @@ test_sets="test_clean test_other dev_clean dev_other"
     --test_sets "${test_sets}" \
     --asr_config conf/asr/train_asr_conformer_lrsms.yaml \
     --inference_config conf/decode_asr.yaml \
+    --lm_corpus "${lm_corpus}" \
+    --lm_tune_set dev_clean \
     "$@"

@@ -1,0 +1,41 @@
+"""Recipe stage 8: LM texts in ESPnet's layout plus their shape files (see espnet_lrsms.lm.text).
+
+    python -m espnet_lrsms.bin.lm_prepare_text --out_root exp/lm_stats_en_bpe5000 \
+        --bpemodel data/en_token_list/bpe_unigram5000/bpe.model --token_list data/en_token_list/bpe_unigram5000/tokens.txt \
+        --text train data/train_960/text --plain_text train librispeech-lm-norm.txt.gz \
+        --text valid data/dev/text --text lora_train data/train_960/text
+
+Each set named by ``--text SET FILE`` (Kaldi text: ``<id> <words>``) or ``--plain_text SET FILE`` (a
+sentence a line, .gz ok) gets ``<out_root>/<SET>/{text,text_shape.bpe}``.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_lrsms.lm.text import write_lm_text, write_text_shapes
+
+
+def main(cmd=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out_root", type=Path, required=True)
+    parser.add_argument("--text", nargs=2, action="append", default=[], metavar=("SET", "FILE"), help="Kaldi text")
+    parser.add_argument("--plain_text", nargs=2, action="append", default=[], metavar=("SET", "FILE"), help="plain text")
+    parser.add_argument("--bpemodel", type=Path, required=True)
+    parser.add_argument("--token_list", type=Path, required=True)
+    args = parser.parse_args(cmd)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
+    sets = {}
+    for kind, pairs in (("kaldi", args.text), ("plain", args.plain_text)):
+        for name, path in pairs:
+            sets.setdefault(name, {"kaldi": [], "plain": []})[kind].append(Path(path))
+    if not sets:
+        parser.error("name at least one set with --text SET FILE or --plain_text SET FILE")
+    for name, files in sets.items():
+        text = write_lm_text(args.out_root / name, files["kaldi"], files["plain"])
+        write_text_shapes(text, args.out_root / name, args.bpemodel, args.token_list)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""LM rescoring of ASR n-best lists with LoRA-adapted Transformer LMs (arXiv 2401.10447)."""

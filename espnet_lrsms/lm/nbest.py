@@ -1,0 +1,119 @@
+"""N-best lists in ESPnet's decode layout: ``<decode_dir>/<n>best_recog/{text,score[,score_components]}``.
+
+``score`` holds the beam search's total score of each hypothesis (ESPnet writes ``tensor(-1.93)``
+or a plain number); ``score_components`` (written by :mod:`espnet_lrsms.bin.asr_inference`) holds,
+per hypothesis, a JSON object ``{"scores": {scorer: raw score}, "weights": {scorer: weight}}`` with
+``score = Σ weights[k]·scores[k]``.
+"""
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
+_NBEST_DIR = re.compile(r"^(\d+)best_recog$")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One entry of an n-best list."""
+
+    text: str
+    score: float  # the first pass' total score (AM: decoder, CTC, length bonus, ... weighted)
+    scores: Mapping[str, float] = field(default_factory=dict)  # raw per-scorer scores, if decoding wrote them
+    weights: Mapping[str, float] = field(default_factory=dict)  # their weights in `score`
+
+    @property
+    def words(self) -> List[str]:
+        return self.text.split()
+
+    def am_score(self, components: Optional[List[str]] = None) -> float:
+        """``score``, or ``Σ weights[k]·scores[k]`` over the named components only."""
+        if not components:
+            return self.score
+        missing = [k for k in components if k not in self.scores]
+        if missing:
+            raise KeyError(f"no score component(s) {missing} for {self.text!r} (has {sorted(self.scores)})")
+        return sum(self.weights.get(k, 1.0) * self.scores[k] for k in components)
+
+
+NBest = Dict[str, List[Hypothesis]]  # utterance id -> hypotheses, first-pass rank order (1-best first)
+
+
+def parse_score(value: str, where: str) -> float:
+    match = _NUMBER.search(value)
+    if not match:
+        raise ValueError(f"{where}: cannot read a score from {value!r}")
+    return float(match.group(0))
+
+
+def _read_table(path: Path) -> Dict[str, str]:
+    table = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition(" ")
+            if key:
+                table[key] = value
+    return table
+
+
+def nbest_depth(decode_dir: Path) -> int:
+    """N of the ``<n>best_recog`` directories ``1 … N`` present."""
+    found = {int(m.group(1)) for p in Path(decode_dir).iterdir() if (m := _NBEST_DIR.match(p.name)) and p.is_dir()}
+    n = 0
+    while n + 1 in found:
+        n += 1
+    return n
+
+
+def read_nbest(decode_dir) -> NBest:
+    """All hypotheses of a decode directory. An utterance with fewer than N hypotheses (ESPnet writes an
+    n-th entry only when the beam had one) keeps the ones it has."""
+    decode_dir = Path(decode_dir)
+    depth = nbest_depth(decode_dir) if decode_dir.is_dir() else 0
+    if depth == 0:
+        raise FileNotFoundError(f"{decode_dir}: no 1best_recog/ (not a decode directory, or decoding has not run)")
+    nbest: NBest = {}
+    for n in range(1, depth + 1):
+        sub = decode_dir / f"{n}best_recog"
+        for name in ("text", "score"):
+            if not (sub / name).is_file():
+                raise FileNotFoundError(f"{sub / name}: missing (ESPnet's decoding writes text and score)")
+        texts, scores = _read_table(sub / "text"), _read_table(sub / "score")
+        components = _read_table(sub / "score_components") if (sub / "score_components").is_file() else {}
+        for key, score in scores.items():
+            comp = json.loads(components[key]) if key in components else {}
+            hyp = Hypothesis(
+                text=" ".join(texts.get(key, "").split()),
+                score=parse_score(score, f"{sub / 'score'}: {key}"),
+                scores=comp.get("scores", {}),
+                weights=comp.get("weights", {}),
+            )
+            if n > 1 and key not in nbest:
+                raise ValueError(f"{sub}: {key} has a {n}-th hypothesis but no 1-best")
+            nbest.setdefault(key, []).append(hyp)
+    return nbest
+
+
+def read_references(text_file) -> Dict[str, List[str]]:
+    """A Kaldi ``text`` file as utterance id -> words."""
+    return {k: v.split() for k, v in _read_table(Path(text_file)).items()}
+
+
+def write_nbest(decode_dir, nbest: NBest) -> Path:
+    """Write ``nbest`` as ``<decode_dir>/<n>best_recog/{text,score}`` (to a temporary name, then renamed)."""
+    decode_dir = Path(decode_dir)
+    tmp = decode_dir.with_name(decode_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    depth = max((len(h) for h in nbest.values()), default=0)
+    for n in range(1, depth + 1):
+        sub = tmp / f"{n}best_recog"
+        sub.mkdir(parents=True)
+        keys = sorted(k for k, hyps in nbest.items() if len(hyps) >= n)
+        (sub / "text").write_text("".join(f"{k} {nbest[k][n - 1].text}\n" for k in keys), encoding="utf-8")
+        (sub / "score").write_text("".join(f"{k} {nbest[k][n - 1].score}\n" for k in keys), encoding="utf-8")
+    shutil.rmtree(decode_dir, ignore_errors=True)
+    tmp.replace(decode_dir)
+    return decode_dir

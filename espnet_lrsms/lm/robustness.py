@@ -1,0 +1,97 @@
+"""Rescoring robustness to perturbed hypotheses: NPRR and its 1-best counterpart (arXiv 2401.10447).
+
+For an n-best set with references, an LM, rescoring weights (λ, β) and a perturbation P (seeded, at
+set rates; :mod:`espnet_lrsms.lm.perturb`):
+
+* ``WER_clean``  — WER of the rescored 1-best of the n-best lists as decoded;
+* ``WER_N``      — the same when P is applied to **every** hypothesis of every list (each perturbed
+  independently; AM scores unchanged: the text the LM sees changes, the acoustic evidence does not);
+* ``WER_1``      — the same when P is applied to the first-pass **1-best** hypothesis only;
+* ``NPRR  = 100·(WER_N − WER_clean) / WER_clean``   (N-best perturbation-based rescoring robustness);
+* ``1PRR  = 100·(WER_1 − WER_clean) / WER_clean``   (its 1-best counterpart).
+
+Both are relative WER degradations in %: lower is more robust; undefined (None) when WER_clean = 0.
+WERs count errors against the references, so a perturbed word that survives rescoring is an error.
+The same numbers with λ = β = 0 (first pass only: the 1-best is kept, perturbed or not) show what the
+perturbation does without an LM to push perturbed hypotheses down.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from espnet_lrsms.lm.nbest import Hypothesis, NBest
+from espnet_lrsms.lm.perturb import PerturbationCounts, Perturber
+from espnet_lrsms.lm.rescore import SentenceScorer, chosen_words, corpus_wer, lm_scores, rescore
+
+
+def perturb_nbest(nbest: NBest, perturber: Perturber, only_first: bool = False) -> Tuple[NBest, PerturbationCounts]:
+    """A copy of ``nbest`` with the hypotheses' words perturbed (all of them, or each list's first only)."""
+    out: NBest = {}
+    total = PerturbationCounts()
+    for key, hyps in nbest.items():
+        new = []
+        for n, h in enumerate(hyps, 1):
+            if only_first and n > 1:
+                new.append(h)
+                continue
+            words, counts = perturber.perturb(h.words, f"{key}/{n}")
+            total.add(counts)
+            new.append(Hypothesis(" ".join(words), h.score, h.scores, h.weights))
+        out[key] = new
+    return out, total
+
+
+def relative_degradation(perturbed: float, clean: float) -> Optional[float]:
+    return None if clean == 0 else 100.0 * (perturbed - clean) / clean
+
+
+@dataclass(frozen=True)
+class Robustness:
+    lm_weight: float
+    length_bonus: float
+    wer_clean: float
+    wer_nbest_perturbed: float
+    wer_1best_perturbed: float
+
+    @property
+    def nprr(self) -> Optional[float]:
+        return relative_degradation(self.wer_nbest_perturbed, self.wer_clean)
+
+    @property
+    def one_best_prr(self) -> Optional[float]:
+        return relative_degradation(self.wer_1best_perturbed, self.wer_clean)
+
+
+def _rescored_wer(nbest, lm, refs, lm_weight, length_bonus, am_components) -> float:
+    return corpus_wer(refs, chosen_words(nbest, rescore(nbest, lm, lm_weight, length_bonus, am_components)))
+
+
+def evaluate_robustness(
+    nbest: NBest,
+    refs: Mapping[str, Sequence[str]],
+    scorer: SentenceScorer,
+    perturber: Perturber,
+    lm_weight: float,
+    length_bonus: float = 0.0,
+    am_components: Optional[List[str]] = None,
+) -> Dict[str, object]:
+    """NPRR and 1PRR of rescoring with ``scorer`` at (λ, β), and of the first pass alone (λ = β = 0).
+
+    Returns ``{"lm": Robustness, "first_pass": Robustness, "nbest_counts": ..., "1best_counts": ...}``.
+    """
+    refs = {k: list(v) for k, v in refs.items()}
+    nbest = {k: v for k, v in nbest.items() if k in refs}
+    missing = sorted(set(refs) - set(nbest))
+    if missing:
+        raise KeyError(f"{len(missing)} reference utterances have no n-best list, e.g. {missing[:3]}")
+    all_perturbed, nbest_counts = perturb_nbest(nbest, perturber)
+    first_perturbed, first_counts = perturb_nbest(nbest, perturber, only_first=True)
+    results = {}
+    for name, (w, b) in (("lm", (lm_weight, length_bonus)), ("first_pass", (0.0, 0.0))):
+        wers = []
+        for lists in (nbest, all_perturbed, first_perturbed):
+            lm = lm_scores(lists, scorer) if w else {k: [0.0] * len(h) for k, h in lists.items()}
+            wers.append(_rescored_wer(lists, lm, refs, w, b, am_components))
+        results[name] = Robustness(w, b, *wers)
+    results["nbest_counts"] = nbest_counts
+    results["1best_counts"] = first_counts
+    return results

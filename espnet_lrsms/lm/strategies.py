@@ -1,0 +1,262 @@
+"""Per-step logic of the four LoRA training strategies, run from optimizer hooks.
+
+ESPnet's trainer calls ``optimizer.step()`` once per update, after the gradients are clipped and
+before ``optimizer.zero_grad()``. A strategy registers on that optimizer:
+
+* a step **pre**-hook (gradients present, parameters not yet updated) — ``dynamic`` adds the gradient
+  of AdaLoRA's orthogonality regulariser ``w·mean(‖PPᵀ − I‖_F, ‖QᵀQ − I‖_F)`` there;
+* a step **post**-hook (parameters updated, gradients still present) — PEFT's documented place for
+  ``update_and_allocate`` (``dynamic``: importance, budget, masking) and where ``warmup`` truncates
+  its adapters. The post-hook also counts the step in the model's ``lora_optimizer_steps`` buffer.
+
+``vanilla`` and ``mixed`` only count steps: their ranks are fixed when the adapters are attached.
+"""
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from espnet_lrsms.lm.adapters import (
+    ADAPTER_NAME,
+    STEP_BUFFER,
+    Adapters,
+    current_ranks,
+    effective_adapter_parameters,
+    lora_layers,
+    trainable_parameters,
+)
+from espnet_lrsms.lm.lora_config import LoRAConfigError
+from espnet_lrsms.lowrank.factorized_linear import truncated_svd_factors
+
+logger = logging.getLogger(__name__)
+
+RANKS_FILE = "lora_ranks.json"
+
+
+class LoRAStrategy:
+    """The strategy a ``lora_conf`` names, bound to one adapted model."""
+
+    def __init__(self, model: nn.Module, adapters: Adapters):
+        self.model = model
+        self.adapters = adapters
+        self.config = adapters.config
+        self.total_steps: Optional[int] = None
+        self._handles = []
+
+    # -- what was promised, what there is -------------------------------------------------------
+    def promised_total_rank(self) -> int:
+        """The sum of the ranks of all adapted layers at the end of training."""
+        if self.config.strategy == "mixed":
+            return sum(self.adapters.ranks.values())
+        return self.config.rank * len(self.adapters.targets)
+
+    def promised_ranks(self) -> Optional[Dict[str, int]]:
+        """Per-layer final ranks where the strategy fixes them (None for ``dynamic``: the allocator decides)."""
+        if self.config.strategy == "mixed":
+            return dict(self.adapters.ranks)
+        if self.config.strategy in ("vanilla", "warmup"):
+            return {t.name: self.config.rank for t in self.adapters.targets}
+        return None
+
+    def summary(self) -> dict:
+        ranks = current_ranks(self.model)
+        total = sum(p.numel() for p in self.model.parameters())
+        return {
+            "strategy": self.config.strategy,
+            "optimizer_steps": int(getattr(self.model, STEP_BUFFER)),
+            "layers": len(ranks),
+            "ranks": ranks,
+            "total_rank": sum(ranks.values()),
+            "promised_total_rank": self.promised_total_rank(),
+            "trainable_parameters": trainable_parameters(self.model),
+            "effective_adapter_parameters": effective_adapter_parameters(self.model, ranks),
+            "model_parameters": total,
+        }
+
+    def describe(self, when: str) -> str:
+        s = self.summary()
+        by_rank: Dict[int, int] = {}
+        for r in s["ranks"].values():
+            by_rank[r] = by_rank.get(r, 0) + 1
+        ranks = ", ".join(f"{n}×r{r}" for r, n in sorted(by_rank.items(), reverse=True))
+        return (
+            f"LoRA strategy {s['strategy']} ({when}, step {s['optimizer_steps']}): {s['layers']} adapted linears, "
+            f"ranks {ranks}, total rank {s['total_rank']} (promised at the end: {s['promised_total_rank']}); "
+            f"trainable parameters {s['trainable_parameters']:,} of {s['model_parameters']:,} "
+            f"({100 * s['trainable_parameters'] / s['model_parameters']:.2f} %), "
+            f"adapter parameters carrying a rank {s['effective_adapter_parameters']:,}"
+        )
+
+    def write_summary(self, output_dir) -> Path:
+        path = Path(output_dir) / RANKS_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.summary(), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def install(self, optimizer: torch.optim.Optimizer, total_steps: Optional[int]) -> None:
+        """Hook the strategy onto ``optimizer``; ``total_steps``: optimizer steps of the whole run."""
+        self.total_steps = total_steps
+        self.check_schedule()
+        self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
+        self._handles.append(optimizer.register_step_post_hook(self._post_hook))
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def check_schedule(self) -> None:
+        pass
+
+    @property
+    def step(self) -> int:
+        return int(getattr(self.model, STEP_BUFFER))
+
+    def _pre_hook(self, optimizer, args, kwargs) -> None:
+        self.before_step(optimizer)
+
+    def _post_hook(self, optimizer, args, kwargs) -> None:
+        self.after_step(optimizer, self.step)
+        getattr(self.model, STEP_BUFFER).add_(1)
+
+    def before_step(self, optimizer) -> None:
+        pass
+
+    def after_step(self, optimizer, step: int) -> None:
+        pass
+
+
+class WarmupStrategy(LoRAStrategy):
+    """High-rank warm-up: train at ``warmup_rank``; after ``truncate_step`` optimizer steps replace
+    each adapter by the rank-``rank`` truncated SVD of its ``scaling·B·A`` (the best rank-r
+    approximation of the update learnt so far) and train on at that rank.
+
+    The new, smaller ``lora_A``/``lora_B`` replace the old ones in the optimizer's parameter groups;
+    their optimizer state (Adam moments) starts afresh.
+    """
+
+    def check_schedule(self) -> None:
+        if self.total_steps is not None and self.config.truncate_step >= self.total_steps:
+            raise LoRAConfigError(
+                f"lora_conf.truncate_step={self.config.truncate_step} is not below the {self.total_steps} optimizer "
+                "steps of this run (max_epoch x batches per epoch / accum_grad): the adapters would never be truncated"
+            )
+
+    def after_step(self, optimizer, step: int) -> None:
+        if step + 1 >= self.config.truncate_step and self.needs_truncation():
+            self.truncate(optimizer)
+
+    def needs_truncation(self) -> bool:
+        return any(r != self.config.rank for r in current_ranks(self.model).values())
+
+    @torch.no_grad()
+    def truncate(self, optimizer: Optional[torch.optim.Optimizer]) -> None:
+        replaced = {}
+        for layer in lora_layers(self.model).values():
+            old_a, old_b = layer.lora_A[ADAPTER_NAME], layer.lora_B[ADAPTER_NAME]
+            new_a, new_b = truncate_lora_factors(layer, self.config.rank)
+            replaced[id(old_a.weight)] = new_a.weight
+            replaced[id(old_b.weight)] = new_b.weight
+            if optimizer is not None:
+                optimizer.state.pop(old_a.weight, None)
+                optimizer.state.pop(old_b.weight, None)
+        if optimizer is not None:
+            for group in optimizer.param_groups:
+                group["params"] = [replaced.get(id(p), p) for p in group["params"]]
+        logger.info("%s", self.describe(f"truncated to rank {self.config.rank} by SVD"))
+
+
+@torch.no_grad()
+def truncate_lora_factors(layer: nn.Module, rank: int):
+    """Give a PEFT LoRA layer the rank-``rank`` truncated SVD of its update ``scaling·B·A``.
+
+    ``B`` (out × r₀) and ``A`` (r₀ × in) become ``B'`` (out × rank) and ``A'`` (rank × in) with
+    ``scaling'·B'·A' = U_r Σ_r V_rᵀ`` of ``scaling·B·A``, ``scaling' = lora_alpha / rank`` (PEFT's
+    scaling at the new rank); ``√Σ_r/√scaling'`` goes to each side. Returns the new ``nn.Linear``
+    modules (A', B').
+    """
+    a = layer.lora_A[ADAPTER_NAME].weight
+    b = layer.lora_B[ADAPTER_NAME].weight
+    delta = (b @ a) * layer.scaling[ADAPTER_NAME]
+    left, right = truncated_svd_factors(delta, rank)
+    scaling = layer.lora_alpha[ADAPTER_NAME] / rank
+    root = math.sqrt(scaling)
+    new_a = nn.Linear(a.shape[1], rank, bias=False).to(device=a.device, dtype=a.dtype)
+    new_b = nn.Linear(rank, b.shape[0], bias=False).to(device=b.device, dtype=b.dtype)
+    new_a.weight.copy_(right / root)
+    new_b.weight.copy_(left / root)
+    layer.lora_A[ADAPTER_NAME] = new_a
+    layer.lora_B[ADAPTER_NAME] = new_b
+    layer.r[ADAPTER_NAME] = rank
+    layer.scaling[ADAPTER_NAME] = scaling
+    return new_a, new_b
+
+
+class DynamicRankStrategy(LoRAStrategy):
+    """AdaLoRA through PEFT's ``AdaLoraModel``: every adapter is ``P·diag(λ)·Q`` at ``init_rank``; the
+    importance of each triplet is the smoothed sensitivity ``|p·∂L/∂p|`` times its smoothed
+    uncertainty; the total budget falls cubically from ``init_rank·L`` to ``rank·L`` between steps
+    ``tinit`` and ``total_step − tfinal`` (re-allocated every ``delta_t`` steps), where the final
+    allocation is fixed; the λ of pruned triplets are held at 0.
+    """
+
+    def check_schedule(self) -> None:
+        config, tuner = self.config, self.adapters.tuner
+        total = config.total_step or self.total_steps
+        if total is None:
+            raise LoRAConfigError(
+                "lora_conf.total_step: the number of optimizer steps of this run cannot be counted from its "
+                "iterator; set total_step"
+            )
+        if config.tinit >= total - config.tfinal:
+            raise LoRAConfigError(
+                f"lora_conf: tinit={config.tinit} and tfinal={config.tfinal} leave no budget phase in a run of "
+                f"{total} optimizer steps (need tinit < total_step - tfinal)"
+            )
+        tuner.rankallocator.set_total_step(total)
+        self.total_steps = total
+        peft_config = tuner.peft_config[ADAPTER_NAME]
+        if self.step > total - config.tfinal and peft_config.rank_pattern is None:
+            # resumed after the final allocation: recover it from the masked singular values
+            peft_config.rank_pattern = {
+                name: (p != 0).view(-1).tolist()
+                for name, p in self.model.named_parameters()
+                if f"lora_E.{ADAPTER_NAME}" in name
+            }
+
+    def before_step(self, optimizer) -> None:
+        weight = self.config.orth_reg_weight
+        if weight <= 0:
+            return
+        with torch.enable_grad():
+            penalty = orthogonality_penalty(self.model)
+            if penalty is not None:
+                (weight * penalty).backward()
+
+    def after_step(self, optimizer, step: int) -> None:
+        self.adapters.tuner.update_and_allocate(step)
+
+
+def orthogonality_penalty(model: nn.Module) -> Optional[torch.Tensor]:
+    """AdaLoRA's regulariser: the mean over all ``P`` (out × r) and ``Q`` (r × in) of
+    ``‖PᵀP − I‖_F`` and ``‖QQᵀ − I‖_F``."""
+    terms = []
+    for layer in lora_layers(model).values():
+        if not hasattr(layer, "lora_E") or ADAPTER_NAME not in layer.lora_E:
+            continue
+        q, p = layer.lora_A[ADAPTER_NAME], layer.lora_B[ADAPTER_NAME]
+        eye = torch.eye(q.shape[0], device=q.device, dtype=q.dtype)
+        terms.append(torch.linalg.matrix_norm(q @ q.T - eye))
+        terms.append(torch.linalg.matrix_norm(p.T @ p - eye))
+    return torch.stack(terms).mean() if terms else None
+
+
+def build_strategy(model: nn.Module, adapters: Adapters) -> LoRAStrategy:
+    cls = {"warmup": WarmupStrategy, "dynamic": DynamicRankStrategy}.get(adapters.config.strategy, LoRAStrategy)
+    return cls(model, adapters)

@@ -1,0 +1,186 @@
+"""ESPnet's LM task, plus LoRA adaptation of a trained LM (``--lora_conf``, ``--base_lm_file``).
+
+Without ``--lora_conf`` this is ESPnet's ``LMTask`` unchanged (the base LM of recipe stage 8). With
+it (stage 9), the model is built as the base LM's config says, the base weights are loaded from
+``--base_lm_file``, frozen, and PEFT adapters are attached as ``lora_conf`` says
+(:mod:`espnet_lrsms.lm.lora_config`); ESPnet's trainer then trains only the adapters, with the
+strategy's per-step logic hooked onto its optimizer (:mod:`espnet_lrsms.lm.strategies`).
+"""
+import argparse
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import torch
+import yaml
+from espnet2.iterators.abs_iter_factory import AbsIterFactory
+from espnet2.lm.espnet_model import ESPnetLanguageModel
+from espnet2.schedulers.abs_scheduler import AbsScheduler
+from espnet2.tasks.lm import LMTask
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.distributed_utils import DistributedOption
+from espnet2.train.trainer import Trainer
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str_or_none
+from typeguard import typechecked
+
+import espnet_lrsms  # noqa: F401  (registers this package's classes, also in spawned DDP workers)
+from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
+from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
+from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
+
+STRATEGY_ATTR = "lora_strategy"
+
+
+def count_optimizer_steps(train_iter_factory: AbsIterFactory, trainer_options) -> Optional[int]:
+    """Optimizer steps of the whole run: epochs × (batches per epoch // accum_grad); None if unknown."""
+    per_epoch = getattr(train_iter_factory, "num_iters_per_epoch", None)
+    if per_epoch is None:
+        sampler = getattr(train_iter_factory, "sampler", None)
+        if sampler is None:
+            return None
+        per_epoch = len(sampler)
+    return trainer_options.max_epoch * (per_epoch // trainer_options.accum_grad)
+
+
+ARCHITECTURE_KEYS = ("lm", "lm_conf", "model", "model_conf")
+
+
+def take_architecture(args: argparse.Namespace, base_lm_config) -> None:
+    """Set ``args``' ``lm``, ``lm_conf``, ``model``, ``model_conf`` to the base LM's (ESPnet then
+    writes them to this run's config.yaml, so the adapted LM loads from that alone)."""
+    with open(base_lm_config, encoding="utf-8") as f:
+        base = yaml.safe_load(f)
+    missing = [k for k in ("lm", "lm_conf") if k not in base]
+    if missing:
+        raise ValueError(f"--base_lm_config {base_lm_config}: no {missing} (not an ESPnet LM config.yaml)")
+    for key in ARCHITECTURE_KEYS:
+        if key in base:
+            setattr(args, key, base[key])
+
+
+class LoRATrainer(Trainer):
+    """ESPnet's ``Trainer`` that hooks the model's LoRA strategy onto the optimizer for the run, logs
+    the trainable parameters at the start and the ranks at the end, and writes ``lora_ranks.json``."""
+
+    @classmethod
+    def run(
+        cls,
+        model: AbsESPnetModel,
+        optimizers: Sequence[torch.optim.Optimizer],
+        schedulers: Sequence[Optional[AbsScheduler]],
+        train_iter_factory: AbsIterFactory,
+        valid_iter_factory: AbsIterFactory,
+        plot_attention_iter_factory: Optional[AbsIterFactory],
+        trainer_options,
+        distributed_option: DistributedOption,
+    ) -> None:
+        strategy: Optional[LoRAStrategy] = getattr(model, STRATEGY_ATTR, None)
+        if strategy is not None:
+            keep = trainer_options.keep_nbest_models
+            keep = max(keep) if isinstance(keep, (list, tuple)) else keep
+            if strategy.config.strategy in ("warmup", "dynamic") and keep > 1:
+                raise LoRAConfigError(
+                    f"lora_conf.strategy={strategy.config.strategy} changes the adapters' ranks during training, so "
+                    f"averaging the {keep} best epochs (keep_nbest_models: {keep}) would mix ranks: set keep_nbest_models: 1"
+                )
+            strategy.install(optimizers[0], count_optimizer_steps(train_iter_factory, trainer_options))
+            logging.info("%s", strategy.describe(f"start, {strategy.total_steps} optimizer steps in the run"))
+        try:
+            super().run(
+                model=model,
+                optimizers=optimizers,
+                schedulers=schedulers,
+                train_iter_factory=train_iter_factory,
+                valid_iter_factory=valid_iter_factory,
+                plot_attention_iter_factory=plot_attention_iter_factory,
+                trainer_options=trainer_options,
+                distributed_option=distributed_option,
+            )
+        finally:
+            if strategy is not None:
+                strategy.remove()
+        if strategy is not None and (not distributed_option.distributed or distributed_option.dist_rank == 0):
+            logging.info("%s", strategy.describe("end"))
+            logging.info("LoRA ranks written to %s", strategy.write_summary(trainer_options.output_dir))
+
+
+class LoRALMTask(LMTask):
+    """``LMTask`` with ``--lora_conf`` / ``--base_lm_file`` (see the module docstring)."""
+
+    trainer = LoRATrainer
+
+    @classmethod
+    @typechecked
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
+        group = parser.add_argument_group(description="LoRA adaptation (espnet_lrsms)")
+        group.add_argument(
+            "--lora_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="LoRA strategy and ranks (espnet_lrsms.lm.lora_config); empty: train the LM itself",
+        )
+        group.add_argument(
+            "--base_lm_config",
+            type=str_or_none,
+            default=None,
+            help="config.yaml of the base LM: its lm, lm_conf, model and model_conf replace this run's "
+            "(the adapted model must be the base LM's architecture)",
+        )
+        group.add_argument(
+            "--base_lm_file",
+            type=str_or_none,
+            default=None,
+            help="the trained LM (state dict) that the adapters adapt; needed with --lora_conf",
+        )
+        return parser
+
+    @classmethod
+    @typechecked
+    def build_model(cls, args: argparse.Namespace) -> ESPnetLanguageModel:
+        lora_conf = getattr(args, "lora_conf", None) or {}
+        if not lora_conf:
+            return super().build_model(args)
+        config = LoRAConfig.from_dict(lora_conf)
+        if getattr(args, "base_lm_config", None):
+            take_architecture(args, args.base_lm_config)
+        overrides = None
+        checkpoint = Path(getattr(args, "output_dir", None) or "") / "checkpoint.pth"
+        if getattr(args, "resume", False) and checkpoint.is_file():
+            # a resumed warm-up run may have truncated its adapters already: rebuild them at the saved ranks
+            overrides = ranks_in_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+        model = cls.build_adapted_model(args, config, base_lm_file=args.base_lm_file, rank_overrides=overrides)
+        return model
+
+    @classmethod
+    def build_adapted_model(
+        cls,
+        args: argparse.Namespace,
+        config: LoRAConfig,
+        base_lm_file: Optional[str],
+        rank_overrides: Optional[Dict[str, int]] = None,
+        loading: bool = False,
+    ) -> ESPnetLanguageModel:
+        """The base LM of ``args`` with ``base_lm_file``'s weights (if given) and adapters attached.
+
+        ``loading``: the model is rebuilt to load an adapted checkpoint (which holds the base weights too).
+        """
+        model = super().build_model(args)
+        if base_lm_file is not None:
+            state = torch.load(base_lm_file, map_location="cpu", weights_only=False)
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise RuntimeError(
+                    f"--base_lm_file {base_lm_file}: not a state dict of the LM that lm_conf describes "
+                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+                )
+        elif not loading:
+            logging.warning("--lora_conf without --base_lm_file: adapting a randomly initialised LM")
+        adapters = attach_adapters(model, config, rank_overrides=rank_overrides)
+        strategy = build_strategy(model, adapters)
+        # a plain attribute (the strategy is no nn.Module): not in the state dict, found by LoRATrainer
+        object.__setattr__(model, STRATEGY_ATTR, strategy)
+        if not loading:
+            logging.info("%s", strategy.describe("built"))
+        return model

@@ -1,0 +1,100 @@
+"""Recipe stages 8-10 (LM training, LoRA adaptation, rescoring + NPRR) through run.sh, on the demo
+transcripts and n-best lists written in ESPnet's decode layout (stages 1-7 are test_recipes.py's)."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from espnet_lrsms.lm.nbest import read_references
+from espnet_lrsms.lm.rescore import corpus_wer
+from espnet_lrsms.recipe.tokenizer import train_tokenizer
+
+from conftest import REPO
+from lm_test_data import demo_transcripts, noisy_nbest, write_data_dir, write_decode_dir
+
+RECIPE = REPO / "egs2" / "librispeech" / "asr1"
+ASR_EXP = "asr_train_asr_lrsms_tiny_raw_en_bpe30"
+DECODE = "decode_asr_tiny_asr_model_valid.acc.best"
+BASE_LM = "lm_train_lm_transformer_tiny_en_bpe30"
+ARGS = [
+    "--ngpu", "0", "--nbpe", "30", "--train_set", "train_clean_100", "--valid_set", "dev_clean",
+    "--test_sets", "dev_clean test_clean", "--asr_config", "conf/demo/train_asr_lrsms_tiny.yaml",
+    "--inference_config", "conf/demo/decode_asr_tiny.yaml", "--inference_asr_model", "valid.acc.best.pth",
+    "--lm_config", "conf/lm/demo/train_lm_transformer_tiny.yaml", "--lora_config", "conf/lm/demo/lora_vanilla_tiny.yaml",
+    "--lm_args", "--max_epoch 4 --use_matplotlib false", "--lora_args", "--max_epoch 2 --use_matplotlib false",
+]
+
+
+def run(work, *args, check=True):
+    env = dict(os.environ, LIBRISPEECH=str(REPO / "demo" / "librispeech"))
+    result = subprocess.run(
+        ["./run.sh", *ARGS, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *args],
+        cwd=RECIPE, env=env, capture_output=True, text=True,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def stages_8_to_10(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lm_recipe")
+    data = work / "data"
+    for split in ("train_clean_100", "dev_clean", "test_clean"):
+        write_data_dir(data, split)
+    train_tokenizer(data / "train_clean_100" / "text", data / "en_token_list" / "bpe_unigram30", 30)  # stage 2
+    for split in ("dev_clean", "test_clean"):  # stage 5's output, made noisy
+        write_decode_dir(work / "exp" / ASR_EXP / DECODE / split, noisy_nbest(demo_transcripts(split)))
+    return work, run(work, "--stage", "8").stdout
+
+
+def wer_row(results, decode, dataset):
+    match = re.search(rf"^\|{re.escape(decode)}/{dataset}\|\d+\|\d+\|(?:[\d.]+\|){{4}}([\d.]+)\|", results, re.M)
+    assert match, results
+    return float(match.group(1))
+
+
+def test_rescoring_rows_land_in_results_md(stages_8_to_10):
+    work, stdout = stages_8_to_10
+    exp = work / "exp" / ASR_EXP
+    results = (exp / "RESULTS.md").read_text()
+    assert results in stdout
+    for lm in (BASE_LM, f"{BASE_LM}_lora_vanilla_tiny"):
+        for dataset in ("dev_clean", "test_clean"):
+            refs = {k: v.split() for k, v in demo_transcripts(dataset).items()}
+            before = corpus_wer(refs, read_references(exp / DECODE / dataset / "1best_recog" / "text"))
+            after = wer_row(results, f"{DECODE}_rescore_{lm}", dataset)
+            print(f"{lm} {dataset}: WER {before:.1f} -> {after:.1f}")
+            assert after < before  # the sound-alikes on top of every list are pushed down
+        assert (exp / f"{DECODE}_rescore_{lm}" / "lm_weight").is_file()
+
+
+def test_nprr_is_measured_on_the_test_set_only(stages_8_to_10):
+    work, stdout = stages_8_to_10
+    out = work / "exp" / ASR_EXP / f"{DECODE}_rescore_{BASE_LM}"
+    text = (out / "test_clean" / "robustness.txt").read_text()
+    assert re.search(r"NPRR = (n/a|[-+][\d.]+ %)\s+1-best PRR = (n/a|[-+][\d.]+ %)", text), text
+    assert not (out / "dev_clean" / "robustness.txt").exists()  # the tuning set
+
+
+def test_lora_stage_reports_its_ranks(stages_8_to_10):
+    work, stdout = stages_8_to_10
+    assert re.search(r"LoRA strategy vanilla \(end, step \d+\): 12 adapted linears, ranks 12×r4, total rank 48", stdout)
+    assert (work / "exp" / f"{BASE_LM}_lora_vanilla_tiny" / "lora_ranks.json").is_file()
+
+
+def test_rerunning_stage_10_is_safe(stages_8_to_10):
+    work, _ = stages_8_to_10
+    results = work / "exp" / ASR_EXP / "RESULTS.md"
+    before = results.read_text()
+    run(work, "--stage", "10", "--lm_robustness", "false", "--lora_config", "")  # the base LM's rows again
+    assert results.read_text() == before
+    assert not list((work / "exp" / ASR_EXP).glob("*.tmp"))
+
+
+def test_an_undecoded_tuning_set_is_named(stages_8_to_10):
+    work, _ = stages_8_to_10
+    result = run(work, "--stage", "10", "--lm_tune_set", "dev_other", check=False)
+    assert result.returncode != 0
+    assert "tunes the LM weight on dev_other" in result.stderr and "--test_sets" in result.stderr
