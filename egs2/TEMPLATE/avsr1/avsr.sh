@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The shared audio-visual (AVSR) recipe of espnet-lrsms, on the conventions of ../asr1/asr.sh: ESPnet's
+# stage layout and option names, run from this repository alone. A corpus' run.sh sets the defaults and
+# calls this script; every option below can be given as --name value.
+#
+#   1. data prep          data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}: per clip a 16 kHz wav and
+#                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps (cached per clip; skipped.txt)
+#   2. tokenizer          SentencePiece (--bpemode, --nbpe) + ESPnet token list
+#   3. shapes             speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
+#   4. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes)
+#   5. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}
+#   6. noise robustness   noise (babble, or --noise_file) added to the test audio at each of --snrs:
+#                         data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
+#                         <avsr_exp>/RESULTS.md: WER by SNR as in the paper's Table III
+#
+# Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
+# later stage would take as finished; re-running a stage redoes it (stage 1 reuses its per-clip cache,
+# stage 6 its noisy copies).
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/avsr1, also via a symlink
+# shellcheck source=/dev/null
+. "${here}/path.sh"
+
+# General
+stage=1
+stop_stage=100
+ngpu=1
+num_nodes=1
+host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
+nj=4                     # parallel jobs for data prep
+inference_nj=4           # parallel decoding jobs
+gpu_inference=false
+python=python3
+cuda_cmd="${here}/utils/run_local.sh"
+
+# Data
+corpus_root=""           # LRS3: holds pretrain/, trainval/, test/
+train_set=""
+valid_set=""
+test_sets=""
+on_error=stop            # stop | skip: what data prep does with a broken clip (skip: data/<set>/skipped.txt)
+datadir=data
+roi_method=landmarks     # landmarks (--landmarks_dir) | as_is (the videos already show the mouth)
+landmarks_dir=""         # per clip <split>/<speaker>/<clip>.pkl or .npy, 68-point landmarks (docs/avsr.md)
+roi_size=96
+crop_scale=2.0           # crop side / median mouth width (landmarks)
+max_frame_mismatch=3     # audio/video length difference allowed, in 40 ms frames
+
+# Tokenizer
+token_type=bpe
+nbpe=5000
+bpemode=unigram
+lang=en
+
+# Training
+expdir=exp
+avsr_config=""
+avsr_tag=""
+avsr_args=""
+avsr_stats_dir=""
+
+# Decoding and noise
+inference_config=""
+inference_tag=""
+inference_args=""
+inference_avsr_model=valid.acc.ave.pth
+inference_modality=av    # av | audio | video
+snrs="-7.5 -2.5 2.5 7.5 12.5"
+noise_file=""            # a noise recording at 16 kHz (e.g. NOISEX babble); default: babble from the test set
+babble_speakers=6        # other test utterances summed into babble
+noise_seed=0
+
+help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
+Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
+  --roi_method landmarks|as_is --landmarks_dir --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
+  --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
+  --noise_seed --python"
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --help|-h) echo "$help_message"; exit 0 ;;
+        --*)
+            name=${1#--}
+            if ! declare -p "$name" >/dev/null 2>&1 || [[ "$name" =~ [^a-z_0-9] ]]; then
+                echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
+            fi
+            [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+            printf -v "$name" '%s' "$2"
+            shift 2 ;;
+        *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
+    esac
+done
+
+for var in corpus_root train_set valid_set avsr_config; do
+    [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
+done
+[[ -f "$avsr_config" ]] || { echo "$0: --avsr_config ${avsr_config}: no such file" >&2; exit 1; }
+if [[ -n "$inference_config" && ! -f "$inference_config" ]]; then
+    echo "$0: --inference_config ${inference_config}: no such file" >&2; exit 1
+fi
+if [[ -n "$noise_file" && ! -f "$noise_file" ]]; then
+    echo "$0: --noise_file ${noise_file}: no such file" >&2; exit 1
+fi
+
+bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
+bpemodel="${bpedir}/bpe.model"
+token_list="${bpedir}/tokens.txt"
+[[ -n "$avsr_stats_dir" ]] || avsr_stats_dir="${expdir}/avsr_stats_raw_${lang}_${token_type}${nbpe}"
+[[ -n "$avsr_tag" ]] || avsr_tag="$(basename "${avsr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
+avsr_exp="${expdir}/avsr_${avsr_tag}"
+if [[ -z "$inference_tag" ]]; then
+    if [[ -n "$inference_config" ]]; then
+        inference_tag="$(basename "${inference_config}" .yaml)"
+    else
+        inference_tag=inference
+    fi
+    inference_tag+="_avsr_model_${inference_avsr_model%.pth}"
+    [[ "$inference_modality" == av ]] || inference_tag+="_${inference_modality}"
+fi
+
+if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+    log "Stage 1: audio + mouth ROIs (${roi_method}) for ${train_set} ${valid_set} ${test_sets} from ${corpus_root}"
+    roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}")
+    [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
+    # shellcheck disable=SC2086
+    ${python} -m espnet_lrsms.bin.avsr_prepare_data --corpus_root "${corpus_root}" \
+        --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
+        --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}"
+fi
+
+if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+    log "Stage 2: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${train_set}/text -> ${bpedir}"
+    ${python} -m espnet_lrsms.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
+        --out_dir "${bpedir}" --nbpe "${nbpe}" --mode "${bpemode}"
+fi
+
+if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+    log "Stage 3: shape files (speech, text, video) -> ${avsr_stats_dir}"
+    ${python} -m espnet_lrsms.bin.avsr_make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
+        --roi_size "${roi_size}" \
+        --pair "${datadir}/${train_set}" "${avsr_stats_dir}/train" --pair "${datadir}/${valid_set}" "${avsr_stats_dir}/valid"
+fi
+
+if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
+    log "Stage 4: training -> ${avsr_exp} (log: ${avsr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
+    mkdir -p "${avsr_exp}"
+    launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${avsr_exp}/train.log" --ngpu "${ngpu}"
+                 --num_nodes "${num_nodes}" --init_file_prefix "${avsr_exp}/.dist_init_"
+                 --multiprocessing_distributed true)
+    [[ -n "$host" ]] && launch_opts+=(--host "${host}")
+    data_opts=()
+    for pair in "train:${train_set}" "valid:${valid_set}"; do
+        split=${pair%%:*} dset=${pair#*:}
+        data_opts+=(--"${split}"_data_path_and_name_and_type "${datadir}/${dset}/wav.scp,speech,sound"
+                    --"${split}"_data_path_and_name_and_type "${datadir}/${dset}/video.scp,video,video_npy"
+                    --"${split}"_data_path_and_name_and_type "${datadir}/${dset}/text,text,text"
+                    --"${split}"_shape_file "${avsr_stats_dir}/${split}/speech_shape"
+                    --"${split}"_shape_file "${avsr_stats_dir}/${split}/text_shape.${token_type}")
+    done
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.launch "${launch_opts[@]}" -- \
+        ${python} -m espnet_lrsms.bin.avsr_train \
+            --use_preprocessor true \
+            --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" \
+            "${data_opts[@]}" \
+            --resume true \
+            --output_dir "${avsr_exp}" \
+            --config "${avsr_config}" \
+            ${avsr_args}
+fi
+
+# stages 5 and 6: one process per stage decodes (--inference_nj forked jobs), scores and writes RESULTS.md
+sweep_opts=(--exp_dir "${avsr_exp}" --inference_tag "${inference_tag}" --asr_model_file "${avsr_exp}/${inference_avsr_model}"
+            --data_root "${datadir}" --nj "${inference_nj}" --modality "${inference_modality}"
+            --ngpu "$([[ "$gpu_inference" == true ]] && echo 1 || echo 0)")
+[[ -n "$inference_config" ]] && sweep_opts+=(--config "${inference_config}")
+
+if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
+    log "Stage 5: decoding ${test_sets} (clean, modality ${inference_modality}) -> ${avsr_exp}/${inference_tag}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_lrsms.bin.avsr_snr_sweep "${sweep_opts[@]}" --test_sets ${test_sets} --conditions clean \
+        ${inference_args}
+fi
+
+if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
+    noise_opts=(--babble_speakers "${babble_speakers}" --seed "${noise_seed}")
+    [[ -n "$noise_file" ]] && noise_opts+=(--noise_file "${noise_file}")
+    log "Stage 6: ${noise_file:-babble} noise at SNR ${snrs} dB on ${test_sets} -> ${avsr_exp}/${inference_tag}_snr<x>"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_lrsms.bin.avsr_snr_sweep "${sweep_opts[@]}" --test_sets ${test_sets} --conditions ${snrs} \
+        "${noise_opts[@]}" ${inference_args}
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Audio-visual LR-SMS on LRS3 (paper Table III, 140 M), and its robustness to babble noise at
+# -7.5 ... 12.5 dB SNR. Corpus root: LRS3 in db.sh or the environment (the directory holding pretrain/,
+# trainval/, test/). Mouth ROIs come from 68-point landmark files (--landmarks_dir, e.g. Auto-AVSR's
+# released LRS3 landmarks) or, for videos that already show the mouth, --roi_method as_is.
+# Any avsr.sh option can follow.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./db.sh
+
+train_set=train     # pretrain + trainval, less the held-out val clips
+valid_set=val
+test_sets="test"
+
+./avsr.sh \
+    --corpus_root "${LRS3}" \
+    --lang en \
+    --nbpe 5000 \
+    --bpemode unigram \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --avsr_config conf/avsr/train_avsr_conformer_lrsms.yaml \
+    --inference_config conf/avsr/decode_avsr.yaml \
+    --snrs "-7.5 -2.5 2.5 7.5 12.5" \
+    "$@"

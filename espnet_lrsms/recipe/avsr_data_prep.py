@@ -1,0 +1,323 @@
+"""AVSR stage 1: LRS3 mp4 clips → ``data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}``.
+
+Per clip ``<LRS3>/<split>/<speaker>/<clip>.mp4`` (+ ``.txt``; the layout and the ``train``/``val``
+sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`):
+
+- ``<data_dir>/av/<set>/audio/<speaker>/<clip>.wav``: the first audio stream, 16 kHz mono 16-bit;
+- ``<data_dir>/av/<set>/roi/<speaker>/<clip>.npy``: uint8 ``(T, 96, 96)`` grey mouth crops, one per
+  video frame (the video must be at 25 frames/s), made by :mod:`espnet_lrsms.avsr.roi` from a
+  landmark file (``roi_method="landmarks"``) or from the frames as they are (``"as_is"``).
+
+Both files are written under a temporary name and renamed once the clip has passed every check, so
+they are a cache: a re-run (after an interruption, or with more sets) reads their headers instead of
+decoding again. The ROI settings are kept in ``av/<set>/roi/settings.json``; other settings discard
+the cached ROIs.
+
+A clip with a problem is never dropped silently. Kinds (column 2 of ``skipped.txt``):
+``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
+``no_video``, ``frame_rate``, ``no_landmarks`` (no landmark file), ``bad_landmarks``, ``no_face``,
+``length_mismatch`` (audio and video differ by more than ``max_frame_mismatch`` 40 ms frames, or the
+landmarks do not have one entry per video frame). ``on_error="stop"`` raises naming the clips and
+files; ``"skip"`` leaves them out, writes ``data/<set>/skipped.txt`` (``<utt>\\t<kind>\\t<message>``)
+and logs the count per kind.
+"""
+import json
+import logging
+import shutil
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+from typeguard import typechecked
+
+from espnet_lrsms.avsr.roi import (
+    ROI_SIZE,
+    LandmarkError,
+    NoFaceError,
+    crop_mouth_rois,
+    find_landmark_file,
+    read_landmarks,
+    resize_frames,
+)
+from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_video_mp4
+from espnet_lrsms.recipe.data_prep import DataPrepError, scan_lrs3
+
+logger = logging.getLogger(__name__)
+
+FS = 16000
+SAMPLES_PER_FRAME = FS // FRAME_RATE  # 640: one video frame = one audio front-end frame
+ROI_METHODS = ("landmarks", "as_is")
+
+
+@dataclass(frozen=True)
+class RoiSettings:
+    """How the mouth crops are made (kept next to the cache; other settings redo the crops)."""
+
+    method: str = "as_is"
+    landmarks_dir: Optional[str] = None
+    size: int = ROI_SIZE
+    crop_scale: float = 2.0
+    smooth_window: int = 12
+
+
+@dataclass
+class AVClip:
+    """One clip and what stage 1 made of it (``problem``/``kind`` set when it cannot be used)."""
+
+    uttid: str
+    speaker: str
+    text: Optional[str]
+    source: Optional[Path]
+    relative: Optional[Path] = None  # <split>/<speaker>/<clip>, for the landmark file
+    wav: Optional[Path] = None
+    roi: Optional[Path] = None
+    audio_samples: int = 0
+    video_frames: int = 0
+    kind: Optional[str] = None
+    problem: Optional[str] = None
+
+
+class ClipProblem(Exception):
+    """A clip that cannot be used: ``kind`` (see the module doc) and a message naming the file."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+# ------------------------------------------------------------------------------ decoding
+@typechecked
+def decode_audio(mp4: Path) -> np.ndarray:
+    """The first audio stream of ``mp4`` as 16 kHz mono int16 samples."""
+    import av
+
+    try:
+        with av.open(str(mp4)) as container:
+            if not container.streams.audio:
+                raise ClipProblem("no_audio", f"{mp4}: no audio stream")
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=FS)
+            chunks = []
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(frame)]
+            chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
+    except av.error.FFmpegError as err:
+        raise ClipProblem("unreadable", f"{mp4}: cannot decode ({err})") from err
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    if samples.size == 0:
+        raise ClipProblem("no_audio", f"{mp4}: the audio stream is empty")
+    return samples
+
+
+@typechecked
+def decode_video(mp4: Path) -> np.ndarray:
+    """Grey frames ``(T, H, W)`` uint8 of ``mp4``'s first video stream (must be at 25 frames/s)."""
+    try:
+        return read_video_mp4(mp4).astype(np.uint8)
+    except VideoError as err:
+        message = str(err)
+        if "no video stream" in message:
+            kind = "no_video"
+        elif "frames/s" in message:
+            kind = "frame_rate"
+        else:
+            kind = "unreadable"
+        raise ClipProblem(kind, message) from err
+
+
+def _save_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    write(tmp)
+    tmp.replace(path)
+
+
+def _cached_lengths(wav: Path, roi: Path) -> Optional[Tuple[int, int]]:
+    if not (wav.is_file() and roi.is_file()):
+        return None
+    try:
+        samples = soundfile.info(str(wav)).frames
+        frames = np.load(roi, mmap_mode="r").shape[0]
+    except Exception:  # a damaged cache entry is simply made again
+        return None
+    return samples, frames
+
+
+@typechecked
+def check_lengths(mp4: Path, audio_samples: int, video_frames: int, max_frame_mismatch: int) -> None:
+    """Refuse a clip whose audio (in 40 ms frames) and video differ by more than ``max_frame_mismatch`` frames."""
+    audio_frames = audio_samples // SAMPLES_PER_FRAME
+    if abs(audio_frames - video_frames) > max_frame_mismatch:
+        raise ClipProblem(
+            "length_mismatch",
+            f"{mp4}: audio {audio_samples / FS:.2f} s ({audio_frames} frames of 40 ms) but video {video_frames} "
+            f"frames ({video_frames / FRAME_RATE:.2f} s); tolerance {max_frame_mismatch} frames",
+        )
+
+
+# -------------------------------------------------------------------------------- a clip
+@typechecked
+def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings) -> np.ndarray:
+    """``(T, size, size)`` uint8 mouth crops of one clip's grey frames."""
+    if settings.method == "as_is":
+        return resize_frames(frames, settings.size)
+    landmark_dir = Path(settings.landmarks_dir)
+    path = find_landmark_file(landmark_dir, clip.relative)
+    if path is None:
+        raise ClipProblem("no_landmarks", f"{clip.source}: no landmark file {landmark_dir / clip.relative}.pkl or .npy")
+    try:
+        landmarks = read_landmarks(path)
+        if len(landmarks) != len(frames):
+            raise ClipProblem(
+                "length_mismatch", f"{path}: landmarks for {len(landmarks)} frames but {clip.source} has {len(frames)}"
+            )
+        return crop_mouth_rois(frames, landmarks, settings.size, settings.crop_scale, settings.smooth_window, str(path))
+    except NoFaceError as err:
+        raise ClipProblem("no_face", str(err)) from err
+    except LandmarkError as err:
+        raise ClipProblem("bad_landmarks", str(err)) from err
+
+
+def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_mismatch: int) -> AVClip:
+    """Fill ``clip.wav``/``clip.roi`` (decoding and cropping unless cached) or ``clip.kind``/``clip.problem``."""
+    try:
+        if clip.text is None and clip.problem is None:
+            raise ClipProblem("no_transcript", f"{clip.source}: no transcript (.txt with a 'Text:' line)")
+        if clip.problem is not None:
+            raise ClipProblem("no_transcript", clip.problem)
+        if clip.source is None:
+            raise ClipProblem("no_mp4", f"transcript without a video file ({clip.relative}.txt)")
+        wav = out_dir / "audio" / clip.speaker / f"{clip.source.stem}.wav"
+        roi = out_dir / "roi" / clip.speaker / f"{clip.source.stem}.npy"
+        cached = _cached_lengths(wav, roi)
+        if cached is None:
+            samples = decode_audio(clip.source)
+            frames = decode_video(clip.source)
+            check_lengths(clip.source, samples.size, len(frames), max_frame_mismatch)
+            rois = make_rois(frames, clip, settings)
+            _save_atomic(roi, lambda p: np.save(p, rois))
+            _save_atomic(wav, lambda p: soundfile.write(str(p), samples, FS, subtype="PCM_16", format="WAV"))
+            cached = samples.size, len(rois)
+        else:
+            check_lengths(clip.source, cached[0], cached[1], max_frame_mismatch)
+        clip.wav, clip.roi = wav, roi
+        clip.audio_samples, clip.video_frames = cached
+    except ClipProblem as err:
+        clip.kind, clip.problem = err.kind, str(err)
+    return clip
+
+
+def _process_star(args) -> AVClip:
+    return process_clip(*args)
+
+
+# ---------------------------------------------------------------------------------- a set
+def _clips_of(corpus_root: Path, set_name: str) -> List[AVClip]:
+    """The set's clips as :func:`scan_lrs3` pairs them (mp4 + transcript), with their ``<split>/<speaker>/<clip>``."""
+    clips = []
+    for utt in scan_lrs3(corpus_root, set_name):
+        if utt.source is not None:
+            relative = utt.source.relative_to(corpus_root).with_suffix("")
+        else:  # a .txt without its .mp4 (scan_lrs3 keeps no path for it): speaker/clip, for the message
+            relative = Path(utt.speaker) / utt.uttid[len(utt.speaker) + 1 :]
+        clips.append(AVClip(utt.uttid, utt.speaker, utt.text, utt.source, relative, problem=utt.problem))
+    return clips
+
+
+def _use_cache(out_dir: Path, settings: RoiSettings) -> None:
+    """Discard cached ROIs made with other settings; record the current ones."""
+    marker = out_dir / "roi" / "settings.json"
+    wanted = json.dumps(settings.__dict__, sort_keys=True)
+    if marker.is_file() and marker.read_text(encoding="utf-8") != wanted:
+        logger.info("%s: ROI settings changed (%s -> %s); cropping again", out_dir / "roi", marker.read_text(), wanted)
+        shutil.rmtree(out_dir / "roi")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(wanted, encoding="utf-8")
+
+
+@typechecked
+def prepare_av_set(
+    corpus_root: Path,
+    set_name: str,
+    data_dir: Path,
+    settings: RoiSettings = RoiSettings(),
+    nj: int = 1,
+    on_error: str = "stop",
+    max_frame_mismatch: int = 3,
+) -> Path:
+    """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it."""
+    if on_error not in ("stop", "skip"):
+        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    if settings.method not in ROI_METHODS:
+        raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
+    if settings.method == "landmarks":
+        if not settings.landmarks_dir:
+            raise DataPrepError(
+                "--roi_method landmarks needs --landmarks_dir (per clip <split>/<speaker>/<clip>.pkl or .npy); "
+                "for videos that already show the mouth use --roi_method as_is"
+            )
+        if not Path(settings.landmarks_dir).is_dir():
+            raise DataPrepError(f"--landmarks_dir {settings.landmarks_dir}: no such directory")
+    corpus_root = Path(corpus_root)
+    if not corpus_root.is_dir():
+        raise DataPrepError(f"corpus root {corpus_root} does not exist (set LRS3 in db.sh or the environment)")
+    clips = _clips_of(corpus_root, set_name)
+    if not clips:
+        raise DataPrepError(f"set {set_name}: no clips found under {corpus_root}")
+    out_dir = data_dir / "av" / set_name
+    _use_cache(out_dir, settings)
+    jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
+    with ProcessPoolExecutor(max_workers=max(1, nj)) as pool:
+        done = list(tqdm(pool.map(_process_star, jobs, chunksize=4), total=len(jobs), desc=f"av data prep {set_name}", unit="clip"))
+    good = [c for c in done if c.problem is None]
+    bad = [c for c in done if c.problem is not None]
+    out = data_dir / set_name
+    write_av_data_dir(out, good, bad)
+    if bad:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(Counter(c.kind for c in bad).items()))
+        examples = "; ".join(f"{c.uttid}: {c.problem}" for c in bad[:3])
+        if on_error == "stop":
+            failed = out.with_name(out.name + ".failed")
+            shutil.move(str(out), str(failed))
+            raise DataPrepError(
+                f"set {set_name}: {len(bad)} of {len(done)} clips have problems ({counts}), e.g. {examples}; "
+                f"full list in {failed / 'skipped.txt'} (re-run with --on_error skip to leave them out)"
+            )
+        logger.warning("set %s: skipped %d of %d clips (%s); list in %s", set_name, len(bad), len(done), counts, out / "skipped.txt")
+    if not good:
+        raise DataPrepError(f"set {set_name}: no usable clip (see {out / 'skipped.txt'})")
+    hours = sum(c.audio_samples for c in good) / FS / 3600
+    logger.info("set %s: %d clips (%.2f h) -> %s", set_name, len(good), hours, out)
+    return out
+
+
+def write_av_data_dir(out: Path, good: List[AVClip], bad: List[AVClip]) -> None:
+    """The data directory, sorted as ESPnet requires, written to ``<out>.tmp`` and renamed."""
+    good = sorted(good, key=lambda c: c.uttid)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tables: Dict[str, List[str]] = {
+        "wav.scp": [f"{c.uttid} {c.wav.resolve()}\n" for c in good],
+        "video.scp": [f"{c.uttid} {c.roi.resolve()}\n" for c in good],
+        "text": [f"{c.uttid} {c.text}\n" for c in good],
+        "utt2spk": [f"{c.uttid} {c.speaker}\n" for c in good],
+        "utt2num_video_frames": [f"{c.uttid} {c.video_frames}\n" for c in good],
+    }
+    spk2utt: Dict[str, List[str]] = {}
+    for c in good:
+        spk2utt.setdefault(c.speaker, []).append(c.uttid)
+    tables["spk2utt"] = [f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())]
+    if bad:
+        tables["skipped.txt"] = [f"{c.uttid}\t{c.kind}\t{c.problem}\n" for c in sorted(bad, key=lambda c: c.uttid)]
+    for name, lines in tables.items():
+        (tmp / name).write_text("".join(lines), encoding="utf-8")
+    for old in (out, out.with_name(out.name + ".failed")):
+        if old.exists():
+            shutil.rmtree(old)
+    tmp.replace(out)

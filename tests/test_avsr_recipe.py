@@ -1,0 +1,131 @@
+"""egs2/lrs3/avsr1 end to end on demo/lrs3 (mp4 → audio + mouth ROIs → train → decode clean and in babble)."""
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile
+import yaml
+
+from espnet_lrsms.avsr.noise import snr_db
+from espnet_lrsms.scoring.results import read_sum_avg
+
+from avsr_test_data import REPO
+
+RECIPE = REPO / "egs2" / "lrs3" / "avsr1"
+SNRS = ["-7.5", "-2.5", "2.5", "7.5", "12.5"]
+EXP = "avsr_train_avsr_lrsms_tiny_raw_en_bpe30"
+DECODE = "decode_avsr_tiny_avsr_model_valid.acc.best"
+DEMO_AV_ARGS = [
+    "--ngpu", "0", "--nbpe", "30", "--nj", "2", "--inference_nj", "2", "--roi_method", "as_is",
+    "--avsr_config", "conf/avsr/demo/train_avsr_lrsms_tiny.yaml",
+    "--inference_config", "conf/avsr/demo/decode_avsr_tiny.yaml",
+    "--inference_avsr_model", "valid.acc.best.pth",
+]
+
+
+def run_avsr(work, *args):
+    env = dict(os.environ, LRS3=str(REPO / "demo" / "lrs3"))
+    result = subprocess.run(
+        ["./run.sh", *DEMO_AV_ARGS, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *args],
+        cwd=RECIPE, env=env, capture_output=True, text=True,
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def avsr_demo(tmp_path_factory):
+    """Stages 1-6 once: one training step (CPU time), all five SNRs and clean decoded."""
+    work = tmp_path_factory.mktemp("avsr_demo")
+    result = run_avsr(
+        work,
+        "--avsr_args", "--max_epoch 1 --num_iters_per_epoch 1 --batch_bins 400000 --num_att_plot 0",
+        "--inference_args", "--maxlenratio 0.3",
+        "--snrs", " ".join(SNRS),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work, result.stdout
+
+
+def scp(path):
+    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines())
+
+
+def test_stage1_writes_wav_and_mouth_rois_for_every_clip(avsr_demo):
+    work, _ = avsr_demo
+    counts = {"train": 47, "val": 1, "test": 8}  # demo/lrs3: 12 pretrain + 36 trainval (1 held out) + 8 test
+    for dset, count in counts.items():
+        wav, video = scp(work / "data" / dset / "wav.scp"), scp(work / "data" / dset / "video.scp")
+        assert sorted(wav) == sorted(video) and len(wav) == count
+        assert not (work / "data" / dset / "skipped.txt").exists()
+    key = sorted(video)[0]
+    audio, rate = soundfile.read(wav[key])
+    rois = np.load(video[key])
+    assert rate == 16000 and rois.dtype == np.uint8 and rois.shape[1:] == (96, 96)
+    assert abs(len(audio) / 640 - len(rois)) <= 1.0
+
+
+def test_stages_2_to_4_tokenizer_shapes_and_training(avsr_demo):
+    work, _ = avsr_demo
+    tokens = (work / "data" / "en_token_list" / "bpe_unigram30" / "tokens.txt").read_text().split()
+    # the demo's 11 words fit in fewer than 30 pieces: one piece per word, plus ESPnet's 3 symbols
+    assert sorted(tokens) == sorted(["<blank>", "<unk>", "<sos/eos>"] + [
+        "▁" + w for w in "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE OH".split()])
+    stats = work / "exp" / "avsr_stats_raw_en_bpe30" / "train"
+    speech = scp(stats / "speech_shape")
+    video = scp(stats / "video_shape")
+    wav = scp(work / "data" / "train" / "wav.scp")
+    assert len(speech) == len(video) == 47
+    key = sorted(wav)[0]
+    assert int(speech[key]) == soundfile.info(wav[key]).frames
+    assert video[key] == f"{len(np.load(scp(work / 'data' / 'train' / 'video.scp')[key]))},96,96"
+    exp = work / "exp" / EXP
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    assert config["video_frontend"] == "resnet2d" and config["model"] == "avsr"
+    assert any(path.endswith("video.scp") for path, name, kind in config["train_data_path_and_name_and_type"])
+    assert (exp / "1epoch.pth").is_file() and (exp / "valid.acc.best.pth").is_file()
+
+
+def test_noisy_test_sets_have_the_target_snr(avsr_demo):
+    work, _ = avsr_demo
+    clean = scp(work / "data" / "test" / "wav.scp")
+    exact = rescaled = 0
+    for snr in SNRS:
+        noisy_dir = work / "data" / f"test_babble_snr{snr}"
+        noisy = scp(noisy_dir / "wav.scp")
+        assert sorted(noisy) == sorted(clean)
+        assert (noisy_dir / "video.scp").read_text() == (work / "data" / "test" / "video.scp").read_text()
+        for key in sorted(clean):
+            speech, _ = soundfile.read(clean[key])
+            mixture, _ = soundfile.read(noisy[key])
+            peak = np.abs(mixture).max()
+            if abs(peak - 0.99) < 2 / 32768:  # would have clipped: speech + noise scaled down as a whole to 0.99
+                rescaled += 1
+            else:  # written as mixed: the added noise is mixture - speech
+                assert snr_db(speech, mixture - speech) == pytest.approx(float(snr), abs=0.02), (snr, key)
+                exact += 1
+    # the demo's espeak speech is near full scale: every mixture at -7.5 and -2.5 dB is rescaled
+    assert exact >= 20 and exact + rescaled == 40
+
+
+def test_every_condition_is_scored_and_tabled_as_table_iii(avsr_demo):
+    work, stdout = avsr_demo
+    exp = work / "exp" / EXP
+    wers = {}
+    for condition in ["clean"] + SNRS:
+        name = DECODE if condition == "clean" else f"{DECODE}_snr{condition}"
+        result = exp / name / "test" / "score_wer" / "result.txt"
+        sentences, words, values = read_sum_avg(result)
+        assert (sentences, words) == (8, 24)  # 8 test clips of 3 digits
+        assert len((exp / name / "test" / "1best_recog" / "text").read_text().splitlines()) == 8
+        wers[condition] = values[4]
+    results = (exp / "RESULTS.md").read_text()
+    assert results in stdout  # stage 6 prints the table
+    assert "|model|set|-7.5 dB|-2.5 dB|2.5 dB|7.5 dB|12.5 dB|clean|" in results
+    assert "noise: babble: 6 other utterances of the test set summed (seed 0)" in results
+    row = re.search(rf"^\|{EXP} \({re.escape(DECODE)}\)\|test\|(.*)\|$", results, re.M)
+    assert row, results
+    cells = [float(v) for v in row.group(1).split("|")]
+    assert cells == [round(wers[c], 1) for c in SNRS + ["clean"]]
+    print("demo WER by SNR:", dict(zip(SNRS + ["clean"], cells)))

@@ -1,0 +1,159 @@
+"""AVSR stage 1 (espnet_lrsms.recipe.avsr_data_prep) on a small LRS3-like corpus with broken clips."""
+import importlib.util
+import re
+import shutil
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import soundfile
+
+from espnet_lrsms.avsr.video_io import read_video_mp4
+from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
+from espnet_lrsms.recipe.data_prep import DataPrepError
+
+from avsr_test_data import REPO
+
+DEMO = REPO / "demo" / "lrs3" / "test"
+FS = 16000
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location("make_demo_corpora", REPO / "demo" / "make_demo_corpora.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_audio_only_mp4(path, wave):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=FS)
+        stream.layout = "mono"
+        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+        for start in range(0, len(pcm), 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[start : start + 1024][None, :], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = FS, start, Fraction(1, FS)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """test/spk/: 00000-00001 good demo clips, 00002 garbage bytes, 00003 no video stream,
+    00004 2.0 s of audio with 0.4 s of video; each with a transcript."""
+    root = tmp_path_factory.mktemp("lrs3_bad")
+    spk = root / "test" / "spk"
+    spk.mkdir(parents=True)
+    good = sorted(DEMO.glob("*/*.mp4"))[:2]
+    for i, mp4 in enumerate(good):
+        shutil.copy(mp4, spk / f"{i:05d}.mp4")
+        shutil.copy(mp4.with_suffix(".txt"), spk / f"{i:05d}.txt")
+    (spk / "00002.mp4").write_bytes(b"this is not an mp4 file" * 40)
+    t = np.arange(2 * FS) / FS
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    write_audio_only_mp4(spk / "00003.mp4", tone)
+    frames = np.full((10, 96, 96), 128, dtype=np.uint8)
+    _demo_module().write_mp4(spk / "00004.mp4", tone, frames)
+    for i in range(2, 5):
+        (spk / f"{i:05d}.txt").write_text("Text:  ONE TWO\nConf:  4\n")
+    return root
+
+
+def read_skipped(path):
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in path.read_text().splitlines()}
+
+
+def test_skip_mode_lists_every_broken_clip_with_its_reason(corpus, tmp_path):
+    out = prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is"), nj=2, on_error="skip")
+    skipped = read_skipped(out / "skipped.txt")
+    assert {k: v[0] for k, v in skipped.items()} == {
+        "spk_00002": "unreadable",
+        "spk_00003": "no_video",
+        "spk_00004": "length_mismatch",
+    }
+    assert str(corpus / "test" / "spk" / "00002.mp4") in skipped["spk_00002"][1]
+    # 2 s of audio (+ the AAC encoder's 1024 samples of priming) against 10 video frames
+    assert re.search(r"00004\.mp4: audio 2\.0\d s \(5[01] frames of 40 ms\) but video 10 frames \(0\.40 s\); tolerance 3 frames",
+                     skipped["spk_00004"][1])
+    wav = dict(line.split() for line in (out / "wav.scp").read_text().splitlines())
+    video = dict(line.split() for line in (out / "video.scp").read_text().splitlines())
+    assert sorted(wav) == sorted(video) == ["spk_00000", "spk_00001"]
+    for key in wav:
+        audio, rate = soundfile.read(wav[key], dtype="int16")
+        rois = np.load(video[key])
+        assert rate == FS and rois.dtype == np.uint8 and rois.shape[1:] == (96, 96)
+        assert abs(len(audio) // 640 - len(rois)) <= 1  # 25 fps video, 16 kHz audio of the same clip
+        mp4 = corpus / "test" / "spk" / f"{key.split('_')[1]}.mp4"
+        np.testing.assert_array_equal(rois, read_video_mp4(mp4).astype(np.uint8))  # as_is on 96x96 videos: unchanged
+    frames = dict(line.split() for line in (out / "utt2num_video_frames").read_text().splitlines())
+    assert int(frames["spk_00000"]) == len(np.load(video["spk_00000"]))
+
+
+def test_stop_mode_names_the_file(corpus, tmp_path):
+    with pytest.raises(DataPrepError) as err:
+        prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is"), nj=1, on_error="stop")
+    message = str(err.value)
+    assert "3 of 5 clips have problems (length_mismatch: 1, no_video: 1, unreadable: 1)" in message
+    assert str(corpus / "test" / "spk" / "00002.mp4") in message
+    assert (tmp_path / "data" / "test.failed" / "skipped.txt").is_file()
+    assert not (tmp_path / "data" / "test").exists()
+
+
+def test_landmark_mode_missing_file_and_no_face(corpus, tmp_path):
+    marks = tmp_path / "landmarks" / "test" / "spk"
+    marks.mkdir(parents=True)
+    prepare_av_set(corpus, "test", tmp_path / "ref", RoiSettings(method="as_is"), on_error="skip")
+    reference = tmp_path / "ref" / "av" / "test" / "roi" / "spk"
+    frames, frames_1 = (len(np.load(reference / f"0000{i}.npy")) for i in (0, 1))
+    centred = np.zeros((frames, 68, 2))
+    centred[:, 48:68] = (48.0, 48.0)
+    centred[:, 48] = (24.0, 48.0)  # mouth corners 48 px apart around the centre of the 96x96 frame
+    centred[:, 54] = (72.0, 48.0)
+    np.save(marks / "00000.npy", centred)
+    np.save(marks / "00001.npy", np.full((frames_1, 68, 2), np.nan))  # no face detected in any frame
+    settings = RoiSettings(method="landmarks", landmarks_dir=str(tmp_path / "landmarks"), crop_scale=2.0, smooth_window=1)
+    out = prepare_av_set(corpus, "test", tmp_path / "data", settings, nj=1, on_error="skip")
+    skipped = read_skipped(out / "skipped.txt")
+    assert skipped["spk_00001"][0] == "no_face" and f"00001.npy: no face in any of its {frames_1} frames" in skipped["spk_00001"][1]
+    assert skipped["spk_00002"][0] == "unreadable"  # decoding fails before the landmarks are looked at
+    assert list((out / "video.scp").read_text().split()[::2]) == ["spk_00000"]
+    # mouth width 48 px, crop 96 px centred on (48, 48): the crop is the whole demo frame
+    as_is = np.load(reference / "00000.npy")
+    cropped = np.load((out / "video.scp").read_text().split()[1])
+    np.testing.assert_array_equal(cropped, as_is)
+    no_file = RoiSettings(method="landmarks", landmarks_dir=str(tmp_path / "landmarks"))
+    (marks / "00000.npy").unlink()
+    with pytest.raises(DataPrepError, match="set test: no usable clip"):  # every clip is broken now
+        prepare_av_set(corpus, "test", tmp_path / "data2", no_file, nj=1, on_error="skip")
+    reason = read_skipped(tmp_path / "data2" / "test" / "skipped.txt")["spk_00000"]
+    assert reason[0] == "no_landmarks" and str(tmp_path / "landmarks" / "test" / "spk" / "00000") in reason[1]
+
+
+def test_rerun_continues_from_the_per_clip_cache(corpus, tmp_path):
+    settings = RoiSettings(method="as_is")
+    out = prepare_av_set(corpus, "test", tmp_path / "data", settings, nj=1, on_error="skip")
+    cache = tmp_path / "data" / "av" / "test"
+    kept = cache / "roi" / "spk" / "00000.npy"
+    lost = cache / "roi" / "spk" / "00001.npy"
+    stamp = kept.stat().st_mtime_ns
+    before = (out / "video.scp").read_text()
+    lost.unlink()  # as if interrupted before this clip's crops were written
+    out = prepare_av_set(corpus, "test", tmp_path / "data", settings, nj=1, on_error="skip")
+    assert kept.stat().st_mtime_ns == stamp  # not decoded again
+    assert lost.is_file() and (out / "video.scp").read_text() == before
+    # other ROI settings: the cached crops are made again
+    out = prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is", size=64), nj=1, on_error="skip")
+    assert np.load(kept).shape[1:] == (64, 64)
+
+
+def test_landmark_mode_without_landmarks_dir_is_refused_with_a_hint(corpus, tmp_path, caplog):
+    from espnet_lrsms.bin import avsr_prepare_data
+
+    code = avsr_prepare_data.main(["--corpus_root", str(corpus), "--sets", "test", "--data_dir", str(tmp_path / "data"),
+                                   "--roi_method", "landmarks"])
+    assert code == 1
+    assert "--roi_method landmarks needs --landmarks_dir" in caplog.text and "--roi_method as_is" in caplog.text
