@@ -25,21 +25,29 @@ def _activation(name: str, channels: int) -> nn.Module:
     raise ValueError(f"frontend_conf.activation: unknown activation {name!r}; choose swish, relu or prelu")
 
 
-class BasicBlock1D(nn.Module):
-    """Two 3-tap convolutions with batch norm and a (projected) shortcut: (B, C_in, L) → (B, C_out, L/stride)."""
+class BasicBlock(nn.Module):
+    """ResNet's basic block in 1-D or 2-D: two 3-tap (3×3) convolutions with batch norm and a
+    (projected) shortcut. (B, C_in, L) → (B, C_out, L/stride) for ``dims=1``,
+    (N, C_in, H, W) → (N, C_out, H/stride, W/stride) for ``dims=2``. Shared by the audio and the video
+    front ends."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str):
+    LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d), 2: (nn.Conv2d, nn.BatchNorm2d)}
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str, dims: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv1d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm1d(out_channels)
+        if dims not in self.LAYERS:
+            raise ValueError(f"dims must be 1 or 2, got {dims}")
+        conv, norm = self.LAYERS[dims]
+        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm(out_channels)
         self.act1 = _activation(activation, out_channels)
-        self.conv2 = nn.Conv1d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.conv2 = conv(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = norm(out_channels)
         self.act2 = _activation(activation, out_channels)
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv1d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm1d(out_channels),
+                conv(in_channels, out_channels, 1, stride=stride, bias=False),
+                norm(out_channels),
             )
         else:
             self.shortcut = nn.Identity()
@@ -99,8 +107,8 @@ class ResNet1DFrontend(AbsFrontend):
         in_channels = channels[0]
         for out_channels, stride in zip(channels, (1, 2, 2, 2)):
             stages += [
-                BasicBlock1D(in_channels, out_channels, stride, activation),
-                BasicBlock1D(out_channels, out_channels, 1, activation),
+                BasicBlock(in_channels, out_channels, stride, activation, dims=1),
+                BasicBlock(out_channels, out_channels, 1, activation, dims=1),
             ]
             in_channels = out_channels
         self.trunk = nn.Sequential(*stages)

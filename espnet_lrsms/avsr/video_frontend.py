@@ -11,37 +11,12 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 from typeguard import typechecked
 
-from espnet_lrsms.asr.resnet1d_frontend import _activation
+from espnet_lrsms.asr.resnet1d_frontend import BasicBlock, _activation
 from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
 # Mean and standard deviation of LRS3 mouth crops on the [0, 1] grey scale (Auto-AVSR's constants).
 PIXEL_MEAN = 0.421
 PIXEL_STD = 0.165
-
-
-class BasicBlock2D(nn.Module):
-    """Two 3×3 convolutions with batch norm and a (projected) shortcut: (N, C_in, H, W) → (N, C_out, H/s, W/s)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.act1 = _activation(activation, out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.act2 = _activation(activation, out_channels)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-        else:
-            self.shortcut = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.act1(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.act2(y + self.shortcut(x))
 
 
 class ResNet2DVideoFrontend(AbsFrontend):
@@ -101,8 +76,8 @@ class ResNet2DVideoFrontend(AbsFrontend):
         in_channels = channels[0]
         for out_channels, stride in zip(channels, (1, 2, 2, 2)):
             stages += [
-                BasicBlock2D(in_channels, out_channels, stride, activation),
-                BasicBlock2D(out_channels, out_channels, 1, activation),
+                BasicBlock(in_channels, out_channels, stride, activation, dims=2),
+                BasicBlock(out_channels, out_channels, 1, activation, dims=2),
             ]
             in_channels = out_channels
         self.trunk = nn.Sequential(*stages)
