@@ -92,20 +92,8 @@ Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj
   LM rescoring (stages 8-10): --lm_config --lm_tag --lm_args --lm_train_text --lm_corpus --lm_base_model --lora_config
   --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness --nprr_args"
 
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --help|-h) echo "$help_message"; exit 0 ;;
-        --*)
-            name=${1#--}
-            if ! declare -p "$name" >/dev/null 2>&1 || [[ "$name" =~ [^a-z_0-9] ]]; then
-                echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
-            fi
-            [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-            printf -v "$name" '%s' "$2"
-            shift 2 ;;
-        *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
-    esac
-done
+# shellcheck source=utils/parse_options.sh
+. "${here}/utils/parse_options.sh"
 
 for var in corpus corpus_root train_set valid_set asr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }

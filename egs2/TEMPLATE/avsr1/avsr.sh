@@ -79,20 +79,8 @@ Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj
   --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
 
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --help|-h) echo "$help_message"; exit 0 ;;
-        --*)
-            name=${1#--}
-            if ! declare -p "$name" >/dev/null 2>&1 || [[ "$name" =~ [^a-z_0-9] ]]; then
-                echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
-            fi
-            [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-            printf -v "$name" '%s' "$2"
-            shift 2 ;;
-        *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
-    esac
-done
+# shellcheck source=utils/parse_options.sh
+. "${here}/utils/parse_options.sh"
 
 for var in corpus_root train_set valid_set avsr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }

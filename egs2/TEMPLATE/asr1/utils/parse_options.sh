@@ -1,0 +1,18 @@
+# Sourced by the stage scripts (asr.sh, avsr.sh) after their option defaults, as Kaldi's parse_options.sh
+# is: every "--name value" pair on the command line sets the shell variable "name", which must already
+# exist (a default); unknown options, a missing value or a stray argument print "$help_message" and exit.
+# Uses and shifts the caller's positional parameters.
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --help|-h) echo "$help_message"; exit 0 ;;
+        --*)
+            name=${1#--}
+            if ! declare -p "$name" >/dev/null 2>&1 || [[ "$name" =~ [^a-z_0-9] ]]; then
+                echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
+            fi
+            [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+            printf -v "$name" '%s' "$2"
+            shift 2 ;;
+        *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
+    esac
+done
