@@ -24,7 +24,6 @@ a time (the trained model itself first).
 """
 import logging
 import os
-import re
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from espnet_lrsms.analysis.weights import classify as classify_layer
 from espnet_lrsms.scoring.sclite import score_texts
 
 MODES = ("reinit", "rerandom")
@@ -71,12 +71,12 @@ def reset_targets(state: Mapping[str, torch.Tensor], submodel: str, granularity:
         raise ValueError(f"submodel: expected one of {list(STACKS)}, got {submodel!r}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity: expected one of {list(GRANULARITIES)}, got {granularity!r}")
-    pattern = re.compile(rf"^{submodel}\.{STACKS[submodel]}\.(\d+)\.([^.]+)\.")
+    stack = f"{submodel}.{STACKS[submodel]}."
     found: Dict[int, Dict[str, None]] = {}
     for key in state:
-        match = pattern.match(key)
-        if match:
-            found.setdefault(int(match[1]), {})[match[2]] = None
+        where = classify_layer(key.rpartition(".")[0])  # the analysis tools' one reading of ESPnet's key names
+        if where.block is not None and key.startswith(stack):
+            found.setdefault(where.block, {})[where.module.split(".", 1)[0]] = None
     if not found:
         raise ValueError(f"the checkpoint has no {submodel} blocks (no key starts with {submodel}.{STACKS[submodel]}.<b>.)")
     if granularity == "block":

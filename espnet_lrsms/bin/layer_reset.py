@@ -149,12 +149,12 @@ def main(cmd=None) -> int:
     for r in rows[1:]:
         label = f"{r['submodel']}.{r['block']}" + ("" if r["module"] == "(all)" else f".{r['module']}")
         print(f"{r['mode']:<9} {label:<28} {r['wer']:>7.2f} {r['wer_increase']:>+7.2f}  {r['class']}")
-    for mode in args.modes:
-        ambient = ambient_blocks(rows, mode)
-        if args.granularity == "block":
+    ambient_by_mode = {mode: ambient_blocks(rows, mode) for mode in args.modes}
+    if args.granularity == "block":
+        for mode, ambient in ambient_by_mode.items():
             print(f"ambient {args.submodel} blocks ({mode}), most ambient first: {ambient}")
     if args.granularity == "block" and args.submodel == "encoder":
-        ambient = ambient_blocks(rows, args.modes[0])
+        ambient = ambient_by_mode[args.modes[0]]
         if ambient:
             print("for ambient-targeted dropout (see README), e.g. the 2 most ambient blocks:")
             print(f"  encoder_conf:\n    ffn_unit_dropout:\n      blocks: {ambient[:2]}\n      rate: 0.5")
