@@ -1,4 +1,6 @@
 """Fitting a rank schedule to planted known ranks, with and without a parameter budget."""
+import csv
+
 import pytest
 import torch
 import yaml
@@ -137,3 +139,23 @@ def test_per_block_lists(planted, capsys):
     blocks = yaml.safe_load(capsys.readouterr().out)
     assert blocks["encoder_conf"]["lowrank"]["mhsa"] == {"per_block": [0.25, 0.375, 0.5, 0.625]}
     assert blocks["decoder_conf"]["lowrank"]["ffn"] == {"per_block": [0.25, 0.4219, 0.5781]}  # 16, 27, 37 of 64
+
+
+def test_cli_writes_the_fit_as_csv_and_plot(planted, capsys, tmp_path):
+    config, checkpoint = planted
+    out = tmp_path / "fit"
+    assert cli.main(["--config", str(config), "--checkpoint", str(checkpoint), "--threshold", "1",
+                     "--output_dir", str(out)]) == 0
+    blocks = yaml.safe_load(capsys.readouterr().out)
+    with open(out / "schedule_fit.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["submodel"], r["module_type"]) for r in rows} == {
+        (s, m) for s in ("encoder", "decoder") for m in ("mhsa", "ffn")}
+    for r in rows:
+        b, n = int(r["block"]), int(r["num_blocks"])
+        alpha_i, alpha_f = blocks[f"{r['submodel']}_conf"]["lowrank"][r["module_type"]]
+        # the CSV's schedule column is the printed [α_i, α_f] evaluated at block b (b counted from 0)
+        assert float(r["scheduled_alpha"]) == pytest.approx(alpha_i + b * (alpha_f - alpha_i) / n, abs=1e-6)
+        # at τ = 1 the measured fraction is the planted rank fraction: on the planted line
+        assert float(r["measured_fraction"]) == pytest.approx(ALPHA_I + b * (ALPHA_F - ALPHA_I) / n, abs=0.01)
+    assert (out / "schedule_fit.png").stat().st_size > 10_000

@@ -347,3 +347,67 @@ def config_with_schedules(config: Mapping, schedules: Dict[str, dict]) -> dict:
     """The full training config with the fitted ``lowrank:`` blocks (and low-rank class names), usable
     as ``--config`` of ``espnet_lrsms.bin.asr_train``."""
     return training_options(lowrank_config(dict(config), schedules))
+
+
+CSV_FIELDS = ("submodel", "module_type", "block", "num_blocks", "measured_fraction", "fitted_alpha", "scheduled_alpha")
+
+
+def scheduled_alphas(spec, num_blocks: int) -> List[float]:
+    """α_b, b = 0 … B−1, of one ``lowrank:`` entry: a uniform α, ``[α_i, α_f]`` or ``{per_block: [...]}``."""
+    if isinstance(spec, Mapping):
+        return [float(a) for a in spec["per_block"]]
+    if isinstance(spec, (list, tuple)):
+        alpha_i, alpha_f = spec
+        return [alpha_i + b * (alpha_f - alpha_i) / num_blocks for b in range(num_blocks)]
+    return [float(spec)] * num_blocks
+
+
+def fit_rows(result: ScheduleFit) -> List[dict]:
+    """One CSV row per (sub-model, module type, block): the measured mean rank fraction, the fitted line
+    (before the budget multiplier) and the α the printed schedule gives."""
+    rows = []
+    for (submodel, mtype), fit in result.fits.items():
+        scheduled = scheduled_alphas(result.schedules[submodel][mtype], fit.num_blocks)
+        for b, (measured, fitted, alpha) in enumerate(zip(fit.fractions, fit.line(), scheduled)):
+            rows.append(dict(submodel=submodel, module_type=mtype, block=b, num_blocks=fit.num_blocks,
+                             measured_fraction=round(measured, 6), fitted_alpha=round(fitted, 6),
+                             scheduled_alpha=round(alpha, 6)))
+    return rows
+
+
+def plot_fit(result: ScheduleFit, path: Union[str, Path], title: str) -> Path:
+    """A panel per sub-model: measured fractions (points), fitted line (dashed) and the schedule (solid)
+    over b/B, a colour per module type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    submodels = list(dict.fromkeys(s for s, _ in result.fits))
+    fig, axes = plt.subplots(1, len(submodels), figsize=(5.0 * len(submodels), 3.8), squeeze=False, sharey=True)
+    colours = {"mhsa": "tab:blue", "ffn": "tab:orange"}
+    for ax, submodel in zip(axes[0], submodels):
+        for (sub, mtype), fit in result.fits.items():
+            if sub != submodel:
+                continue
+            depth = [b / fit.num_blocks for b in range(fit.num_blocks)]
+            colour = colours.get(mtype, "tab:gray")
+            ax.plot(depth, fit.fractions, "o", color=colour, label=f"{mtype.upper()} measured")
+            ax.plot(depth, fit.line(), "--", color=colour, label=f"{mtype.upper()} fitted")
+            ax.plot(depth, scheduled_alphas(result.schedules[submodel][mtype], fit.num_blocks), "-", color=colour,
+                    label=f"{mtype.upper()} schedule (×{result.multiplier:.3g})")
+        ax.set_title(submodel)
+        ax.set_xlabel("depth b / B")
+        ax.set_xlim(-0.02, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("rank fraction / α")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

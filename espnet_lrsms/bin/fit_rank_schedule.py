@@ -14,7 +14,10 @@
    built from --config with these lowrank: blocks on the meta device, has at most --budget_m million
    parameters, found by bisection), rounded to 4 decimals and clipped to [0.0001, 1].
 
-Prints ready-to-paste encoder_conf/decoder_conf lowrank: blocks and the resulting parameter count.
+Prints ready-to-paste encoder_conf/decoder_conf lowrank: blocks and the resulting parameter count, and
+writes to --output_dir (default: <checkpoint's directory>/analysis):
+  schedule_fit.csv  submodel, module_type, block, num_blocks, measured_fraction, fitted_alpha, scheduled_alpha
+  schedule_fit.png  per sub-model: measured fractions, fitted line and the schedule over b/B
 The vocabulary size comes from the checkpoint's output layer (else the config's token_list, else
 --vocab_size).
 """
@@ -26,7 +29,15 @@ from pathlib import Path
 import yaml
 
 from espnet_lrsms.analysis.rank_emergence import MEASURES
-from espnet_lrsms.analysis.schedule_fit import config_with_schedules, fit_rank_schedule, format_yaml
+from espnet_lrsms.analysis.schedule_fit import (
+    CSV_FIELDS,
+    config_with_schedules,
+    fit_rank_schedule,
+    fit_rows,
+    format_yaml,
+    plot_fit,
+)
+from espnet_lrsms.analysis.weights import write_rows_csv
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -39,6 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure", choices=MEASURES, default="energy", help="energy: sum of s^2; nuclear: sum of s")
     parser.add_argument("--vocab_size", type=int, default=5000, help="used only if neither checkpoint nor config tell")
     parser.add_argument("--output_config", type=Path, default=None, help="also write the full training config with the schedule")
+    parser.add_argument("--output_dir", type=Path, default=None, help="CSV and PNG (default: <checkpoint dir>/analysis)")
     return parser
 
 
@@ -68,6 +80,12 @@ def main(cmd=None) -> int:
         tmp.write_text(yaml.safe_dump(full, allow_unicode=True, sort_keys=False), encoding="utf-8")
         tmp.replace(args.output_config)
         print(f"# wrote {args.output_config}")
+    out = args.output_dir or args.checkpoint.parent / "analysis"
+    csv_path = write_rows_csv(fit_rows(result), CSV_FIELDS, out / "schedule_fit.csv")
+    title = (f"rank schedule fitted to {args.checkpoint} ({args.measure}, τ = {args.threshold:g})"
+             + (f", budget {args.budget_m:g} M" if args.budget_m else ""))
+    png_path = plot_fit(result, out / "schedule_fit.png", title)
+    print(f"# wrote {csv_path}, {png_path}")
     return 0
 
 
