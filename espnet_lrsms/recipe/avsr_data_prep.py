@@ -5,8 +5,15 @@ sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`):
 
 - ``<data_dir>/av/<set>/audio/<speaker>/<clip>.wav``: the first audio stream, 16 kHz mono 16-bit;
 - ``<data_dir>/av/<set>/roi/<speaker>/<clip>.npy``: uint8 ``(T, 96, 96)`` grey mouth crops, one per
-  video frame (the video must be at 25 frames/s), made by :mod:`espnet_lrsms.avsr.roi` from a
-  landmark file (``roi_method="landmarks"``) or from the frames as they are (``"as_is"``).
+  video frame (the video must be at 25 frames/s), made by :mod:`espnet_lrsms.avsr.roi` around mouth
+  landmarks or from the frames as they are. ``roi_method``:
+
+  - ``"landmarks"``: the user's landmark files (``landmarks_dir``, e.g. Auto-AVSR's LRS3 landmarks);
+  - ``"detect"``: landmarks found by :class:`espnet_lrsms.avsr.landmarks.FaceLandmarkDetector` (dlib,
+    models inside PyPI packages), kept as ``<data_dir>/av/<set>/landmarks/<split>/<speaker>/<clip>.npy``
+    — a directory that can be given back as ``landmarks_dir``;
+  - ``"auto"`` (the recipe's default): ``"landmarks"`` when ``landmarks_dir`` is given, else ``"detect"``;
+  - ``"as_is"``: the video already shows the mouth; frames are only resized.
 
 Both files are written under a temporary name and renamed once the clip has passed every check, so
 they are a cache: a re-run (after an interruption, or with more sets) reads their headers instead of
@@ -26,7 +33,7 @@ import logging
 import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -51,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 FS = 16000
 SAMPLES_PER_FRAME = FS // FRAME_RATE  # 640: one video frame = one audio front-end frame
-ROI_METHODS = ("landmarks", "as_is")
+ROI_METHODS = ("auto", "landmarks", "detect", "as_is")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,13 @@ class RoiSettings:
     size: int = ROI_SIZE
     crop_scale: float = 2.0
     smooth_window: int = 12
+    detect_upsample: int = 0  # "detect": dlib's upsampling steps (0: faces of about 80 px and larger)
+
+    def resolved(self) -> "RoiSettings":
+        """``"auto"`` made concrete: ``"landmarks"`` with a ``landmarks_dir``, else ``"detect"``."""
+        if self.method != "auto":
+            return self
+        return replace(self, method="landmarks" if self.landmarks_dir else "detect")
 
 
 @dataclass
@@ -161,10 +175,27 @@ def check_lengths(mp4: Path, audio_samples: int, video_frames: int, max_frame_mi
 
 # -------------------------------------------------------------------------------- a clip
 @typechecked
-def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings) -> np.ndarray:
+def detect_landmarks(frames: np.ndarray, clip: AVClip, out_dir: Path, settings: RoiSettings) -> Tuple[np.ndarray, Path]:
+    """Landmarks ``(T, 68, 2)`` of one clip from the face detector, saved (NaN rows: no face) for reuse."""
+    from espnet_lrsms.avsr.landmarks import FaceLandmarkDetector
+
+    landmarks = FaceLandmarkDetector(settings.detect_upsample)(frames)
+    path = out_dir / "landmarks" / clip.relative.with_suffix(".npy")
+    _save_atomic(path, lambda p: np.save(p, landmarks))
+    return landmarks, path
+
+
+@typechecked
+def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings, out_dir: Path) -> np.ndarray:
     """``(T, size, size)`` uint8 mouth crops of one clip's grey frames."""
     if settings.method == "as_is":
         return resize_frames(frames, settings.size)
+    if settings.method == "detect":
+        landmarks, path = detect_landmarks(frames, clip, out_dir, settings)
+        try:
+            return crop_mouth_rois(frames, landmarks, settings.size, settings.crop_scale, settings.smooth_window, str(path))
+        except NoFaceError as err:
+            raise ClipProblem("no_face", f"{clip.source}: the face detector found no face in any of its {len(frames)} frames") from err
     landmark_dir = Path(settings.landmarks_dir)
     path = find_landmark_file(landmark_dir, clip.relative)
     if path is None:
@@ -198,7 +229,7 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
             samples = decode_audio(clip.source)
             frames = decode_video(clip.source)
             check_lengths(clip.source, samples.size, len(frames), max_frame_mismatch)
-            rois = make_rois(frames, clip, settings)
+            rois = make_rois(frames, clip, settings, out_dir)
             _save_atomic(roi, lambda p: np.save(p, rois))
             _save_atomic(wav, lambda p: soundfile.write(str(p), samples, FS, subtype="PCM_16", format="WAV"))
             cached = samples.size, len(rois)
@@ -213,6 +244,14 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
 
 def _process_star(args) -> AVClip:
     return process_clip(*args)
+
+
+def _init_worker() -> None:
+    """One intra-op thread per worker: ``nj`` workers share the cores, and a forked child must not use
+    the OpenMP pool its parent may have started (the crops' torch resize would hang)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 # ---------------------------------------------------------------------------------- a set
@@ -254,11 +293,13 @@ def prepare_av_set(
         raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
     if settings.method not in ROI_METHODS:
         raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
+    settings = settings.resolved()
     if settings.method == "landmarks":
         if not settings.landmarks_dir:
             raise DataPrepError(
                 "--roi_method landmarks needs --landmarks_dir (per clip <split>/<speaker>/<clip>.pkl or .npy); "
-                "for videos that already show the mouth use --roi_method as_is"
+                "without landmark files use --roi_method detect (face detector), or as_is for videos that "
+                "already show the mouth"
             )
         if not Path(settings.landmarks_dir).is_dir():
             raise DataPrepError(f"--landmarks_dir {settings.landmarks_dir}: no such directory")
@@ -271,7 +312,7 @@ def prepare_av_set(
     out_dir = data_dir / "av" / set_name
     _use_cache(out_dir, settings)
     jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
-    with ProcessPoolExecutor(max_workers=max(1, nj)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, nj), initializer=_init_worker) as pool:
         done = list(tqdm(pool.map(_process_star, jobs, chunksize=4), total=len(jobs), desc=f"av data prep {set_name}", unit="clip"))
     good = [c for c in done if c.problem is None]
     bad = [c for c in done if c.problem is not None]

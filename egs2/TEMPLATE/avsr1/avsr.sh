@@ -4,7 +4,8 @@
 # calls this script; every option below can be given as --name value.
 #
 #   1. data prep          data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}: per clip a 16 kHz wav and
-#                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps (cached per clip; skipped.txt)
+#                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps, cropped around landmarks from
+#                         --landmarks_dir or from the face detector (cached per clip; skipped.txt)
 #   2. tokenizer          SentencePiece (--bpemode, --nbpe) + ESPnet token list
 #   3. shapes             speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
 #   4. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes)
@@ -42,8 +43,10 @@ valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken clip (skip: data/<set>/skipped.txt)
 datadir=data
-roi_method=landmarks     # landmarks (--landmarks_dir) | as_is (the videos already show the mouth)
+roi_method=auto          # auto: landmarks with --landmarks_dir, else detect | landmarks | detect (dlib face
+                         # detector + 68-point model, inside the wheels) | as_is (the videos already show the mouth)
 landmarks_dir=""         # per clip <split>/<speaker>/<clip>.pkl or .npy, 68-point landmarks (docs/avsr.md)
+detect_upsample=0        # detect: upsampling steps before face detection (0: faces of about 80 px and larger)
 roi_size=96
 crop_scale=2.0           # crop side / median mouth width (landmarks)
 max_frame_mismatch=3     # audio/video length difference allowed, in 40 ms frames
@@ -74,7 +77,7 @@ noise_seed=0
 
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
-  --roi_method landmarks|as_is --landmarks_dir --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
@@ -111,7 +114,8 @@ fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     log "Stage 1: audio + mouth ROIs (${roi_method}) for ${train_set} ${valid_set} ${test_sets} from ${corpus_root}"
-    roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}")
+    roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}"
+              --detect_upsample "${detect_upsample}")
     [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.avsr_prepare_data --corpus_root "${corpus_root}" \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Audio-visual LR-SMS on LRS3 (paper Table III, 140 M), and its robustness to babble noise at
 # -7.5 ... 12.5 dB SNR. Corpus root: LRS3 in db.sh or the environment (the directory holding pretrain/,
-# trainval/, test/). Mouth ROIs come from 68-point landmark files (--landmarks_dir, e.g. Auto-AVSR's
-# released LRS3 landmarks) or, for videos that already show the mouth, --roi_method as_is.
+# trainval/, test/). Mouth ROIs are cropped around 68-point landmarks: from --landmarks_dir (e.g. Auto-AVSR's
+# released LRS3 landmarks) when given, else found by the face detector that comes with the package
+# (dlib; --roi_method detect). Videos that already show only the mouth: --roi_method as_is.
 # Any avsr.sh option can follow.
 set -euo pipefail
 cd "$(dirname "$0")"
