@@ -6,8 +6,10 @@
   ``train-clean-100`` and ``dev-clean`` share six voices (dev = seen speakers, new strings);
   ``test-clean`` has two voices never trained on.
 * ``demo/lrs3/{pretrain,trainval,test}/<id>/<clip>.mp4`` + ``.txt`` — LRS3's layout: the same kind of
-  speech in mp4 files with an AAC audio track and a 25 fps grey video of a drawn mouth whose
-  opening follows the audio envelope.
+  speech in mp4 files with an AAC audio track and a 25 fps 224×224 grey video of a face (the portrait
+  of Grace Hopper that matplotlib ships, public domain) whose head drifts slowly and whose mouth is
+  a dark ellipse opening with the audio envelope — a face the recipe's landmark detector finds, and
+  a mouth that carries the speech's rhythm (not its words).
 
 Needs espeak-ng (``apt-get install espeak-ng``) and PyAV (``pip install av``) — only to re-make the
 corpora; the recipes read the committed files. Deterministic for a given espeak-ng version.
@@ -70,19 +72,49 @@ def make_librispeech(root: Path, rng: random.Random) -> None:
             (folder / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines))
 
 
-def mouth_frames(wave: np.ndarray, fps: int = 25, size: int = 96) -> np.ndarray:
-    """One grey frame per 40 ms: a dark ellipse whose height follows the audio envelope."""
+FACE_PHOTO = "grace_hopper.jpg"  # in matplotlib's mpl-data/sample_data
+FACE_CENTRE = (268, 245)  # (x, y) in the photo, measured once with dlib's 68-point landmarks
+MOUTH_CENTRE = (268.5, 279.0)
+MOUTH_WIDTH = 79.0
+
+
+def face_photo() -> np.ndarray:
+    import matplotlib
+    from PIL import Image
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / FACE_PHOTO
+    return np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+
+
+def envelope(wave: np.ndarray, fps: int = 25) -> np.ndarray:
+    """Per 40 ms frame: the RMS of the audio, scaled to a maximum of 1."""
     hop = FS // fps
     count = max(1, len(wave) // hop)
     env = np.array([np.sqrt(np.mean(wave[i * hop:(i + 1) * hop] ** 2)) for i in range(count)])
-    env = env / max(env.max(), 1e-6)
-    yy, xx = np.mgrid[0:size, 0:size]
-    frames = np.full((count, size, size), 170, dtype=np.uint8)
-    for i, e in enumerate(env):
-        half_h = 2 + 18 * e
-        inside = ((xx - size / 2) / 28) ** 2 + ((yy - size / 2) / half_h) ** 2 <= 1
-        frames[i][inside] = 40
-    return frames
+    return env / max(env.max(), 1e-6)
+
+
+def face_frames(wave: np.ndarray, rng: random.Random, size: int = 224, span: int = 400) -> np.ndarray:
+    """One grey ``size``×``size`` frame per 40 ms: the face photo, its mouth a dark ellipse whose height
+    follows the audio envelope, seen through a ``span``-pixel window that drifts a few pixels."""
+    import torch
+
+    photo = face_photo()
+    yy, xx = np.mgrid[0:photo.shape[0], 0:photo.shape[1]]
+    env = envelope(wave)
+    drift = np.cumsum([[rng.gauss(0, 1.5), rng.gauss(0, 1.5)] for _ in env], axis=0)
+    drift = np.clip(drift - drift.mean(axis=0), -20, 20)
+    frames = []
+    for e, (dx, dy) in zip(env, drift):
+        picture = photo.copy()
+        inside = ((xx - MOUTH_CENTRE[0]) / (0.38 * MOUTH_WIDTH)) ** 2 + ((yy - MOUTH_CENTRE[1]) / (2 + 13 * e)) ** 2 <= 1
+        picture[inside] = 35
+        x0 = int(round(FACE_CENTRE[0] + dx - span / 2))
+        y0 = int(round(FACE_CENTRE[1] + dy - span / 2))
+        window = torch.from_numpy(picture[y0:y0 + span, x0:x0 + span])[None, None]
+        small = torch.nn.functional.interpolate(window, size=(size, size), mode="bilinear", antialias=True)
+        frames.append(small[0, 0].round().clamp(0, 255).to(torch.uint8).numpy())
+    return np.stack(frames)
 
 
 def write_mp4(path: Path, wave: np.ndarray, frames: np.ndarray) -> None:
@@ -114,7 +146,7 @@ def write_mp4(path: Path, wave: np.ndarray, frames: np.ndarray) -> None:
 
 
 def make_lrs3(root: Path, rng: random.Random) -> None:
-    splits = {"pretrain": (TRAIN_VOICES, 2), "trainval": (TRAIN_VOICES, 6), "test": (UNSEEN_VOICES, 4)}
+    splits = {"pretrain": (TRAIN_VOICES, 5), "trainval": (TRAIN_VOICES, 20), "test": (UNSEEN_VOICES, 6)}
     for split, (voices, per_voice) in splits.items():
         for v, voice in enumerate(voices):
             folder = root / split / f"{split[:2]}spk{v:02d}{voice.replace('+', '').replace('-', '')[:8]}"
@@ -122,7 +154,7 @@ def make_lrs3(root: Path, rng: random.Random) -> None:
             for c in range(per_voice):
                 text = digit_string(rng)
                 wave = speak(text, voice, rng.randint(150, 190), rng.randint(35, 65))
-                write_mp4(folder / f"{c:05d}.mp4", wave, mouth_frames(wave))
+                write_mp4(folder / f"{c:05d}.mp4", wave, face_frames(wave, rng))
                 (folder / f"{c:05d}.txt").write_text(f"Text:  {text}\nConf:  4\n")
 
 
@@ -130,8 +162,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["librispeech", "lrs3"], default=None, help="re-make one corpus")
     args = parser.parse_args()
     for name, make in (("librispeech/LibriSpeech", make_librispeech), ("lrs3", make_lrs3)):
+        if args.only and not name.startswith(args.only):
+            continue
         target = args.out / name
         if target.exists():
             shutil.rmtree(target)

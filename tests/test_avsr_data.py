@@ -39,7 +39,7 @@ def test_bad_videos_are_named(tmp_path):
 
 def test_mp4_loader_reads_the_demo_clip_as_grey_frames(tmp_path):
     video = read_video_mp4(DEMO_MP4)
-    assert video.shape == (26, 96, 96) and video.dtype == np.float32
+    assert video.shape == (26, 224, 224) and video.dtype == np.float32
     assert 0 <= video.min() < video.max() <= 255
     (tmp_path / "video.scp").write_text(f"clip {DEMO_MP4}\n")
     _, data = ESPnetDataset([(str(tmp_path / "video.scp"), "video", "video_mp4")])["clip"]

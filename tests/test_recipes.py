@@ -69,7 +69,7 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
     run_recipe(
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
-        "--asr_args", "--max_epoch 2", "--stop_stage", "6",
+        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "6",
     )
     result = tmp_path / "exp" / f"asr_{TAG}" / DECODE / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()
