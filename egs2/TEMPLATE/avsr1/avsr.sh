@@ -8,7 +8,8 @@
 #                         --landmarks_dir or from the face detector (cached per clip; skipped.txt)
 #   2. tokenizer          SentencePiece (--bpemode, --nbpe) + ESPnet token list
 #   3. shapes             speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
-#   4. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes)
+#   4. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes); in babble noise
+#                         (--train_noise: data/<train_set>_noise/noise.scp -> ESPnet's --noise_scp)
 #   5. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}
 #   6. noise robustness   noise (babble, or --noise_file) added to the test audio at each of --snrs:
 #                         data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
@@ -63,6 +64,9 @@ avsr_config=""
 avsr_tag=""
 avsr_args=""
 avsr_stats_dir=""
+train_noise=true         # train in babble, as the paper (Table III): --noise_file, else babble of train utterances
+train_noise_db_range="-5_20"  # SNR in dB, drawn uniformly per utterance (ESPnet's --noise_db_range)
+train_noise_prob=0.85    # share of training utterances that get noise (ESPnet's --noise_apply_prob)
 
 # Decoding and noise
 inference_config=""
@@ -71,7 +75,7 @@ inference_args=""
 inference_avsr_model=valid.acc.ave.pth
 inference_modality=av    # av | audio | video
 snrs="-7.5 -2.5 2.5 7.5 12.5"
-noise_file=""            # a noise recording at 16 kHz (e.g. NOISEX babble); default: babble from the test set
+noise_file=""            # a noise recording at 16 kHz (e.g. NOISEX babble), for training and stage 6; default: babble
 babble_speakers=6        # other test utterances summed into babble
 noise_seed=0
 
@@ -79,7 +83,7 @@ help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set>
 Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
-  --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
+  --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
 
 # shellcheck source=utils/parse_options.sh
@@ -152,12 +156,25 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
                     --"${split}"_shape_file "${avsr_stats_dir}/${split}/speech_shape"
                     --"${split}"_shape_file "${avsr_stats_dir}/${split}/text_shape.${token_type}")
     done
+    noise_opts=()
+    if [[ "$train_noise" == true ]]; then
+        noise_dir="${datadir}/${train_set}_noise"
+        if [[ -n "$noise_file" ]]; then
+            noise_src=(--noise "${noise_file}")
+        else
+            noise_src=(--babble_scp "${datadir}/${train_set}/wav.scp" --babble_speakers "${babble_speakers}" --seed "${noise_seed}")
+        fi
+        log "Training noise: ${noise_src[*]} -> ${noise_dir}/noise.scp (SNR ${train_noise_db_range} dB, p=${train_noise_prob})"
+        ${python} -m espnet_lrsms.bin.make_noise_scp --out_dir "${noise_dir}" "${noise_src[@]}"
+        noise_opts=(--noise_scp "${noise_dir}/noise.scp" --noise_apply_prob "${train_noise_prob}"
+                    "--noise_db_range=${train_noise_db_range}")
+    fi
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.launch "${launch_opts[@]}" -- \
         ${python} -m espnet_lrsms.bin.avsr_train \
             --use_preprocessor true \
             --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" \
-            "${data_opts[@]}" \
+            "${data_opts[@]}" "${noise_opts[@]}" \
             --resume true \
             --output_dir "${avsr_exp}" \
             --config "${avsr_config}" \
