@@ -30,5 +30,5 @@ setup(
         "dlib-bin==20.0.1.post1",
         "face_recognition_models==0.3.0",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "wheel"]},
 )

@@ -1,0 +1,70 @@
+"""The install users get: a wheel built from the sources, installed outside the source tree, imports every module."""
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PACKAGE = "espnet_lrsms"
+
+
+def source_modules():
+    return sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in (REPO / PACKAGE).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """``pip wheel`` on a fresh copy of the package (a stale ``build/`` in the checkout cannot leak in)."""
+    src = tmp_path_factory.mktemp("src")
+    shutil.copy(REPO / "setup.py", src)
+    shutil.copy(REPO / "README.md", src)
+    shutil.copytree(REPO / PACKAGE, src / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheel")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (built,) = out.glob(f"{PACKAGE}-*.whl")
+    return built
+
+
+def test_wheel_holds_every_module(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        in_wheel = sorted(
+            name[: -len(".py")].replace("/", ".") for name in zf.namelist() if name.endswith(".py")
+        )
+    assert in_wheel == source_modules()
+
+
+def test_every_module_imports_from_the_installed_wheel(wheel, tmp_path):
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    script = (
+        "import importlib, sys\n"
+        f"sys.path.insert(0, {str(target)!r})\n"
+        "bad = []\n"
+        f"for name in {source_modules()!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        f"    if not module.__file__.startswith({str(target)!r}):\n"
+        "        bad.append((name, module.__file__))\n"
+        "print('imported', len(sys.modules))\n"
+        "assert not bad, bad\n"
+    )
+    # run from an empty folder: neither the checkout nor its editable install may supply a module
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
