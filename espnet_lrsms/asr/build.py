@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Union
 
 import torch
 
-from espnet_lrsms.lowrank import FactorizedLinear
+from espnet_lrsms.lowrank import FactorizedLinear, materialize_spectral_init_
 
 
 def dummy_token_list(vocab_size: int) -> List[str]:
@@ -24,6 +24,7 @@ def build_asr_model(
 
     ``device="meta"`` builds without allocating or initialising any weight (parameter counts in
     seconds). ``overrides`` replaces top-level config keys (e.g. ``{"init": "xavier_uniform"}``).
+    The spectral init is computed before returning, as training does.
     """
     from espnet_lrsms.tasks.asr import LowRankASRTask
 
@@ -36,7 +37,9 @@ def build_asr_model(
         setattr(args, key, value)
     args.token_list = dummy_token_list(vocab_size)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        return LowRankASRTask.build_model(args)
+        model = LowRankASRTask.build_model(args)
+        materialize_spectral_init_(model)
+    return model
 
 
 def parameter_summary(model: torch.nn.Module) -> Dict[str, int]:

@@ -2,6 +2,7 @@
 from espnet_lrsms.lowrank.factorize import (
     LayerPlan,
     factorize_planned_linears,
+    materialize_spectral_init_,
     plan_block_ranks,
     reinit_factorized_,
     require_exact_keys_on_load,
@@ -17,6 +18,7 @@ __all__ = [
     "LowRankConfigError",
     "break_even_rank",
     "factorize_planned_linears",
+    "materialize_spectral_init_",
     "plan_block_ranks",
     "rank_for",
     "reinit_factorized_",

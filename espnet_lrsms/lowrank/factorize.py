@@ -7,6 +7,7 @@ below a child whose name is listed for a module type (e.g. ``self_attn`` → ``m
 Pure PyTorch: nothing here imports ESPnet.
 """
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -89,8 +90,10 @@ def factorize_planned_linears(
     """Replace each planned ``nn.Linear`` of ``root`` by a :class:`FactorizedLinear`.
 
     The dense layer's current weight seeds the factors: its truncated SVD for ``init: svd`` (the
-    dense layer was just initialised as the full-rank model would be, so this is LR-SMS Eq. 1),
-    its standard deviation for ``init: kaiming``. Layers at or above the break-even rank
+    dense layer was just initialised as the full-rank model would be, so this is LR-SMS Eq. 1;
+    deferred until the factors are first needed, see :func:`materialize_spectral_init_`, so that a
+    model built only to load a checkpoint computes no SVD), its standard deviation for
+    ``init: kaiming``; ``init: kaiming_traditional`` draws each factor as its own linear layer. Layers at or above the break-even rank
     ``m·n/(m+n)`` are named in a warning, and kept dense with ``keep_dense_above_break_even``.
 
     Returns:
@@ -114,28 +117,37 @@ def factorize_planned_linears(
         parent_name, _, attr = plan.name.rpartition(".")
         parent = root.get_submodule(parent_name)
         dense = getattr(parent, attr)
-        layer = FactorizedLinear.from_linear(dense, plan.rank, init=config.init)
+        layer = FactorizedLinear.from_linear(dense, plan.rank, init=config.init, defer=True)
         setattr(parent, attr, layer)
         replaced[plan.name] = layer
     return replaced
 
 
 @torch.no_grad()
-def reinit_factorized_(root: nn.Module, init_dense_: Callable[[nn.Linear], None]) -> int:
+def reinit_factorized_(root: nn.Module, init_dense_: Callable[[nn.Module], None]) -> int:
     """Re-draw every factorized layer of ``root`` from a dense layer initialised by ``init_dense_``.
 
     Used when a framework re-initialises all parameters after the model is built (ESPnet's
     ``--init xavier_uniform`` and friends would otherwise draw U and Vᵀ independently and lose the
-    spectral init). Returns the number of layers re-drawn.
+    spectral init). ``init_dense_`` gets a module holding the dense ``nn.Linear`` under the
+    factorized layer's own name, so that name-based rules (ESPnet zeroes parameters named
+    ``*.bias``) treat it as they treat the dense layer of the full-rank model. The spectral init
+    takes the SVD of that dense weight (deferred if the layer's init was), ``kaiming`` its scale;
+    the bias is the dense layer's. ``kaiming_traditional`` layers are left as the framework drew
+    them: it treats U and Vᵀ as it treats two linear layers. Returns the number of layers re-drawn.
     """
     count = 0
-    for layer in root.modules():
-        if not isinstance(layer, FactorizedLinear):
+    for name, layer in root.named_modules():
+        if not isinstance(layer, FactorizedLinear) or layer.init_scheme == "kaiming_traditional":
             continue
         dense = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
         dense = dense.to(device=layer.u.device, dtype=layer.u.dtype)
-        init_dense_(dense)
-        if layer.init_scheme == "svd":
+        holder = nn.Module()
+        holder.add_module(name.rpartition(".")[2] or "layer", dense)
+        init_dense_(holder)
+        if layer.init_scheme == "svd" and layer.spectral_init_pending:
+            layer.defer_svd_init_(dense.weight)
+        elif layer.init_scheme == "svd":
             layer.init_svd_(dense.weight)
         else:
             layer.init_kaiming_(dense_std=float(dense.weight.std()))
@@ -143,6 +155,28 @@ def reinit_factorized_(root: nn.Module, init_dense_: Callable[[nn.Linear], None]
             layer.bias.copy_(dense.bias)
         count += 1
     return count
+
+
+@torch.no_grad()
+def materialize_spectral_init_(root: nn.Module) -> int:
+    """Compute every deferred spectral init below ``root`` now, on each layer's current device.
+
+    Training calls this once the model is on its device and before anything reads or broadcasts
+    the weights (DDP, the saved initial state), so the SVDs run on the GPU when training on one.
+    Returns the number of layers initialised.
+    """
+    pending = [m for m in root.modules() if isinstance(m, FactorizedLinear) and m.spectral_init_pending]
+    start = time.perf_counter()
+    for layer in pending:
+        layer.materialize_()
+    if pending:
+        logger.info(
+            "spectral init (LR-SMS Eq. 1) of %d factorized layers in %.1f s on %s",
+            len(pending),
+            time.perf_counter() - start,
+            pending[0].u.device,
+        )
+    return len(pending)
 
 
 def require_exact_keys_on_load(module: nn.Module, what: str) -> None:

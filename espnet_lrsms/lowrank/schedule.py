@@ -5,7 +5,7 @@ The ``lowrank:`` mapping of an encoder or decoder config reads::
     lowrank:
         mhsa: [0.1, 0.2]   # α | [α_i, α_f] | one α per block | {per_block: [...]} | null
         ffn: [0.2, 0.5]
-        init: svd          # svd | kaiming
+        init: svd          # svd | kaiming | kaiming_traditional
         keep_dense_above_break_even: false
 
 * a single number α: every block gets α (uniform layer-wise rank);
