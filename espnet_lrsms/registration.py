@@ -30,7 +30,7 @@ def register() -> None:
     """
     from espnet2.tasks import abs_task, asr
 
-    from espnet_lrsms.train.scheduler import WarmupConstantSqrtCooldownLR
+    from espnet_lrsms.train.schedulers import WarmupConstantSqrtCooldownLR
     from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
     from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
         "--token_type", "char", "--token_list", str(root / "tokens.txt"), "--use_preprocessor", "true",
         *data, "--use_tensorboard", "false", "--batch_type", "unsorted", "--batch_size", "2",
         "--max_epoch", "1", "--num_att_plot", "0", "--num_workers", "0",
-        "--scheduler_conf", "warmup_steps=1", "--scheduler_conf", "total_steps=10",
+        "--scheduler_conf", "warmup_epochs=0.5", "--scheduler_conf", "total_epochs=5",
     ])
     return root, train, out
 

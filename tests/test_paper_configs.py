@@ -13,9 +13,29 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "asr"
 PAPER_ROWS = read_paper_rows(CONF)
 
 
-def test_manifest_lists_all_fourteen_rows_and_every_config():
-    assert len(PAPER_ROWS) == 14
+def test_manifest_lists_all_fourteen_rows_the_fig4_pair_and_every_config():
+    tables = [row["table"] for row in PAPER_ROWS.values()]
+    assert len(PAPER_ROWS) == 17 and tables.count("Fig. 4") == 3
     assert sorted(PAPER_ROWS) == sorted(p.name for p in CONF.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("alpha", ["0.06", "0.25", "0.50"])
+def test_fig4_pair_differs_only_in_the_init(alpha):
+    svd = yaml.safe_load((CONF / f"train_asr_conformer_uniform_ffn_a{alpha}.yaml").read_text())
+    kaiming = yaml.safe_load((CONF / f"train_asr_conformer_uniform_ffn_a{alpha}_kaiming.yaml").read_text())
+    for part in ("encoder_conf", "decoder_conf"):
+        assert svd[part]["lowrank"].pop("init") == "svd"
+        assert kaiming[part]["lowrank"].pop("init") == "kaiming_traditional"
+    assert svd == kaiming
+
+
+def test_paper_configs_are_sized_per_gpu_and_count_their_epochs():
+    """No GPU count or corpus size is written into a paper config."""
+    for name in PAPER_ROWS:
+        config = yaml.safe_load((CONF / name).read_text())
+        assert config["batch_bins_per_gpu"] == 1_536_000 and "batch_bins" not in config, name
+        assert "steps_per_epoch" not in config["scheduler_conf"], name
+        assert config["scheduler_conf"] == {"warmup_epochs": 5, "cooldown_epochs": 15, "total_epochs": 75}, name
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_ROWS))

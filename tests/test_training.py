@@ -34,7 +34,7 @@ def train_command(data, out, *extra):
         "--use_tensorboard", "false",
         "--batch_type", "unsorted",
         "--batch_size", "4",
-        "--scheduler_conf", "warmup_steps=2",
+        "--scheduler_conf", "warmup_epochs=0.5",
         *extra,
     ]
 

@@ -69,20 +69,18 @@ optim_conf:
     lr: 0.0006
     betas: [0.9, 0.98]
     weight_decay: 0.03
-# 5 warm-up epochs, constant, square-root cool-down over the last 15 of 75 epochs. steps_per_epoch
-# is LibriSpeech 960 h at 32 GPUs x 2400 frames per batch: set your own optimiser steps per epoch
-# (the first epoch's log shows them).
+# 5 warm-up epochs, constant, square-root cool-down over the last 15 of 75 epochs. The optimiser
+# steps of an epoch are counted from the training data and the launch when training starts.
 scheduler: warmup_constant_sqrt_cooldown
 scheduler_conf:
-    steps_per_epoch: 1125
     warmup_epochs: 5
     cooldown_epochs: 15
     total_epochs: 75
 max_epoch: 75
-# At most 2400 frames (96 s of 16 kHz audio = 1,536,000 samples) per GPU. ESPnet's batch_bins counts
-# all GPUs together: multiply by the number of GPUs (the paper used 32 for ASR).
+# At most 2400 frames (96 s of 16 kHz audio = 1,536,000 samples) per GPU, at any GPU count: training
+# sets ESPnet's global batch_bins to this times the number of GPUs (the paper used 32 for ASR).
 batch_type: length
-batch_bins: 1536000
+batch_bins_per_gpu: 1536000
 grad_clip: 5.0
 best_model_criterion:
 -   - valid
@@ -91,7 +89,7 @@ best_model_criterion:
 keep_nbest_models: 10
 """
 
-# file stem -> (table, row, paper params in M, mhsa spec, ffn spec); a spec of None = dense
+# file stem -> (table, row, paper params in M, mhsa spec, ffn spec[, init]); a spec of None = dense
 ROWS = {
     "full_rank": ("Tables I/II", "full rank (baseline)", 243, None, None),
     "uniform_mhsa_ffn_a0.25": ("Table I", "MHSA & FFNs, alpha = 0.25", 113, 0.25, 0.25),
@@ -107,10 +105,15 @@ ROWS = {
     "linear_mhsa0.2-0.4_ffn0.4-0.6": ("Table II", "linear, MHSA [0.2, 0.4], FFNs [0.4, 0.6]", 161, [0.2, 0.4], [0.4, 0.6]),
     "lrsms": ("Table II", "LR-SMS: linear, MHSA [0.1, 0.2], FFNs [0.2, 0.5]", 115, [0.1, 0.2], [0.2, 0.5]),
     "linear_mhsa0.1-0.2_ffn0.2-0.4": ("Table II", "linear, MHSA [0.1, 0.2], FFNs [0.2, 0.4]", 107, [0.1, 0.2], [0.2, 0.4]),
+    # Fig. 4: the traditional Kaiming init (each factor as its own nn.Linear) against SVD (the
+    # uniform FFN rows above), same parameters
+    "uniform_ffn_a0.06_kaiming": ("Fig. 4", "FFNs, alpha = 0.06, traditional Kaiming init", 112, None, 0.06, "kaiming_traditional"),
+    "uniform_ffn_a0.25_kaiming": ("Fig. 4", "FFNs, alpha = 0.25, traditional Kaiming init", 145, None, 0.25, "kaiming_traditional"),
+    "uniform_ffn_a0.50_kaiming": ("Fig. 4", "FFNs, alpha = 0.50, traditional Kaiming init", 189, None, 0.5, "kaiming_traditional"),
 }
 
 
-def lowrank_block(mhsa, ffn) -> str:
+def lowrank_block(mhsa, ffn, init="svd") -> str:
     def spec(value):
         return "null" if value is None else str(value)
 
@@ -118,16 +121,16 @@ def lowrank_block(mhsa, ffn) -> str:
         "    lowrank:\n"
         f"        mhsa: {spec(mhsa)}\n"
         f"        ffn: {spec(ffn)}\n"
-        "        init: svd\n"
+        f"        init: {init}\n"
     )
 
 
 def main():
     manifest = ["config\ttable\trow\tparams_m\n"]
-    for stem, (table, row, params, mhsa, ffn) in ROWS.items():
+    for stem, (table, row, params, mhsa, ffn, *init) in ROWS.items():
         name = f"train_asr_conformer_{stem}.yaml"
         dense = mhsa is None and ffn is None
-        lowrank = "" if dense else lowrank_block(mhsa, ffn)
+        lowrank = "" if dense else lowrank_block(mhsa, ffn, *init)
         text = "\n".join(
             [
                 HEADER.format(table=table, row=row, params=params, path=f"conf/asr/{name}"),

@@ -95,19 +95,17 @@ optim_conf:
     lr: 0.001
     betas: [0.9, 0.98]
     weight_decay: 0.03
-# 5 warm-up epochs then cosine decay to 0 at epoch 75. steps_per_epoch assumes ~3,070 h
-# (LRS3 + VoxCeleb2 + AVSpeech) at 64 GPUs x 1800 frames per batch: set your own optimiser
-# steps per epoch (the first epoch's log shows them).
+# 5 warm-up epochs then cosine decay to 0 at epoch 75. The optimiser steps of an epoch are counted
+# from the training data and the launch when training starts.
 scheduler: warmup_cosine
 scheduler_conf:
-    steps_per_epoch: 2400
     warmup_epochs: 5
     total_epochs: 75
 max_epoch: 75
-# At most 1800 frames (72 s of 16 kHz audio = 1,152,000 samples) per GPU. ESPnet's batch_bins
-# counts all GPUs together: multiply by the number of GPUs (the paper used 64 for AVSR).
+# At most 1800 frames (72 s of 16 kHz audio = 1,152,000 samples) per GPU, at any GPU count: training
+# sets ESPnet's global batch_bins to this times the number of GPUs (the paper used 64 for AVSR).
 batch_type: length
-batch_bins: 1152000
+batch_bins_per_gpu: 1152000
 grad_clip: 5.0
 best_model_criterion:
 -   - valid

@@ -2,7 +2,7 @@
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
@@ -16,7 +16,8 @@ from espnet2.train.trainer import Trainer
 from typeguard import typechecked
 
 import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
-from espnet_lrsms.lowrank import reinit_factorized_
+from espnet_lrsms.lowrank import materialize_spectral_init_, reinit_factorized_
+from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
 
 INITIAL_CHECKPOINT = "0epoch.pth"
@@ -44,7 +45,12 @@ def save_initial_state(model: torch.nn.Module, output_dir, distributed_option=No
 
 
 class InitialStateTrainer(Trainer):
-    """ESPnet's ``Trainer`` that first saves the initial weights as ``<output_dir>/0epoch.pth``.
+    """ESPnet's ``Trainer`` that first computes the deferred spectral init and saves the initial
+    weights as ``<output_dir>/0epoch.pth``.
+
+    The model arrives on its training device, before DDP broadcasts rank 0's weights, so the SVDs
+    of LR-SMS Eq. 1 run on the GPU when training on one (none at all when resuming: the
+    checkpoint's weights replace them).
 
     The numerical signatures (:mod:`espnet_lrsms.analysis.signatures`) compare a trained model with
     W(0); ESPnet's own epoch files start at ``1epoch.pth``. ``run`` is called after the model is built,
@@ -65,6 +71,9 @@ class InitialStateTrainer(Trainer):
         trainer_options,
         distributed_option: DistributedOption,
     ) -> None:
+        resuming = trainer_options.resume and (Path(trainer_options.output_dir) / "checkpoint.pth").exists()
+        if not resuming:
+            materialize_spectral_init_(model)
         save_initial_state(model, trainer_options.output_dir, distributed_option)
         super().run(
             model=model,
@@ -92,6 +101,10 @@ class LowRankASRTask(ASRTask):
 
     (3) Training saves the initial weights as ``<output_dir>/0epoch.pth`` (:class:`InitialStateTrainer`),
     except with ``--use_deepspeed``, where ESPnet accepts only its own ``Trainer``.
+
+    (4) ``--batch_bins_per_gpu`` / ``--batch_size_per_gpu`` and schedules in epochs: the global
+    batch and the optimiser steps of an epoch are derived from the launch and the data
+    (:mod:`espnet_lrsms.train.epoch_steps`).
     """
 
     trainer = InitialStateTrainer
@@ -109,10 +122,34 @@ class LowRankASRTask(ASRTask):
         return super().main_worker(args)
 
     @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
+        add_per_gpu_batch_arguments(parser)
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimisers; then, as the last step before ``AbsTask.main_worker`` builds the
+        schedulers (from ``scheduler_conf``) and the iterators (from ``batch_bins``), the per-GPU
+        batch and the steps per epoch are resolved for this launch."""
+        optimizers = super().build_optimizers(args, model)
+        parser = cls.get_parser()
+        resolve_training_sizes(args, {name: parser.get_default(name) for name in PER_GPU_OPTIONS.values()})
+        return optimizers
+
+    @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> ESPnetASRModel:
         model = super().build_model(args)
-        if args.init is not None:
-            count = reinit_factorized_(model, lambda dense: initialize(dense, args.init))
-            logging.info("re-initialised %d factorized layers from dense %s init", count, args.init)
-        return model
+        return finish_factorized_init(model, args)
+
+
+def finish_factorized_init(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+    """After ESPnet's ``--init``: re-draw the factorized layers from dense layers initialised the same
+    way. With DeepSpeed (ESPnet's own trainer) also compute the spectral init now, on the CPU, so
+    that every rank starts from the same weights."""
+    if args.init is not None:
+        count = reinit_factorized_(model, lambda dense: initialize(dense, args.init))
+        logging.info("re-initialised %d factorized layers from dense %s init", count, args.init)
+    if getattr(args, "use_deepspeed", False):
+        materialize_spectral_init_(model)
+    return model

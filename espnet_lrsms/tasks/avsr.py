@@ -32,9 +32,8 @@ from espnet_lrsms.avsr.espnet_model import ESPnetAVSRModel
 from espnet_lrsms.avsr.fusion import MLPFusion
 from espnet_lrsms.avsr.video_frontend import ResNet2DVideoFrontend
 from espnet_lrsms.avsr.video_io import DATA_TYPES as VIDEO_DATA_TYPES
-from espnet_lrsms.lowrank import reinit_factorized_
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.train.cosine import WarmupCosineLR
+from espnet_lrsms.tasks.asr import LowRankASRTask, finish_factorized_init
+from espnet_lrsms.train.schedulers import WarmupCosineLR
 
 
 def register_avsr() -> None:
@@ -143,6 +142,4 @@ class AVSRTask(LowRankASRTask):
         )
         if args.init is not None:
             initialize(model, args.init)
-            count = reinit_factorized_(model, lambda dense: initialize(dense, args.init))
-            logging.info("re-initialised %d factorized layers from dense %s init", count, args.init)
-        return model
+        return finish_factorized_init(model, args)
