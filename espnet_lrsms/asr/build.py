@@ -19,12 +19,14 @@ def build_asr_model(
     vocab_size: int = 5000,
     device: Optional[Union[str, torch.device]] = None,
     overrides: Optional[Dict] = None,
+    spectral_init: bool = True,
 ):
     """``LowRankASRTask.build_model`` on the YAML at ``config``, with a token list of ``vocab_size``.
 
     ``device="meta"`` builds without allocating or initialising any weight (parameter counts in
     seconds). ``overrides`` replaces top-level config keys (e.g. ``{"init": "xavier_uniform"}``).
-    The spectral init is computed before returning, as training does.
+    The spectral init is computed before returning, as training does (``spectral_init=False``
+    leaves it pending, see :func:`espnet_lrsms.lowrank.materialize_spectral_init_`).
     """
     from espnet_lrsms.tasks.asr import LowRankASRTask
 
@@ -38,7 +40,8 @@ def build_asr_model(
     args.token_list = dummy_token_list(vocab_size)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         model = LowRankASRTask.build_model(args)
-        materialize_spectral_init_(model)
+        if spectral_init:
+            materialize_spectral_init_(model)
     return model
 
 
