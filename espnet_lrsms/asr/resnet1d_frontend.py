@@ -74,7 +74,7 @@ class ResNet1DFrontend(AbsFrontend):
         channels: widths of the four stages (the stem has the first); the output size is the last.
             The paper's is (64, 128, 256, 512); narrower ones make CPU demos fast.
         time_mask: ``{window, stride}`` of an :class:`AdaptiveTimeMask` applied to the raw waveform
-            in training (paper: ``{window: 6400, stride: 16000}``, one mask of up to 0.4 s per
+            in training (paper: ``{window: 6400, stride: 16000}``, one mask of up to 0.4 s per started
             second); None: no masking.
 
     Shapes:
@@ -141,9 +141,15 @@ class ResNet1DFrontend(AbsFrontend):
 
 
 def _z_normalize(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean 0, variance 1 over the valid samples of each row of ``x`` (B, L)."""
+    """Mean 0, variance 1 over the valid samples of each row of ``x`` (B, L).
+
+    ``(x - mean) / sqrt(var + 1e-8)`` with the biased variance of the valid samples, as Auto-AVSR's
+    ``layer_norm(x, x.shape, eps=1e-8)`` on each unpadded utterance (``datamodule/transforms.py``).
+    The small eps keeps quiet utterances at unit variance (RMS 0.003 → std 0.9994; eps 1e-5 gave
+    0.69).
+    """
     count = lengths.clamp(min=1).to(x.dtype)[:, None]
     valid = x.masked_fill(~mask, 0.0)
     mean = valid.sum(1, keepdim=True) / count
     var = ((valid - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
-    return (x - mean) / torch.sqrt(var + 1e-5)
+    return (x - mean) / torch.sqrt(var + 1e-8)
