@@ -10,20 +10,18 @@ handling for factorized layers) with
 - two ESPnet data types for ``video.scp``: ``video_npy`` and ``video_mp4``
   (:mod:`espnet_lrsms.avsr.video_io`), and the scheduler ``warmup_cosine``.
 
-Importing this module registers the data types and the scheduler with ESPnet (idempotent); spawned
-DDP workers import it when they unpickle ``AVSRTask``.
+The data types and the scheduler are registered with ESPnet by :mod:`espnet_lrsms.registration`
+(``import espnet_lrsms``, which this module's imports run, also in spawned DDP workers that unpickle
+``AVSRTask``).
 """
 import argparse
-import logging
 from typing import Tuple
 
 import torch
 from espnet2.asr.ctc import CTC
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
-from espnet2.tasks import abs_task
 from espnet2.tasks import asr as espnet_asr
 from espnet2.torch_utils.initialize import initialize
-from espnet2.train import dataset as espnet_dataset
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 from typeguard import typechecked
@@ -31,23 +29,7 @@ from typeguard import typechecked
 from espnet_lrsms.avsr.espnet_model import ESPnetAVSRModel
 from espnet_lrsms.avsr.fusion import MLPFusion
 from espnet_lrsms.avsr.video_frontend import ResNet2DVideoFrontend
-from espnet_lrsms.avsr.video_io import DATA_TYPES as VIDEO_DATA_TYPES
 from espnet_lrsms.tasks.asr import LowRankASRTask, finish_factorized_init
-from espnet_lrsms.train.schedulers import WarmupCosineLR
-
-
-def register_avsr() -> None:
-    """Add the ``video_npy``/``video_mp4`` data types and the ``warmup_cosine`` scheduler to ESPnet."""
-    for name, entry in VIDEO_DATA_TYPES.items():
-        present = espnet_dataset.DATA_TYPES.setdefault(name, entry)
-        if present is not entry:
-            raise RuntimeError(f"ESPnet already has a data type called {name!r}")
-    present = abs_task.scheduler_classes.setdefault("warmup_cosine", WarmupCosineLR)
-    if present is not WarmupCosineLR:
-        raise RuntimeError("ESPnet already has a scheduler called 'warmup_cosine'")
-
-
-register_avsr()
 
 video_frontend_choices = ClassChoices(
     "video_frontend",
