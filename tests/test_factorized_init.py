@@ -9,6 +9,7 @@ from torch import nn
 
 from espnet_lrsms.asr.build import build_asr_model, dummy_token_list
 from espnet_lrsms.lowrank import FactorizedLinear, materialize_spectral_init_, reinit_factorized_
+from espnet_lrsms.lowrank.factorize import state_dict_keys
 from espnet_lrsms.lowrank.factorized_linear import truncated_svd_factors
 
 from conftest import REPO
@@ -55,10 +56,17 @@ def test_rank_deficient_weight_gives_finite_factors():
     torch.testing.assert_close(left @ right, weight)
 
 
-def test_espnet_build_defers_the_svd_and_loading_a_checkpoint_never_computes_it():
+def test_espnet_build_defers_the_svd_and_loading_a_checkpoint_never_computes_it(monkeypatch):
+    from espnet_lrsms.lowrank import factorized_linear
+
     trained = build_asr_model(TINY, vocab_size=12)
     state = {k: v + 0.01 if v.is_floating_point() else v for k, v in trained.state_dict().items()}  # "trained"
+    assert set(state) == set(state_dict_keys(trained))
 
+    def no_svd(*args):
+        raise AssertionError("an SVD was computed while loading a checkpoint")
+
+    monkeypatch.setattr(factorized_linear, "truncated_svd_factors", no_svd)
     model = espnet_build()
     layers = factorized(model)
     assert len(layers) == 28 and all(layer.spectral_init_pending for layer in layers.values())

@@ -179,6 +179,17 @@ def materialize_spectral_init_(root: nn.Module) -> int:
     return len(pending)
 
 
+def state_dict_keys(module: nn.Module) -> List[str]:
+    """The keys of ``module.state_dict()`` without computing it (which would run pending inits):
+    every parameter and persistent buffer, under its qualified name."""
+    keys = [name for name, _ in module.named_parameters(remove_duplicate=False)]
+    for name, _ in module.named_buffers(remove_duplicate=False):
+        owner_name, _, leaf = name.rpartition(".")
+        if leaf not in module.get_submodule(owner_name)._non_persistent_buffers_set:
+            keys.append(name)
+    return keys
+
+
 def require_exact_keys_on_load(module: nn.Module, what: str) -> None:
     """Make ``module.load_state_dict`` fail on missing or unexpected keys below it, even when the
     caller passes ``strict=False`` (ESPnet's inference does), so that a checkpoint whose structure
@@ -190,7 +201,7 @@ def require_exact_keys_on_load(module: nn.Module, what: str) -> None:
     """
 
     def check(mod, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        expected = {prefix + k for k in mod.state_dict().keys()}
+        expected = {prefix + k for k in state_dict_keys(mod)}
         given = {k for k in state_dict.keys() if k.startswith(prefix)}
         missing, unexpected = sorted(expected - given), sorted(given - expected)
         if missing or unexpected:
