@@ -33,11 +33,13 @@ def write_trained_model(config: Path, out_dir: Path, vocab_size: int):
     """A config.yaml with its token list and a checkpoint of the model it builds, as training leaves them."""
     from espnet_lrsms.asr.build import build_asr_model, dummy_token_list
 
+    from espnet_lrsms.tasks.asr import LowRankASRTask
+
     model = build_asr_model(config, vocab_size=vocab_size)
-    conf = yaml.safe_load(config.read_text())
-    conf["token_list"] = dummy_token_list(vocab_size)
+    args = LowRankASRTask.get_parser().parse_args(["--config", str(config), "--token_list", "x", "--output_dir", "x"])
+    args.token_list = dummy_token_list(vocab_size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(conf))
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(vars(args)))  # every option, as training writes it
     torch.save(model.state_dict(), out_dir / "model.pth")
     return out_dir / "config.yaml", out_dir / "model.pth"
 
@@ -78,7 +80,6 @@ def main(argv=None):
         )
         count, svd_s = timed(lambda: materialize_spectral_init_(model))
         print(f"{config.name:45s} {build_s:6.1f}s {svd_s:6.1f}s {build_s + svd_s:6.1f}s   ({count} layers)")
-        del model
     return 0
 
 

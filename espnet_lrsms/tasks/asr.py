@@ -2,21 +2,18 @@
 import argparse
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
-from espnet2.iterators.abs_iter_factory import AbsIterFactory
-from espnet2.schedulers.abs_scheduler import AbsScheduler
 from espnet2.tasks.asr import ASRTask
 from espnet2.torch_utils.initialize import initialize
-from espnet2.train.abs_espnet_model import AbsESPnetModel
-from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 from typeguard import typechecked
 
 import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
 from espnet_lrsms.lowrank import materialize_spectral_init_, reinit_factorized_
+from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
 
@@ -44,7 +41,7 @@ def save_initial_state(model: torch.nn.Module, output_dir, distributed_option=No
     return path
 
 
-class InitialStateTrainer(Trainer):
+class InitialStateTrainer(HookedTrainer):
     """ESPnet's ``Trainer`` that first computes the deferred spectral init and saves the initial
     weights as ``<output_dir>/0epoch.pth``.
 
@@ -60,31 +57,11 @@ class InitialStateTrainer(Trainer):
     """
 
     @classmethod
-    def run(
-        cls,
-        model: AbsESPnetModel,
-        optimizers: Sequence[torch.optim.Optimizer],
-        schedulers: Sequence[Optional[AbsScheduler]],
-        train_iter_factory: AbsIterFactory,
-        valid_iter_factory: AbsIterFactory,
-        plot_attention_iter_factory: Optional[AbsIterFactory],
-        trainer_options,
-        distributed_option: DistributedOption,
-    ) -> None:
+    def before_run(cls, model, optimizers, train_iter_factory, trainer_options, distributed_option) -> None:
         resuming = trainer_options.resume and (Path(trainer_options.output_dir) / "checkpoint.pth").exists()
         if not resuming:
             materialize_spectral_init_(model)
         save_initial_state(model, trainer_options.output_dir, distributed_option)
-        super().run(
-            model=model,
-            optimizers=optimizers,
-            schedulers=schedulers,
-            train_iter_factory=train_iter_factory,
-            valid_iter_factory=valid_iter_factory,
-            plot_attention_iter_factory=plot_attention_iter_factory,
-            trainer_options=trainer_options,
-            distributed_option=distributed_option,
-        )
 
 
 class LowRankASRTask(ASRTask):

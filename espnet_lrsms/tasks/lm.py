@@ -9,17 +9,13 @@ strategy's per-step logic hooked onto its optimizer (:mod:`espnet_lrsms.lm.strat
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import torch
 import yaml
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.lm.espnet_model import ESPnetLanguageModel
-from espnet2.schedulers.abs_scheduler import AbsScheduler
 from espnet2.tasks.lm import LMTask
-from espnet2.train.abs_espnet_model import AbsESPnetModel
-from espnet2.train.distributed_utils import DistributedOption
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 from typeguard import typechecked
@@ -28,6 +24,7 @@ import espnet_lrsms  # noqa: F401  (registers this package's classes, also in sp
 from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
+from espnet_lrsms.train.trainer import HookedTrainer
 
 STRATEGY_ATTR = "lora_strategy"
 
@@ -59,48 +56,32 @@ def take_architecture(args: argparse.Namespace, base_lm_config) -> None:
             setattr(args, key, base[key])
 
 
-class LoRATrainer(Trainer):
+class LoRATrainer(HookedTrainer):
     """ESPnet's ``Trainer`` that hooks the model's LoRA strategy onto the optimizer for the run, logs
     the trainable parameters at the start and the ranks at the end, and writes ``lora_ranks.json``."""
 
     @classmethod
-    def run(
-        cls,
-        model: AbsESPnetModel,
-        optimizers: Sequence[torch.optim.Optimizer],
-        schedulers: Sequence[Optional[AbsScheduler]],
-        train_iter_factory: AbsIterFactory,
-        valid_iter_factory: AbsIterFactory,
-        plot_attention_iter_factory: Optional[AbsIterFactory],
-        trainer_options,
-        distributed_option: DistributedOption,
-    ) -> None:
+    def before_run(cls, model, optimizers, train_iter_factory, trainer_options, distributed_option) -> None:
         strategy: Optional[LoRAStrategy] = getattr(model, STRATEGY_ATTR, None)
-        if strategy is not None:
-            keep = trainer_options.keep_nbest_models
-            keep = max(keep) if isinstance(keep, (list, tuple)) else keep
-            if strategy.config.strategy in ("warmup", "dynamic") and keep > 1:
-                raise LoRAConfigError(
-                    f"lora_conf.strategy={strategy.config.strategy} changes the adapters' ranks during training, so "
-                    f"averaging the {keep} best epochs (keep_nbest_models: {keep}) would mix ranks: set keep_nbest_models: 1"
-                )
-            strategy.install(optimizers[0], count_optimizer_steps(train_iter_factory, trainer_options))
-            logging.info("%s", strategy.describe(f"start, {strategy.total_steps} optimizer steps in the run"))
-        try:
-            super().run(
-                model=model,
-                optimizers=optimizers,
-                schedulers=schedulers,
-                train_iter_factory=train_iter_factory,
-                valid_iter_factory=valid_iter_factory,
-                plot_attention_iter_factory=plot_attention_iter_factory,
-                trainer_options=trainer_options,
-                distributed_option=distributed_option,
+        if strategy is None:
+            return
+        keep = trainer_options.keep_nbest_models
+        keep = max(keep) if isinstance(keep, (list, tuple)) else keep
+        if strategy.config.strategy in ("warmup", "dynamic") and keep > 1:
+            raise LoRAConfigError(
+                f"lora_conf.strategy={strategy.config.strategy} changes the adapters' ranks during training, so "
+                f"averaging the {keep} best epochs (keep_nbest_models: {keep}) would mix ranks: set keep_nbest_models: 1"
             )
-        finally:
-            if strategy is not None:
-                strategy.remove()
-        if strategy is not None and (not distributed_option.distributed or distributed_option.dist_rank == 0):
+        strategy.install(optimizers[0], count_optimizer_steps(train_iter_factory, trainer_options))
+        logging.info("%s", strategy.describe(f"start, {strategy.total_steps} optimizer steps in the run"))
+
+    @classmethod
+    def after_run(cls, model, trainer_options, distributed_option, completed: bool) -> None:
+        strategy: Optional[LoRAStrategy] = getattr(model, STRATEGY_ATTR, None)
+        if strategy is None:
+            return
+        strategy.remove()
+        if completed and (not distributed_option.distributed or distributed_option.dist_rank == 0):
             logging.info("%s", strategy.describe("end"))
             logging.info("LoRA ranks written to %s", strategy.write_summary(trainer_options.output_dir))
 
