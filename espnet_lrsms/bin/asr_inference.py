@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
+from espnet_lrsms.fileio import write_text_atomic
 from espnet2.bin import asr_inference as espnet_asr_inference
 from espnet2.bin.asr_inference import Speech2Text, get_parser  # noqa: F401
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
@@ -94,9 +95,7 @@ def write_score_components(output_dir: Path, calls: List[Optional[list]], weight
             rows.append(f"{key} {json.dumps(_components(hyp, weights))}\n")
         outputs[score_file.parent / COMPONENTS_FILE] = "".join(rows)
     for path, content in outputs.items():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(content, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, content)
     return True
 
 

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.recipe.shapes import write_shapes
 
 
@@ -27,10 +28,7 @@ def write_video_shape(data_dir: Path, out_dir: Path, size: int) -> Path:
         if not frames.strip().isdigit():
             raise ValueError(f"{source}:{number}: expected '<utt> <frames>', got {line!r}")
         lines.append(f"{key} {frames.strip()},{size},{size}\n")
-    tmp = out_dir / "video_shape.tmp"
-    tmp.write_text("".join(lines), encoding="utf-8")
-    tmp.replace(out_dir / "video_shape")
-    return out_dir / "video_shape"
+    return write_text_atomic(out_dir / "video_shape", "".join(lines))
 
 
 def main(cmd=None) -> int:

@@ -7,10 +7,11 @@ per hypothesis, a JSON object ``{"scores": {scorer: raw score}, "weights": {scor
 """
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
+
+from espnet_lrsms.fileio import replaced_on_success
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
 _NBEST_DIR = re.compile(r"^(\d+)best_recog$")
@@ -105,15 +106,12 @@ def read_references(text_file) -> Dict[str, List[str]]:
 def write_nbest(decode_dir, nbest: NBest) -> Path:
     """Write ``nbest`` as ``<decode_dir>/<n>best_recog/{text,score}`` (to a temporary name, then renamed)."""
     decode_dir = Path(decode_dir)
-    tmp = decode_dir.with_name(decode_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     depth = max((len(h) for h in nbest.values()), default=0)
-    for n in range(1, depth + 1):
-        sub = tmp / f"{n}best_recog"
-        sub.mkdir(parents=True)
-        keys = sorted(k for k, hyps in nbest.items() if len(hyps) >= n)
-        (sub / "text").write_text("".join(f"{k} {nbest[k][n - 1].text}\n" for k in keys), encoding="utf-8")
-        (sub / "score").write_text("".join(f"{k} {nbest[k][n - 1].score}\n" for k in keys), encoding="utf-8")
-    shutil.rmtree(decode_dir, ignore_errors=True)
-    tmp.replace(decode_dir)
+    with replaced_on_success(decode_dir) as tmp:
+        for n in range(1, depth + 1):
+            sub = tmp / f"{n}best_recog"
+            sub.mkdir(parents=True)
+            keys = sorted(k for k, hyps in nbest.items() if len(hyps) >= n)
+            (sub / "text").write_text("".join(f"{k} {nbest[k][n - 1].text}\n" for k in keys), encoding="utf-8")
+            (sub / "score").write_text("".join(f"{k} {nbest[k][n - 1].score}\n" for k in keys), encoding="utf-8")
     return decode_dir

@@ -5,11 +5,11 @@ them), or a weighted sum of chosen components of it; ``|h|`` is the number of wo
 with the highest score is the rescored 1-best; ties keep the first-pass order.
 """
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.lm.nbest import Hypothesis, NBest
 
 SentenceScorer = Callable[[Sequence[str]], List[float]]  # sentences -> log P_LM
@@ -118,8 +118,12 @@ def write_rescored(
     scorer of stage 6, plus ``rescore.json`` (weights and where they came from). Written to
     ``<output_dir>.tmp`` and renamed."""
     output_dir = Path(output_dir)
-    tmp = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    with replaced_on_success(output_dir) as tmp:
+        _write_rescored(tmp, nbest, lm, lm_weight, length_bonus, am_components, info)
+    return output_dir
+
+
+def _write_rescored(tmp: Path, nbest, lm, lm_weight, length_bonus, am_components, info) -> None:
     (tmp / "1best_recog").mkdir(parents=True)
     choice = rescore(nbest, lm, lm_weight, length_bonus, am_components)
     text, score, detail = [], [], []
@@ -136,6 +140,3 @@ def write_rescored(
     (tmp / "1best_recog" / "rescore").write_text("".join(detail), encoding="utf-8")
     meta = dict(info or {}, lm_weight=lm_weight, length_bonus=length_bonus, am_components=am_components)
     (tmp / "rescore.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(output_dir, ignore_errors=True)
-    tmp.replace(output_dir)
-    return output_dir

@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.lm.adapters import (
     ADAPTER_NAME,
     STEP_BUFFER,
@@ -92,11 +93,7 @@ class LoRAStrategy:
         )
 
     def write_summary(self, output_dir) -> Path:
-        path = Path(output_dir) / RANKS_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.summary(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_text_atomic(Path(output_dir) / RANKS_FILE, json.dumps(self.summary(), indent=1) + "\n")
 
     # -- hooks ----------------------------------------------------------------------------------
     def install(self, optimizer: torch.optim.Optimizer, total_steps: Optional[int]) -> None:

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
+from espnet_lrsms.fileio import replaced_on_success
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,10 +48,10 @@ def write_lm_text(out_dir: Path, kaldi_texts: Sequence[Path] = (), plain_texts: 
         if not Path(path).is_file():
             raise FileNotFoundError(f"LM text {path}: no such file")
     out_dir.mkdir(parents=True, exist_ok=True)
-    out, tmp = out_dir / "text", out_dir / "text.tmp"
+    out = out_dir / "text"
     seen = set()
     count = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replaced_on_success(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         sources = [(Path(p), read_kaldi_text) for p in kaldi_texts] + [(Path(p), read_plain_text) for p in plain_texts]
         for path, reader in sources:
             for key, words in reader(path):
@@ -58,9 +60,8 @@ def write_lm_text(out_dir: Path, kaldi_texts: Sequence[Path] = (), plain_texts: 
                 seen.add(key)
                 f.write(f"{key} {words}\n")
                 count += 1
-    if count == 0:
-        raise ValueError(f"LM text from {[str(p) for p in list(kaldi_texts) + list(plain_texts)]} is empty")
-    tmp.replace(out)
+        if count == 0:
+            raise ValueError(f"LM text from {[str(p) for p in list(kaldi_texts) + list(plain_texts)]} is empty")
     logger.info("%d sentences -> %s", count, out)
     return out
 
@@ -82,8 +83,7 @@ def write_text_shapes(
         vocab = sum(1 for _ in f)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"text_shape.{token_type}"
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replaced_on_success(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         batch = []
         for key, words in read_kaldi_text(text):
             batch.append((key, words))
@@ -91,7 +91,6 @@ def write_text_shapes(
                 _write_shape_batch(f, sp, batch, vocab)
                 batch = []
         _write_shape_batch(f, sp, batch, vocab)
-    tmp.replace(out)
     return out
 
 

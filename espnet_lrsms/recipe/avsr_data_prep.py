@@ -35,7 +35,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import soundfile
@@ -52,7 +52,8 @@ from espnet_lrsms.avsr.roi import (
     resize_frames,
 )
 from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_video_mp4
-from espnet_lrsms.recipe.data_prep import DataPrepError, scan_lrs3
+from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.recipe.data_prep import DataPrepError, scan_lrs3, write_kaldi_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +145,8 @@ def decode_video(mp4: Path) -> np.ndarray:
 
 
 def _save_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    write(tmp)
-    tmp.replace(path)
+    with replaced_on_success(path) as tmp:
+        write(tmp)
 
 
 def _cached_lengths(wav: Path, roi: Path) -> Optional[Tuple[int, int]]:
@@ -337,28 +336,15 @@ def prepare_av_set(
 
 
 def write_av_data_dir(out: Path, good: List[AVClip], bad: List[AVClip]) -> None:
-    """The data directory, sorted as ESPnet requires, written to ``<out>.tmp`` and renamed."""
-    good = sorted(good, key=lambda c: c.uttid)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    tables: Dict[str, List[str]] = {
-        "wav.scp": [f"{c.uttid} {c.wav.resolve()}\n" for c in good],
-        "video.scp": [f"{c.uttid} {c.roi.resolve()}\n" for c in good],
-        "text": [f"{c.uttid} {c.text}\n" for c in good],
-        "utt2spk": [f"{c.uttid} {c.speaker}\n" for c in good],
-        "utt2num_video_frames": [f"{c.uttid} {c.video_frames}\n" for c in good],
-    }
-    spk2utt: Dict[str, List[str]] = {}
-    for c in good:
-        spk2utt.setdefault(c.speaker, []).append(c.uttid)
-    tables["spk2utt"] = [f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())]
-    if bad:
-        tables["skipped.txt"] = [f"{c.uttid}\t{c.kind}\t{c.problem}\n" for c in sorted(bad, key=lambda c: c.uttid)]
-    for name, lines in tables.items():
-        (tmp / name).write_text("".join(lines), encoding="utf-8")
-    for old in (out, out.with_name(out.name + ".failed")):
-        if old.exists():
-            shutil.rmtree(old)
-    tmp.replace(out)
+    """wav.scp, video.scp, text, utt2spk, spk2utt, utt2num_video_frames (+ skipped.txt)."""
+    write_kaldi_data_dir(
+        out,
+        {
+            "wav.scp": {c.uttid: str(c.wav.resolve()) for c in good},
+            "video.scp": {c.uttid: str(c.roi.resolve()) for c in good},
+            "text": {c.uttid: c.text for c in good},
+            "utt2num_video_frames": {c.uttid: str(c.video_frames) for c in good},
+        },
+        {c.uttid: c.speaker for c in good},
+        [f"{c.uttid}\t{c.kind}\t{c.problem}\n" for c in sorted(bad, key=lambda c: c.uttid)],
+    )

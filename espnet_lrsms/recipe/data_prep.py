@@ -17,11 +17,13 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
 from tqdm import tqdm
+
+from espnet_lrsms.fileio import replaced_on_success
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +145,8 @@ def decode_mp4_audio(mp4: Path, out: Path) -> None:
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     if samples.size == 0:
         raise DataPrepError(f"{mp4}: the audio track is empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    soundfile.write(tmp, samples, FS, format="FLAC")
-    tmp.replace(out)
+    with replaced_on_success(out) as tmp:
+        soundfile.write(tmp, samples, FS, format="FLAC")
 
 
 # --------------------------------------------------------------- shared checks
@@ -233,24 +233,39 @@ def prepare_set(
     return out
 
 
-def write_data_dir(out: Path, good: Iterable[Utterance], bad: Iterable[Utterance]) -> None:
-    """wav.scp, text, utt2spk, spk2utt (+ skipped.txt), sorted as ESPnet requires; atomic rename."""
-    good = sorted(good, key=lambda u: u.uttid)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    (tmp / "wav.scp").write_text("".join(f"{u.uttid} {u.audio.resolve()}\n" for u in good), encoding="utf-8")
-    (tmp / "text").write_text("".join(f"{u.uttid} {u.text}\n" for u in good), encoding="utf-8")
-    (tmp / "utt2spk").write_text("".join(f"{u.uttid} {u.speaker}\n" for u in good), encoding="utf-8")
+def write_kaldi_data_dir(
+    out: Path, tables: Mapping[str, Mapping[str, str]], utt2spk: Mapping[str, str], skipped: Sequence[str] = ()
+) -> None:
+    """An ESPnet (Kaldi-style) data directory, the one writer of every recipe's data prep.
+
+    ``tables``: file name → {utterance id → value}, each written as ``<id> <value>`` lines sorted by
+    id (as ESPnet requires); ``utt2spk`` and ``spk2utt`` come from ``utt2spk``; ``skipped``: lines
+    of ``skipped.txt`` (written only when there are some). The directory is written under a
+    temporary name and renamed; the ``<out>.failed`` left by an earlier stopped run is removed.
+    """
     spk2utt: Dict[str, List[str]] = {}
-    for u in good:
-        spk2utt.setdefault(u.speaker, []).append(u.uttid)
-    (tmp / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())), encoding="utf-8")
-    bad = list(bad)
-    if bad:
-        (tmp / "skipped.txt").write_text("".join(f"{u.uttid}\t{u.problem}\n" for u in bad), encoding="utf-8")
-    for old in (out, out.with_name(out.name + ".failed")):
-        if old.exists():
-            shutil.rmtree(old)
-    tmp.replace(out)
+    for uttid in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[uttid], []).append(uttid)
+    files = {name: [f"{k} {v}\n" for k, v in sorted(table.items())] for name, table in tables.items()}
+    files["utt2spk"] = [f"{k} {v}\n" for k, v in sorted(utt2spk.items())]
+    files["spk2utt"] = [f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())]
+    if skipped:
+        files["skipped.txt"] = list(skipped)
+    with replaced_on_success(out) as tmp:
+        tmp.mkdir()
+        for name, lines in files.items():
+            (tmp / name).write_text("".join(lines), encoding="utf-8")
+    failed = out.with_name(out.name + ".failed")
+    if failed.exists():
+        shutil.rmtree(failed)
+
+
+def write_data_dir(out: Path, good: Iterable[Utterance], bad: Iterable[Utterance]) -> None:
+    """wav.scp, text, utt2spk, spk2utt (+ skipped.txt) of the audio recipes."""
+    good = list(good)
+    write_kaldi_data_dir(
+        out,
+        {"wav.scp": {u.uttid: str(u.audio.resolve()) for u in good}, "text": {u.uttid: u.text for u in good}},
+        {u.uttid: u.speaker for u in good},
+        [f"{u.uttid}\t{u.problem}\n" for u in bad],
+    )

@@ -11,6 +11,8 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
+from espnet_lrsms.fileio import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,7 +37,5 @@ def write_shapes(data_dir: Path, out_dir: Path, bpemodel: Path, token_list: Path
     ]
     text = [f"{key} {len(sp.encode(value.strip(), out_type=str))},{vocab}\n" for key, value in _read_table(data_dir / "text")]
     for name, lines in (("speech_shape", speech), (f"text_shape.{token_type}", text)):
-        tmp = out_dir / f"{name}.tmp"
-        tmp.write_text("".join(lines), encoding="utf-8")
-        tmp.replace(out_dir / name)
+        write_text_atomic(out_dir / name, "".join(lines))
     logger.info("%s: %d utterances -> %s", data_dir, len(speech), out_dir)

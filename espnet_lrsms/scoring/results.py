@@ -3,6 +3,8 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from espnet_lrsms.fileio import write_text_atomic
+
 SUM_AVG = re.compile(r"^\|\s*Sum/Avg\s*\|\s*(\d+)\s+(\d+)\s*\|\s*([-\d.\s]+)\|")
 
 
@@ -38,8 +40,4 @@ def results_markdown(asr_exp: Path) -> str:
 
 
 def write_results(asr_exp: Path) -> Path:
-    out = asr_exp / "RESULTS.md"
-    tmp = asr_exp / "RESULTS.md.tmp"
-    tmp.write_text(results_markdown(asr_exp), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text_atomic(asr_exp / "RESULTS.md", results_markdown(asr_exp))

@@ -16,6 +16,8 @@ from typing import Dict, List, Tuple
 
 import jiwer
 
+from espnet_lrsms.fileio import write_text_atomic
+
 
 @dataclass
 class Counts:
@@ -149,7 +151,5 @@ def score_dir(ref_text: Path, hyp_text: Path, utt2spk_file: Path, out_dir: Path,
     write_trn(ref, utt2spk, out_dir / "ref.trn", unit)
     write_trn({k: hyp.get(k, "") for k in ref}, utt2spk, out_dir / "hyp.trn", unit)
     score = score_texts(ref, hyp, utt2spk, unit)
-    tmp = out_dir / "result.txt.tmp"
-    tmp.write_text(format_result(score, "hyp.trn"), encoding="utf-8")
-    tmp.replace(out_dir / "result.txt")
+    write_text_atomic(out_dir / "result.txt", format_result(score, "hyp.trn"))
     return score.total

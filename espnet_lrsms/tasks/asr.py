@@ -12,6 +12,7 @@ from espnet2.train.trainer import Trainer
 from typeguard import typechecked
 
 import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
+from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.lowrank import materialize_spectral_init_, reinit_factorized_
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
@@ -33,10 +34,8 @@ def save_initial_state(model: torch.nn.Module, output_dir, distributed_option=No
     if path.exists():
         logging.info("%s exists: keeping the initial weights it holds", path)
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(path)
+    with replaced_on_success(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     logging.info("saved the initial weights to %s", path)
     return path
 

@@ -1,0 +1,52 @@
+"""Writing results so that an interrupted or failed run never leaves a finished-looking file behind.
+
+Every file or directory this package produces is written under a temporary sibling name and renamed
+over its final name only when complete. Pure Python: no ESPnet, no torch.
+"""
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+def temporary_sibling(path: PathLike) -> Path:
+    """``<stem>.tmp<suffix>`` beside ``path`` (the suffix kept: matplotlib and soundfile read it)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.tmp{path.suffix}" if path.suffix else f"{path.name}.tmp")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def replaced_on_success(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s new content to (a file, or a directory the block
+    creates); when the block succeeds, it replaces ``path`` (an existing directory is removed first).
+    A leftover from an earlier failed run is removed before, and the temporary path after a failure.
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    _remove(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if tmp.is_dir() and path.exists():
+        _remove(path)
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file; returns ``path``."""
+    with replaced_on_success(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
