@@ -5,6 +5,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from espnet_lrsms.fileio import replaced_on_success
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,21 +37,21 @@ def train_tokenizer(text: Path, out_dir: Path, nbpe: int, mode: str = "unigram")
     Path(f"{prefix}.model").replace(out_dir / "bpe.model")
     Path(f"{prefix}.vocab").replace(out_dir / "bpe.vocab")
     tokens = out_dir / "tokens.txt"
-    subprocess.run(
-        [
-            sys.executable, "-m", "espnet2.bin.tokenize_text",
-            "--token_type", "bpe",
-            "--input", str(text),
-            "--output", str(out_dir / "tokens.txt.tmp"),
-            "--field", "2-",
-            "--bpemodel", str(out_dir / "bpe.model"),
-            "--write_vocabulary", "true",
-            "--add_symbol", "<blank>:0",
-            "--add_symbol", "<unk>:1",
-            "--add_symbol", "<sos/eos>:-1",
-        ],
-        check=True,
-    )
-    (out_dir / "tokens.txt.tmp").replace(tokens)
+    with replaced_on_success(tokens) as tmp:
+        subprocess.run(
+            [
+                sys.executable, "-m", "espnet2.bin.tokenize_text",
+                "--token_type", "bpe",
+                "--input", str(text),
+                "--output", str(tmp),
+                "--field", "2-",
+                "--bpemodel", str(out_dir / "bpe.model"),
+                "--write_vocabulary", "true",
+                "--add_symbol", "<blank>:0",
+                "--add_symbol", "<unk>:1",
+                "--add_symbol", "<sos/eos>:-1",
+            ],
+            check=True,
+        )
     logger.info("%s: %d tokens", tokens, sum(1 for _ in open(tokens, encoding="utf-8")))
     return tokens
