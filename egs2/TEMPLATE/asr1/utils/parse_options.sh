@@ -1,6 +1,8 @@
 # Sourced by the stage scripts (asr.sh, avsr.sh) after their option defaults, as Kaldi's parse_options.sh
 # is: every "--name value" pair on the command line sets the shell variable "name", which must already
 # exist (a default); unknown options, a missing value or a stray argument print "$help_message" and exit.
+# An option whose default is a whole number (--stage, --nj, --ngpu, ...) takes only a whole number: its
+# value reaches bash arithmetic, which would run commands hidden in it.
 # Uses and shifts the caller's positional parameters.
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -11,6 +13,9 @@ while [[ $# -gt 0 ]]; do
                 echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
             fi
             [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+            if [[ "${!name}" =~ ^-?[0-9]+$ && ! "$2" =~ ^-?[0-9]+$ ]]; then
+                echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1
+            fi
             printf -v "$name" '%s' "$2"
             shift 2 ;;
         *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
