@@ -50,3 +50,23 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     with replaced_on_success(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def load_weights_only(path: PathLike, map_location="cpu"):
+    """``torch.load`` that unpickles tensors and plain containers only, never code.
+
+    A file that needs more (a crafted ``.pth``, or ESPnet's ``checkpoint.pth`` with its pickled
+    reporter) is refused with a ``ValueError`` naming it.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path}: refused to load: it holds more than tensors and plain containers, and loading it "
+            f"could run code ({str(error).splitlines()[-1][:200]}). Pass a state dict such as <N>epoch.pth "
+            "or valid.acc.best.pth"
+        ) from None

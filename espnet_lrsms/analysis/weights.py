@@ -23,6 +23,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import torch
 
+from espnet_lrsms.fileio import load_weights_only
+
 SUBMODELS = ("encoder", "decoder", "frontend")
 MODULE_TYPES = ("mhsa", "ffn", "conv", "other")
 _BLOCK = re.compile(r"^(?P<sub>[^.]+)\.(?P<stack>encoders|decoders)\.(?P<block>\d+)\.(?P<rest>.+)$")
@@ -111,11 +113,12 @@ def block_counts(layers: List[Where]) -> Dict[str, int]:
 
 def load_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     """A model state dict from an ESPnet ``*.pth``: ``<N>epoch.pth``, ``valid.*.best.pth``, an averaged
-    model, or ``checkpoint.pth`` (whose ``model`` entry is taken)."""
+    model (``checkpoint.pth`` is refused: ESPnet pickles Python objects into it, and this package
+    loads nothing that can run code; every epoch's weights are in ``<N>epoch.pth``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_weights_only(path)
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):

@@ -36,6 +36,22 @@ MOUTH_68 = slice(48, 68)  # 0-based indices of the mouth in the 68-point layout
 LEFT_CORNER, RIGHT_CORNER = 0, 6  # within the 20 mouth points: 48 and 54
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles lists, tuples, numbers, None and numpy arrays; refuses every other global (a
+    crafted pickle names ``os.system`` or similar there), so reading a landmark file runs no code."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a landmark file holds only arrays and numbers")
+        return super().find_class(module, name)
+
+
 class LandmarkError(ValueError):
     """A landmark file that cannot be used; the message names the file and the problem."""
 
@@ -53,7 +69,7 @@ def read_landmarks(path: Union[str, Path]) -> np.ndarray:
     try:
         if path.suffix == ".pkl":
             with open(path, "rb") as f:
-                frames = pickle.load(f)
+                frames = _ArrayUnpickler(f).load()
             if not isinstance(frames, (list, tuple)):
                 raise LandmarkError(f"{path}: expected a list of per-frame landmarks, got {type(frames).__name__}")
             points = next((np.asarray(f).shape[0] for f in frames if f is not None), 68)

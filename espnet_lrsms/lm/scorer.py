@@ -20,13 +20,14 @@ def load_lm(lm_train_config: Union[str, Path], lm_file: Union[str, Path], device
     """
     from espnet2.tasks.lm import LMTask
 
+    from espnet_lrsms.fileio import load_weights_only
     from espnet_lrsms.lm.adapters import ranks_in_state_dict
     from espnet_lrsms.lm.lora_config import LoRAConfig
     from espnet_lrsms.tasks.lm import LoRALMTask
 
     with open(lm_train_config, encoding="utf-8") as f:
         args = argparse.Namespace(**yaml.safe_load(f))
-    state = torch.load(lm_file, map_location="cpu", weights_only=False)
+    state = load_weights_only(lm_file)
     lora_conf = getattr(args, "lora_conf", None) or {}
     if lora_conf:
         model = LoRALMTask.build_adapted_model(

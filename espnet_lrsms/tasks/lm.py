@@ -21,6 +21,7 @@ from espnet2.utils.types import str_or_none
 from typeguard import typechecked
 
 import espnet_lrsms  # noqa: F401  (registers this package's classes, also in spawned DDP workers)
+from espnet_lrsms.fileio import load_weights_only
 from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
@@ -129,7 +130,8 @@ class LoRALMTask(LMTask):
         overrides = None
         checkpoint = Path(getattr(args, "output_dir", None) or "") / "checkpoint.pth"
         if getattr(args, "resume", False) and checkpoint.is_file():
-            # a resumed warm-up run may have truncated its adapters already: rebuild them at the saved ranks
+            # a resumed warm-up run may have truncated its adapters already: rebuild them at the saved ranks.
+            # checkpoint.pth is this run's own file, which ESPnet's resume loads with weights_only=False anyway
             overrides = ranks_in_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
         model = cls.build_adapted_model(args, config, base_lm_file=args.base_lm_file, rank_overrides=overrides)
         return model
@@ -149,7 +151,7 @@ class LoRALMTask(LMTask):
         """
         model = super().build_model(args)
         if base_lm_file is not None:
-            state = torch.load(base_lm_file, map_location="cpu", weights_only=False)
+            state = load_weights_only(base_lm_file)
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise RuntimeError(
