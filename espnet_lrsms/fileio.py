@@ -7,7 +7,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Dict, Iterator, Tuple, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -70,3 +70,39 @@ def load_weights_only(path: PathLike, map_location="cpu"):
             f"could run code ({str(error).splitlines()[-1][:200]}). Pass a state dict such as <N>epoch.pth "
             "or valid.acc.best.pth"
         ) from None
+
+
+def split_kaldi_line(line: str) -> Tuple[str, str]:
+    """``(key, value)`` of one line of a Kaldi/ESPnet table (``text``, ``wav.scp``, ``utt2spk``, ...):
+    the key ends at the first run of spaces or tabs, as Kaldi's and ESPnet's readers take it; the
+    value keeps its inner whitespace, not the surrounding one. An empty line gives ``("", "")``."""
+    parts = line.strip().split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
+def iter_kaldi_table(path: PathLike) -> Iterator[Tuple[int, str, str]]:
+    """``(line number, key, value)`` of every non-empty line of the table at ``path``; a line that is
+    not UTF-8 raises ``ValueError`` naming file and line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}:{number}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+            key, value = split_kaldi_line(line)
+            if key:
+                yield number, key, value
+
+
+def read_kaldi_table(path: PathLike) -> Dict[str, str]:
+    """``{key: value}`` of the table at ``path``; a key on two lines is a ``ValueError`` naming both."""
+    table: Dict[str, str] = {}
+    first_line: Dict[str, int] = {}
+    for number, key, value in iter_kaldi_table(path):
+        if key in table:
+            raise ValueError(f"{path}:{number}: {key} appears again (first on line {first_line[key]})")
+        table[key] = value
+        first_line[key] = number
+    return table

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
 from espnet2.bin import asr_inference as espnet_asr_inference
 from espnet2.bin.asr_inference import Speech2Text, get_parser  # noqa: F401
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
@@ -85,7 +85,7 @@ def write_score_components(output_dir: Path, calls: List[Optional[list]], weight
             return False
         rows = []
         for line, hyp in zip(lines, expected):
-            key, _, written = line.partition(" ")
+            key, written = split_kaldi_line(line)
             if hyp is None:
                 rows.append(f"{key} {json.dumps({'scores': {}, 'weights': {}})}\n")
                 continue

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
 from espnet_lrsms.recipe.shapes import write_shapes
 
 
@@ -24,7 +24,7 @@ def write_video_shape(data_dir: Path, out_dir: Path, size: int) -> Path:
         raise FileNotFoundError(f"{source}: no such file (made by stage 1, espnet_lrsms.bin.avsr_prepare_data)")
     lines = []
     for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-        key, _, frames = line.partition(" ")
+        key, frames = split_kaldi_line(line)
         if not frames.strip().isdigit():
             raise ValueError(f"{source}:{number}: expected '<utt> <frames>', got {line!r}")
         lines.append(f"{key} {frames.strip()},{size},{size}\n")

@@ -6,12 +6,13 @@ per hypothesis, a JSON object ``{"scores": {scorer: raw score}, "weights": {scor
 ``score = Σ weights[k]·scores[k]``.
 """
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import read_kaldi_table, replaced_on_success
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
 _NBEST_DIR = re.compile(r"^(\d+)best_recog$")
@@ -47,17 +48,14 @@ def parse_score(value: str, where: str) -> float:
     match = _NUMBER.search(value)
     if not match:
         raise ValueError(f"{where}: cannot read a score from {value!r}")
-    return float(match.group(0))
+    score = float(match.group(0))
+    if math.isnan(score):
+        raise ValueError(f"{where}: the score {value!r} is not a number")
+    return score
 
 
 def _read_table(path: Path) -> Dict[str, str]:
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            if key:
-                table[key] = value
-    return table
+    return read_kaldi_table(path)
 
 
 def nbest_depth(decode_dir: Path) -> int:
@@ -85,9 +83,14 @@ def read_nbest(decode_dir) -> NBest:
         texts, scores = _read_table(sub / "text"), _read_table(sub / "score")
         components = _read_table(sub / "score_components") if (sub / "score_components").is_file() else {}
         for key, score in scores.items():
-            comp = json.loads(components[key]) if key in components else {}
+            if key not in texts:
+                raise ValueError(f"{sub / 'text'}: no line for {key}, which {sub / 'score'} has")
+            try:
+                comp = json.loads(components[key]) if key in components else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{sub / 'score_components'}: {key}: not JSON ({error.msg})") from None
             hyp = Hypothesis(
-                text=" ".join(texts.get(key, "").split()),
+                text=" ".join(texts[key].split()),
                 score=parse_score(score, f"{sub / 'score'}: {key}"),
                 scores=comp.get("scores", {}),
                 weights=comp.get("weights", {}),

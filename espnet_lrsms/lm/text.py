@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def _open_text(path: Path):
 def read_kaldi_text(path: Path) -> Iterator[Tuple[str, str]]:
     with _open_text(path) as f:
         for number, line in enumerate(f, 1):
-            key, _, words = line.strip().partition(" ")
+            key, words = split_kaldi_line(line)
             if not key:
                 continue
             if not words.strip():

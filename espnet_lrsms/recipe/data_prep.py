@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
             for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
                 if not line.strip():
                     continue
-                uttid, _, text = line.strip().partition(" ")
+                uttid, text = split_kaldi_line(line)
                 speaker = uttid.split("-")[0]
                 utts[uttid] = Utterance(uttid, speaker, text.strip() or None, None)
                 if not text.strip():

@@ -11,17 +11,14 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import iter_kaldi_table, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 
 def _read_table(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            if key:
-                yield key, value
+    for _, key, value in iter_kaldi_table(path):
+        yield key, value
 
 
 def write_shapes(data_dir: Path, out_dir: Path, bpemodel: Path, token_list: Path, token_type: str = "bpe") -> None:

@@ -5,7 +5,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def train_tokenizer(text: Path, out_dir: Path, nbpe: int, mode: str = "unigram")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(text, encoding="utf-8") as f, tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as plain:
         for line in f:
-            plain.write(line.rstrip("\n").partition(" ")[2] + "\n")
+            plain.write(split_kaldi_line(line)[1] + "\n")
     prefix = out_dir / "bpe.tmp"
     sentencepiece.SentencePieceTrainer.train(
         input=plain.name,

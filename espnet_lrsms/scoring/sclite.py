@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 
 import jiwer
 
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import read_kaldi_table, write_text_atomic
 
 
 @dataclass
@@ -72,13 +72,7 @@ def utterance_counts(ref: List[str], hyp: List[str]) -> Counts:
 
 
 def read_text(path: Path) -> Dict[str, str]:
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            if key:
-                table[key] = value.strip()
-    return table
+    return read_kaldi_table(path)
 
 
 @dataclass
