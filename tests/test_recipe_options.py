@@ -17,3 +17,15 @@ def test_integer_option_rejects_a_command(tmp_path, recipe, option):
     assert result.returncode == 1
     assert f"option {option} takes a whole number, got '{value}'" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_config_relative_to_the_callers_directory(tmp_path, recipe):
+    """run.sh changes to the recipe directory; a config named relative to where the user stands still counts."""
+    option = "--asr_config" if recipe.name == "asr1" else "--avsr_config"
+    (tmp_path / "my.yaml").write_text((REPO / "conf" / "demo" / "train_asr_lrsms_tiny.yaml").read_text())
+    run = [str(recipe / "run.sh"), "--stage", "99", "--stop_stage", "99"]
+    found = subprocess.run([*run, option, "my.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    missing = subprocess.run([*run, option, "other.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and f"{option} other.yaml: no such file" in missing.stderr

@@ -3,6 +3,7 @@
 # environment (the directory holding LibriSpeech/). Any asr.sh option can follow, e.g.
 #   ./run.sh --stage 4 --stop_stage 6 --ngpu 4 --asr_config conf/asr/train_asr_conformer_full_rank.yaml
 set -euo pipefail
+export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relative to here
 cd "$(dirname "$0")"
 . ./db.sh
 

@@ -3,6 +3,7 @@
 # environment (the directory holding pretrain/, trainval/, test/). Audio is decoded from the mp4
 # files with PyAV in stage 1. Any asr.sh option can follow.
 set -euo pipefail
+export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relative to here
 cd "$(dirname "$0")"
 . ./db.sh
 

@@ -6,6 +6,7 @@
 # (dlib; --roi_method detect). Videos that already show only the mouth: --roi_method as_is.
 # Any avsr.sh option can follow.
 set -euo pipefail
+export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relative to here
 cd "$(dirname "$0")"
 . ./db.sh
 

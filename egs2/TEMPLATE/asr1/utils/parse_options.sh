@@ -3,6 +3,8 @@
 # exist (a default); unknown options, a missing value or a stray argument print "$help_message" and exit.
 # An option whose default is a whole number (--stage, --nj, --ngpu, ...) takes only a whole number: its
 # value reaches bash arithmetic, which would run commands hidden in it.
+# A *_config option given relative to the directory run.sh was called from (LRSMS_CALLER_DIR, which
+# run.sh sets before it changes to the recipe directory) is taken from there when the file exists there.
 # Uses and shifts the caller's positional parameters.
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -16,7 +18,16 @@ while [[ $# -gt 0 ]]; do
             if [[ "${!name}" =~ ^-?[0-9]+$ && ! "$2" =~ ^-?[0-9]+$ ]]; then
                 echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1
             fi
-            printf -v "$name" '%s' "$2"
+            value=$2
+            if [[ "$name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
+                resolved=()
+                for word in $value; do  # --lora_config takes several files
+                    [[ "$word" != /* && -e "${LRSMS_CALLER_DIR}/${word}" ]] && word="${LRSMS_CALLER_DIR}/${word}"
+                    resolved+=("$word")
+                done
+                value="${resolved[*]}"
+            fi
+            printf -v "$name" '%s' "$value"
             shift 2 ;;
         *) echo "$0: unexpected argument $1" >&2; echo "$help_message" >&2; exit 1 ;;
     esac
