@@ -10,52 +10,10 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 from typeguard import typechecked
 
+from espnet_lrsms.nets.resnet import make_activation, resnet18_trunk
 from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
 SAMPLES_PER_FRAME = 640  # stem stride 4 × three stride-2 stages × average pool of 20
-
-
-def _activation(name: str, channels: int) -> nn.Module:
-    if name == "swish":
-        return nn.SiLU()
-    if name == "relu":
-        return nn.ReLU()
-    if name == "prelu":
-        return nn.PReLU(num_parameters=channels)
-    raise ValueError(f"frontend_conf.activation: unknown activation {name!r}; choose swish, relu or prelu")
-
-
-class BasicBlock(nn.Module):
-    """ResNet's basic block in 1-D or 2-D: two 3-tap (3×3) convolutions with batch norm and a
-    (projected) shortcut. (B, C_in, L) → (B, C_out, L/stride) for ``dims=1``,
-    (N, C_in, H, W) → (N, C_out, H/stride, W/stride) for ``dims=2``. Shared by the audio and the video
-    front ends."""
-
-    LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d), 2: (nn.Conv2d, nn.BatchNorm2d)}
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str, dims: int = 1):
-        super().__init__()
-        if dims not in self.LAYERS:
-            raise ValueError(f"dims must be 1 or 2, got {dims}")
-        conv, norm = self.LAYERS[dims]
-        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = norm(out_channels)
-        self.act1 = _activation(activation, out_channels)
-        self.conv2 = conv(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = norm(out_channels)
-        self.act2 = _activation(activation, out_channels)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                conv(in_channels, out_channels, 1, stride=stride, bias=False),
-                norm(out_channels),
-            )
-        else:
-            self.shortcut = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.act1(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.act2(y + self.shortcut(x))
 
 
 class ResNet1DFrontend(AbsFrontend):
@@ -101,17 +59,9 @@ class ResNet1DFrontend(AbsFrontend):
         self.stem = nn.Sequential(
             nn.Conv1d(1, channels[0], kernel_size=80, stride=4, padding=38, bias=False),
             nn.BatchNorm1d(channels[0]),
-            _activation(activation, channels[0]),
+            make_activation(activation, channels[0]),
         )
-        stages = []
-        in_channels = channels[0]
-        for out_channels, stride in zip(channels, (1, 2, 2, 2)):
-            stages += [
-                BasicBlock(in_channels, out_channels, stride, activation, dims=1),
-                BasicBlock(out_channels, out_channels, 1, activation, dims=1),
-            ]
-            in_channels = out_channels
-        self.trunk = nn.Sequential(*stages)
+        self.trunk = resnet18_trunk(channels, activation, dims=1)
         self.pool = nn.AvgPool1d(kernel_size=20, stride=20)
 
     def output_size(self) -> int:

@@ -11,7 +11,7 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 from typeguard import typechecked
 
-from espnet_lrsms.asr.resnet1d_frontend import BasicBlock, _activation
+from espnet_lrsms.nets.resnet import make_activation, resnet18_trunk
 from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
 # Mean and standard deviation of LRS3 mouth crops on the [0, 1] grey scale (Auto-AVSR's constants).
@@ -69,18 +69,10 @@ class ResNet2DVideoFrontend(AbsFrontend):
         self.stem = nn.Sequential(
             nn.Conv3d(1, channels[0], (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
             nn.BatchNorm3d(channels[0]),
-            _activation(activation, channels[0]),
+            make_activation(activation, channels[0]),
             nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
         )
-        stages = []
-        in_channels = channels[0]
-        for out_channels, stride in zip(channels, (1, 2, 2, 2)):
-            stages += [
-                BasicBlock(in_channels, out_channels, stride, activation, dims=2),
-                BasicBlock(out_channels, out_channels, 1, activation, dims=2),
-            ]
-            in_channels = out_channels
-        self.trunk = nn.Sequential(*stages)
+        self.trunk = resnet18_trunk(channels, activation, dims=2)
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def output_size(self) -> int:
