@@ -31,7 +31,7 @@ def timed(fn):
 
 def write_trained_model(config: Path, out_dir: Path, vocab_size: int):
     """A config.yaml with its token list and a checkpoint of the model it builds, as training leaves them."""
-    from espnet_lrsms.asr.build import build_asr_model, dummy_token_list
+    from espnet_lrsms.tasks.build import build_asr_model, dummy_token_list
 
     from espnet_lrsms.tasks.asr import LowRankASRTask
 
@@ -58,7 +58,7 @@ def main(argv=None):
     import espnet_lrsms  # noqa: F401  (registers the classes, as Speech2Text users do)
     from espnet2.tasks.asr import ASRTask
 
-    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model
     from espnet_lrsms.lowrank import materialize_spectral_init_
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

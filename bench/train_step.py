@@ -115,7 +115,7 @@ def build_model(config: str, args, fast_init: bool = False) -> nn.Module:
     ``fast_init`` initialises the low-rank factors with ``init: kaiming`` instead of the SVD
     (same shapes, for measuring memory only).
     """
-    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model
 
     torch.manual_seed(args.seed)
     overrides = kaiming_overrides(config) if fast_init else None

@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from espnet_lrsms.asr.build import parameter_summary, read_paper_rows
-from espnet_lrsms.avsr.build import build_avsr_model
+from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
 from espnet_lrsms.bin import avsr_count_params
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "avsr"

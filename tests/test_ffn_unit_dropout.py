@@ -90,7 +90,7 @@ def test_bad_options_name_the_key(option, message):
 
 
 def test_conf_pair_drops_the_same_parameter_fraction():
-    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model
 
     dropped = []
     for name in ("ambient", "flat"):

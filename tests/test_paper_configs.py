@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from espnet_lrsms.asr.build import build_asr_model, factorized_layers, parameter_summary, read_paper_rows
+from espnet_lrsms.tasks.build import build_asr_model, factorized_layers, parameter_summary, read_paper_rows
 from espnet_lrsms.bin import count_params
 from espnet_lrsms.lowrank import LowRankConfigError
 

@@ -100,7 +100,7 @@ def test_loading_into_another_rank_schedule_fails_loudly(trained, tmp_path):
 
 
 def test_espnet_init_option_keeps_the_spectral_init():
-    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model
 
     model = build_asr_model(TINY, vocab_size=12, overrides={"init": "xavier_uniform"})
     layers = [m for m in model.modules() if isinstance(m, FactorizedLinear)]

@@ -10,8 +10,7 @@ import argparse
 import logging
 import sys
 
-from espnet_lrsms.asr.build import paper_row, parameter_summary
-from espnet_lrsms.avsr.build import build_avsr_model
+from espnet_lrsms.tasks.build import build_avsr_model, paper_row, parameter_summary
 
 COLUMNS = ("frontend", "video_frontend", "fusion", "encoder", "decoder", "ctc")
 

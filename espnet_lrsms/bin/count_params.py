@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from espnet_lrsms.asr.build import build_asr_model, factorized_layers, paper_row, parameter_summary
+from espnet_lrsms.tasks.build import build_asr_model, factorized_layers, paper_row, parameter_summary
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def write_yaml(config: dict, header: str, path: Path) -> None:
 
 
 def main(cmd=None) -> int:
-    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model
     from espnet_lrsms.asr.ffn_unit_dropout import flat_rate_matching
 
     args = get_parser().parse_args(cmd)

@@ -1,4 +1,4 @@
-"""Build an ASR model from a training YAML the way ESPnet's trainer does, and summarise it."""
+"""Build an ASR or AVSR model from a training YAML the way ESPnet's trainer does, and summarise it."""
 import contextlib
 import csv
 from pathlib import Path
@@ -7,11 +7,28 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from espnet_lrsms.lowrank import FactorizedLinear, materialize_spectral_init_
+from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.tasks.avsr import AVSRTask
 
 
 def dummy_token_list(vocab_size: int) -> List[str]:
     """``<blank>``, ``<unk>``, vocab_size − 3 placeholder tokens and ``<sos/eos>``: ESPnet's layout."""
     return ["<blank>", "<unk>"] + [f"tok{i}" for i in range(vocab_size - 3)] + ["<sos/eos>"]
+
+
+def build_model_from_yaml(task, config: Union[str, Path], vocab_size: int, device, overrides: Optional[Dict]):
+    """``task.build_model`` on the YAML at ``config`` with a token list of ``vocab_size`` (see
+    :func:`build_asr_model`); under ``torch.device(device)`` unless ``device`` is None."""
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"no such config: {config}")
+    parser = task.get_parser()
+    args = parser.parse_args(["--config", str(config), "--token_list", "unused", "--output_dir", "unused"])
+    for key, value in (overrides or {}).items():
+        setattr(args, key, value)
+    args.token_list = dummy_token_list(vocab_size)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        return task.build_model(args)
 
 
 def build_asr_model(
@@ -28,21 +45,25 @@ def build_asr_model(
     The spectral init is computed before returning, as training does (``spectral_init=False``
     leaves it pending, see :func:`espnet_lrsms.lowrank.materialize_spectral_init_`).
     """
-    from espnet_lrsms.tasks.asr import LowRankASRTask
-
-    config = Path(config)
-    if not config.is_file():
-        raise FileNotFoundError(f"no such config: {config}")
-    parser = LowRankASRTask.get_parser()
-    args = parser.parse_args(["--config", str(config), "--token_list", "unused", "--output_dir", "unused"])
-    for key, value in (overrides or {}).items():
-        setattr(args, key, value)
-    args.token_list = dummy_token_list(vocab_size)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = LowRankASRTask.build_model(args)
-        if spectral_init:
+    model = build_model_from_yaml(LowRankASRTask, config, vocab_size, device, overrides)
+    if spectral_init:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
             materialize_spectral_init_(model)
     return model
+
+
+def build_avsr_model(
+    config: Union[str, Path],
+    vocab_size: int = 5000,
+    device: Optional[Union[str, torch.device]] = None,
+    overrides: Optional[Dict] = None,
+):
+    """``AVSRTask.build_model`` on the YAML at ``config`` with a token list of ``vocab_size``.
+
+    ``device="meta"`` builds without allocating or initialising any weight (parameter counts in
+    seconds). ``overrides`` replaces top-level config keys (e.g. ``{"model_conf": {...}}``).
+    """
+    return build_model_from_yaml(AVSRTask, config, vocab_size, device, overrides)
 
 
 def parameter_summary(model: torch.nn.Module) -> Dict[str, int]:
