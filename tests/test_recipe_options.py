@@ -29,3 +29,28 @@ def test_config_relative_to_the_callers_directory(tmp_path, recipe):
     assert found.returncode == 0, found.stderr
     missing = subprocess.run([*run, option, "other.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and f"{option} other.yaml: no such file" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--test_sets", "never_prepared"], "data/never_prepared/wav.scp: no such file (prepare the set with stage 1 first)"),
+        (["--test_sets", "dev", "--inference_nj", "0"], "the number of decoding jobs must be at least 1, got 0"),
+    ],
+)
+def test_decoding_stage_fails_naming_what_is_missing(tmp_path, extra, message):
+    recipe = REPO / "egs2" / "librispeech" / "asr1"
+    exp = tmp_path / "exp" / "asr_tiny"
+    exp.mkdir(parents=True)
+    (exp / "valid.acc.ave.pth").write_bytes(b"")
+    (tmp_path / "data" / "dev").mkdir(parents=True)
+    (tmp_path / "data" / "dev" / "wav.scp").write_text("u1 /nonexistent.wav\n")
+    result = subprocess.run(
+        ["./run.sh", "--stage", "5", "--stop_stage", "5", "--expdir", str(tmp_path / "exp"), "--asr_tag", "tiny",
+         "--datadir", str(tmp_path / "data"), "--inference_asr_model", "valid.acc.ave.pth", *extra],
+        cwd=recipe, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert message in result.stderr
+    assert "Successfully finished" not in result.stdout + result.stderr
+    assert not list((exp).glob("*/*.tmp"))  # nothing half-written left behind

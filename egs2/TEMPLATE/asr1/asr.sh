@@ -173,10 +173,11 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
         _dir="${asr_exp}/${inference_tag}/${dset}"
         _logdir="${_dir}/logdir"
         log "Stage 5: decoding ${dset} with ${asr_exp}/${inference_asr_model} -> ${_dir}"
+        [[ -f "${asr_exp}/${inference_asr_model}" ]] \
+            || { log "no model ${asr_exp}/${inference_asr_model} (run stage 4, or set --inference_asr_model)"; exit 1; }
         rm -rf "${_dir}.tmp" && mkdir -p "${_dir}.tmp/logdir"
-        _nj=$(( inference_nj < $(wc -l < "${datadir}/${dset}/wav.scp") ? inference_nj : $(wc -l < "${datadir}/${dset}/wav.scp") ))
-        awk -v n="${_nj}" -v d="${_dir}.tmp/logdir" '{ print > (d "/keys." ((NR - 1) % n + 1) ".scp") }' \
-            "${datadir}/${dset}/wav.scp"
+        _nj=$(${python} -m espnet_lrsms.bin.decode_jobs split --scp "${datadir}/${dset}/wav.scp" \
+            --nj "${inference_nj}" --logdir "${_dir}.tmp/logdir") || { rm -rf "${_dir}.tmp"; exit 1; }
         # shellcheck disable=SC2086
         ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}.tmp/logdir/asr_inference.JOB.log" \
             ${python} -m espnet_lrsms.bin.asr_inference \
@@ -188,17 +189,9 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
                 --output_dir "${_dir}.tmp/logdir/output.JOB" \
                 "${decode_opts[@]}" ${inference_args} \
             || { log "decoding failed; see ${_dir}.tmp/logdir/asr_inference.*.log"; exit 1; }
-        # merge the jobs' n-best directories: <n>best_recog/{text,token,token_int,score}
-        for nbest_dir in "${_dir}.tmp/logdir/output.1/"*best_recog; do
-            name=$(basename "${nbest_dir}")
-            mkdir -p "${_dir}.tmp/${name}"
-            for f in text token token_int score score_components; do
-                if [[ -f "${nbest_dir}/${f}" ]]; then
-                    for ((i = 1; i <= _nj; i++)); do cat "${_dir}.tmp/logdir/output.${i}/${name}/${f}"; done \
-                        | sort -k1,1 > "${_dir}.tmp/${name}/${f}"
-                fi
-            done
-        done
+        # merge the jobs' n-best directories: <n>best_recog/{text,token,token_int,score,score_components}
+        ${python} -m espnet_lrsms.bin.decode_jobs merge --logdir "${_dir}.tmp/logdir" --nj "${_nj}" --out_dir "${_dir}.tmp" \
+            || exit 1
         rm -rf "${_dir}" && mv "${_dir}.tmp" "${_dir}"
     done
 fi
