@@ -30,7 +30,7 @@ import yaml
 
 from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
-from espnet_lrsms.asr.compress import LOWRANK_NAMES, lowrank_config
+from espnet_lrsms.tasks.compress import LOWRANK_NAMES, lowrank_config
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_lrsms.asr.compress import compress_checkpoint
+from espnet_lrsms.tasks.compress import compress_checkpoint
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -87,7 +87,7 @@ def compress_checkpoint(
     asr_train_config: Path, asr_model_file: Path, schedules: Dict[str, dict], output_dir: Path
 ) -> List[dict]:
     """Write ``output_dir/config.yaml`` and ``output_dir/model.pth`` (compressed); return the report."""
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.tasks.asr import LowRankASRTask  # here: importing ESPnet's task takes seconds
 
     with open(asr_train_config, encoding="utf-8") as f:
         config = lowrank_config(yaml.safe_load(f), schedules)
