@@ -16,8 +16,9 @@ from avsr_test_data import REPO
 
 RECIPE = REPO / "egs2" / "lrs3" / "avsr1"
 SNRS = ["-7.5", "-2.5", "2.5", "7.5", "12.5"]
-EXP = "avsr_train_avsr_lrsms_tiny_raw_en_bpe30"
-DECODE = "decode_avsr_tiny_avsr_model_valid.acc.best"
+# the overriding --avsr_args / --inference_args below are part of the tags, as in ESPnet
+EXP = "avsr_train_avsr_lrsms_tiny_raw_en_bpe30_max_epoch1_num_iters_per_epoch1_batch_bins400000_num_att_plot0"
+DECODE = "decode_avsr_tiny_maxlenratio0.3_avsr_model_valid.acc.best"
 DEMO_AV_ARGS = [
     "--ngpu", "0", "--nbpe", "30", "--nj", "2", "--inference_nj", "2",
     "--avsr_config", "conf/avsr/demo/train_avsr_lrsms_tiny.yaml",

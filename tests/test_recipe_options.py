@@ -54,3 +54,16 @@ def test_decoding_stage_fails_naming_what_is_missing(tmp_path, extra, message):
     assert message in result.stderr
     assert "Successfully finished" not in result.stdout + result.stderr
     assert not list((exp).glob("*/*.tmp"))  # nothing half-written left behind
+
+
+def test_overriding_args_are_part_of_the_tags_and_training_checks_its_inputs(tmp_path):
+    """Other --asr_args train into another experiment directory (never resuming the old one)."""
+    recipe = REPO / "egs2" / "librispeech" / "asr1"
+    result = subprocess.run(
+        ["./run.sh", "--stage", "4", "--stop_stage", "4", "--expdir", str(tmp_path / "exp"), "--datadir", str(tmp_path / "data"),
+         "--nbpe", "30", "--asr_config", "conf/demo/train_asr_lrsms_tiny.yaml", "--asr_args", "--max_epoch 3 --lr=0.1"],
+        cwd=recipe, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"-> {tmp_path}/exp/asr_train_asr_lrsms_tiny_raw_en_bpe30_max_epoch3_lr0.1 " in result.stdout
+    assert f"Stage 4 needs {tmp_path}/data/en_token_list/bpe_unigram30/tokens.txt (made by stages 1-3)" in result.stdout

@@ -71,7 +71,7 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
         "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "6",
     )
-    result = tmp_path / "exp" / f"asr_{TAG}" / DECODE / "test" / "score_wer" / "result.txt"
+    result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / DECODE / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()
     assert (tmp_path / "data" / "audio" / "train").is_dir()  # decoded from the mp4 files
 

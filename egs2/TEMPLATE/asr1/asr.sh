@@ -107,7 +107,12 @@ bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${bpedir}/bpe.model"
 token_list="${bpedir}/tokens.txt"
 [[ -n "$asr_stats_dir" ]] || asr_stats_dir="${expdir}/asr_stats_raw_${lang}_${token_type}${nbpe}"
-[[ -n "$asr_tag" ]] || asr_tag="$(basename "${asr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
+# tags name what was overridden, as ESPnet's do: another --asr_args / --inference_args is another
+# experiment or decode directory, never the old one reused
+if [[ -z "$asr_tag" ]]; then
+    asr_tag="$(basename "${asr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
+    if [[ -n "$asr_args" ]]; then asr_tag+="$(echo "${asr_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+fi
 asr_exp="${expdir}/asr_${asr_tag}"
 if [[ -z "$inference_tag" ]]; then
     if [[ -n "$inference_config" ]]; then
@@ -115,6 +120,7 @@ if [[ -z "$inference_tag" ]]; then
     else
         inference_tag=inference
     fi
+    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
     inference_tag+="_asr_model_${inference_asr_model%.pth}"
 fi
 
@@ -141,6 +147,11 @@ fi
 
 if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
     log "Stage 4: training -> ${asr_exp} (log: ${asr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
+    for f in "${token_list}" "${datadir}/${train_set}/wav.scp" "${datadir}/${train_set}/text" \
+             "${datadir}/${valid_set}/wav.scp" "${datadir}/${valid_set}/text" \
+             "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"; do
+        [[ -s "$f" ]] || { log "Stage 4 needs ${f} (made by stages 1-3), which is missing or empty"; exit 1; }
+    done
     mkdir -p "${asr_exp}"
     launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${asr_exp}/train.log" --ngpu "${ngpu}"
                  --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_"

@@ -104,7 +104,11 @@ bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${bpedir}/bpe.model"
 token_list="${bpedir}/tokens.txt"
 [[ -n "$avsr_stats_dir" ]] || avsr_stats_dir="${expdir}/avsr_stats_raw_${lang}_${token_type}${nbpe}"
-[[ -n "$avsr_tag" ]] || avsr_tag="$(basename "${avsr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
+# tags name what was overridden, as ESPnet's do (see asr.sh)
+if [[ -z "$avsr_tag" ]]; then
+    avsr_tag="$(basename "${avsr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
+    if [[ -n "$avsr_args" ]]; then avsr_tag+="$(echo "${avsr_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+fi
 avsr_exp="${expdir}/avsr_${avsr_tag}"
 if [[ -z "$inference_tag" ]]; then
     if [[ -n "$inference_config" ]]; then
@@ -112,6 +116,7 @@ if [[ -z "$inference_tag" ]]; then
     else
         inference_tag=inference
     fi
+    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
     inference_tag+="_avsr_model_${inference_avsr_model%.pth}"
     [[ "$inference_modality" == av ]] || inference_tag+="_${inference_modality}"
 fi
