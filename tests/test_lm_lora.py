@@ -152,7 +152,7 @@ def test_adaptation_leaves_the_base_weights_alone(lm_setup):
 
 
 def test_adaptation_changes_what_the_lm_says(lm_setup):
-    from espnet_lrsms.lm.scorer import LMScorer
+    from espnet_lrsms.tasks.lm_scorer import LMScorer
 
     sentences = ["ONE TWO THREE", "OH OH", "NINE EIGHT SEVEN SIX"]
     base = LMScorer(lm_setup["base"] / "config.yaml", lm_setup["base"] / "latest.pth")(sentences)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from espnet2.utils.types import str2bool
 
-from espnet_lrsms.bin.lm_robustness import add_perturbation_arguments, robustness_report
 from espnet_lrsms.lm.nbest import read_nbest, read_references
 from espnet_lrsms.lm.rescore import chosen_words, corpus_wer, lm_scores, parse_grid, rescore, tune_weights, write_rescored
+from espnet_lrsms.lm.robustness import add_perturbation_arguments, robustness_report
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def main(cmd=None) -> int:
     names = [d.name for d in args.decode_dir]
     if len(set(names)) != len(names):
         parser.error(f"--decode_dir: two decode dirs share a name ({names}); outputs are named after them")
-    from espnet_lrsms.lm.scorer import LMScorer
+    from espnet_lrsms.tasks.lm_scorer import LMScorer
 
     scorer = LMScorer(args.lm_train_config, args.lm_file, device=args.device, batch_size=args.batch_size)
     info = {"lm_train_config": str(args.lm_train_config), "lm_file": str(args.lm_file)}

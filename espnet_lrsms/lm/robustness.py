@@ -15,11 +15,13 @@ WERs count errors against the references, so a perturbed word that survives resc
 The same numbers with λ = β = 0 (first pass only: the 1-best is kept, perturbed or not) show what the
 perturbation does without an LM to push perturbed hypotheses down.
 """
+import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_lrsms.lm.nbest import Hypothesis, NBest
-from espnet_lrsms.lm.perturb import PerturbationCounts, Perturber
+from espnet_lrsms.lm.nbest import Hypothesis, NBest, read_references
+from espnet_lrsms.lm.perturb import PerturbationConfig, PerturbationCounts, Perturber, Pronunciations
 from espnet_lrsms.lm.rescore import SentenceScorer, chosen_words, corpus_wer, lm_scores, rescore
 
 
@@ -95,3 +97,58 @@ def evaluate_robustness(
     results["nbest_counts"] = nbest_counts
     results["1best_counts"] = first_counts
     return results
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:+.1f} %"
+
+
+def add_perturbation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--substitution_rate", type=float, default=0.3, help="homophone / confusable substitutions")
+    parser.add_argument("--deletion_rate", type=float, default=0.0)
+    parser.add_argument("--insertion_rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--substitution_vocabulary", type=Path, help="Kaldi text whose words are the only allowed substitutes")
+
+
+def robustness_report(
+    nbest: NBest,
+    refs,
+    scorer: SentenceScorer,
+    args: argparse.Namespace,
+    lm_weight: float,
+    length_bonus: float,
+    am_components: Optional[List[str]] = None,
+    pronunciations: Optional[Pronunciations] = None,
+) -> Tuple[str, dict]:
+    """The printed table and a JSON-ready dict of NPRR / 1-best PRR (perturbation options from ``args``)."""
+    config = PerturbationConfig(args.substitution_rate, args.deletion_rate, args.insertion_rate, args.seed)
+    vocab = sorted({w for hyps in nbest.values() for h in hyps for w in h.words})
+    allowed = None
+    if args.substitution_vocabulary is not None:
+        allowed = sorted({w for words in read_references(args.substitution_vocabulary).values() for w in words})
+    perturber = Perturber(config, pronunciations or Pronunciations.shared(), insertion_vocabulary=vocab, substitution_vocabulary=allowed)
+    result = evaluate_robustness(nbest, refs, scorer, perturber, lm_weight, length_bonus, am_components)
+    n = result["nbest_counts"]
+    lines = [
+        f"λ = {lm_weight:g}, β = {length_bonus:g}; perturbation: seed {config.seed}, substitution "
+        f"{config.substitution_rate:g} (homophones, else phone-distance-1 words), deletion {config.deletion_rate:g}, "
+        f"insertion {config.insertion_rate:g}; over all hypotheses: {n.words} words, {n.substituted} substituted "
+        f"({n.unsubstitutable} drawn without a candidate), {n.deleted} deleted, {n.inserted} inserted",
+        f"{'':18s} {'WER clean':>10s} {'WER N-pert':>11s} {'WER 1-pert':>11s} {'NPRR':>9s} {'1-best PRR':>11s}",
+    ]
+    for name, label in (("lm", "rescored with LM"), ("first_pass", "first pass only")):
+        r = result[name]
+        lines.append(
+            f"{label:18s} {r.wer_clean:9.2f}% {r.wer_nbest_perturbed:10.2f}% {r.wer_1best_perturbed:10.2f}% "
+            f"{_fmt(r.nprr):>9s} {_fmt(r.one_best_prr):>11s}"
+        )
+    r = result["lm"]
+    lines.append(f"NPRR = {_fmt(r.nprr)}   1-best PRR = {_fmt(r.one_best_prr)}")
+    payload = {
+        name: dict(vars(result[name]), nprr=result[name].nprr, one_best_prr=result[name].one_best_prr)
+        for name in ("lm", "first_pass")
+    }
+    payload["perturbation"] = vars(config)
+    payload["perturbed_nbest_counts"] = vars(n)
+    return "\n".join(lines), payload
