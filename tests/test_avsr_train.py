@@ -4,6 +4,7 @@ import torch
 
 from espnet_lrsms.bin import avsr_inference, avsr_train
 from espnet_lrsms.lowrank import FactorizedLinear
+from espnet_lrsms.tasks.avsr_inference import AVSpeech2Text
 
 from avsr_test_data import tiny_config, write_av_dataset
 
@@ -67,8 +68,7 @@ def test_speech2text_zeroed_audio_and_missing_video(trained):
     import numpy as np
     import soundfile
 
-    s2t = avsr_inference.AVSpeech2Text(str(out / "config.yaml"), str(out / "1epoch.pth"), beam_size=2, ctc_weight=0.3,
-                                       maxlenratio=0.5)
+    s2t = AVSpeech2Text(str(out / "config.yaml"), str(out / "1epoch.pth"), beam_size=2, ctc_weight=0.3, maxlenratio=0.5)
     assert any(isinstance(m, FactorizedLinear) for m in s2t.model.modules())
     wave, _ = soundfile.read(train / "wav" / "utt000.wav", dtype="float32")
     video = np.load(train / "video" / "utt000.npy")

@@ -3,11 +3,19 @@
 SNR here is ``10·log10(P_speech / P_noise)`` with ``P`` the mean square over the whole utterance
 (the noise as added, after looping/cropping and scaling). The paper's Table III evaluates at
 −7.5, −2.5, 2.5, 7.5 and 12.5 dB with NOISEX babble; where that recording is not available,
-:func:`make_babble` sums other utterances instead.
+:func:`make_babble` sums other utterances instead. :func:`mix_noise_into_data_dir` makes a noisy copy
+of a whole ESPnet data directory (``espnet_lrsms.bin.mix_noise``, AVSR stage 6).
 """
+import logging
+import shutil
+import zlib
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import soundfile
+
+logger = logging.getLogger(__name__)
 
 
 def snr_db(speech: np.ndarray, noise: np.ndarray) -> float:
@@ -77,3 +85,100 @@ def make_babble(
             raise ValueError("a babble utterance is empty or silent")
         babble += loop_to_length(utterance / rms, length, int(rng.integers(0, utterance.size)))
     return babble
+
+
+class NoiseMixError(ValueError):
+    """A data directory or noise that cannot be mixed; the message names the file, option or utterance."""
+
+
+def utterance_rng(seed: int, utt_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(utt_id.encode("utf-8"))])
+
+
+def _mono(signal: np.ndarray, what: str) -> np.ndarray:
+    if signal.ndim == 2 and signal.shape[1] == 1:
+        signal = signal[:, 0]
+    if signal.ndim != 1:
+        raise ValueError(f"{what}: expected mono audio, got shape {signal.shape}")
+    return signal.astype(np.float64)
+
+
+def mix_noise_into_data_dir(
+    data_dir: Path,
+    output_dir: Path,
+    snr: float,
+    noise: Optional[Path] = None,
+    babble_speakers: int = 6,
+    babble_scp: Optional[Path] = None,
+    seed: int = 0,
+) -> int:
+    """Write a copy of the ESPnet data directory ``data_dir`` to ``output_dir`` with noise at ``snr`` dB
+    added to every utterance of its ``wav.scp``; return the number of utterances.
+
+    ``noise``: that recording, looped or cropped from a random start; None: babble, the sum of
+    ``babble_speakers`` other utterances of ``babble_scp`` (default: ``data_dir``'s ``wav.scp``). Random
+    choices come from ``(seed, utterance id)``. The mixtures are 16-bit wav files under
+    ``<output_dir>/wav/`` (one that would clip is scaled down as a whole); every other file of
+    ``data_dir`` is copied. Raises :class:`NoiseMixError` naming what is missing or mismatched.
+    """
+    from espnet2.fileio.sound_scp import SoundScpReader
+
+    wav_scp = data_dir / "wav.scp"
+    if not wav_scp.is_file():
+        raise NoiseMixError(f"{wav_scp}: no such file")
+    if output_dir.resolve() == data_dir.resolve():
+        raise NoiseMixError("--output_dir must differ from --data_dir")
+    speech_reader = SoundScpReader(str(wav_scp), dtype="float64")
+    noise_signal = noise_rate = None
+    babble_reader = babble_keys = None
+    if noise is not None:
+        if not noise.is_file():
+            raise NoiseMixError(f"--noise {noise}: no such file")
+        noise_signal, noise_rate = soundfile.read(str(noise), dtype="float64")
+        noise_signal = _mono(noise_signal, str(noise))
+    else:
+        if babble_speakers < 1:
+            raise NoiseMixError(f"--babble_speakers must be >= 1, got {babble_speakers}")
+        babble_scp = babble_scp or wav_scp
+        babble_reader = SoundScpReader(str(babble_scp), dtype="float64")
+        babble_keys = sorted(babble_reader.keys())
+        if len(babble_keys) < babble_speakers + 1:
+            raise NoiseMixError(
+                f"{babble_scp} has {len(babble_keys)} utterances: too few for {babble_speakers} babble talkers"
+            )
+
+    wav_dir = output_dir / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for item in data_dir.iterdir():
+        if item.is_file() and item.name != "wav.scp":
+            shutil.copy2(item, output_dir / item.name)
+    lines = []
+    for utt_id in speech_reader.keys():
+        rate, speech = speech_reader[utt_id]
+        speech = _mono(speech, f"{wav_scp}: {utt_id}")
+        rng = utterance_rng(seed, utt_id)
+        if noise_signal is not None:
+            if noise_rate != rate:
+                raise NoiseMixError(f"{noise} is at {noise_rate} Hz but {utt_id} is at {rate} Hz")
+            mixture = mix_at_snr(speech, noise_signal, snr, rng=rng)
+        else:
+            talkers = [k for k in babble_keys if k != utt_id]
+            chosen = rng.choice(len(talkers), size=babble_speakers, replace=False)
+            sources = []
+            for index in chosen:
+                talker_rate, talker = babble_reader[talkers[index]]
+                if talker_rate != rate:
+                    raise NoiseMixError(
+                        f"babble talker {talkers[index]} is at {talker_rate} Hz but {utt_id} is at {rate} Hz"
+                    )
+                sources.append(_mono(talker, talkers[index]))
+            mixture = mix_at_snr(speech, make_babble(sources, speech.size, rng), snr, offset=0)
+        peak = np.max(np.abs(mixture))
+        if peak >= 1.0:
+            mixture = mixture * (0.99 / peak)
+        path = wav_dir / f"{utt_id}.wav"
+        soundfile.write(str(path), mixture, rate, subtype="PCM_16")
+        lines.append(f"{utt_id} {path.resolve()}\n")
+    (output_dir / "wav.scp").write_text("".join(lines), encoding="utf-8")
+    logger.info("wrote %d utterances at %g dB SNR to %s", len(lines), snr, output_dir)
+    return len(lines)

@@ -41,7 +41,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def decode_kwargs(asr_train_config: Path, asr_model_file: Path, extra: List[str]) -> Dict:
     """avsr_inference's options (its --config yaml and command-line overrides) as keyword arguments."""
-    from espnet_lrsms.bin.avsr_inference import get_parser as inference_parser
+    from espnet_lrsms.tasks.avsr_inference import get_parser as inference_parser
 
     required = ["--output_dir", "unused", "--data_path_and_name_and_type", "unused,speech,sound",
                 "--asr_train_config", str(asr_train_config), "--asr_model_file", str(asr_model_file)]

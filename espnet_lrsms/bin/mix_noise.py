@@ -18,28 +18,10 @@ clip is scaled down as a whole (the SNR is unchanged). Every other file of the d
 """
 import argparse
 import logging
-import shutil
 import sys
-import zlib
 from pathlib import Path
 
-import numpy as np
-import soundfile
-from espnet2.fileio.sound_scp import SoundScpReader
-
-from espnet_lrsms.avsr.noise import make_babble, mix_at_snr
-
-
-def utterance_rng(seed: int, utt_id: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(utt_id.encode("utf-8"))])
-
-
-def _mono(signal: np.ndarray, what: str) -> np.ndarray:
-    if signal.ndim == 2 and signal.shape[1] == 1:
-        signal = signal[:, 0]
-    if signal.ndim != 1:
-        raise ValueError(f"{what}: expected mono audio, got shape {signal.shape}")
-    return signal.astype(np.float64)
+from espnet_lrsms.avsr.noise import NoiseMixError, mix_noise_into_data_dir
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -57,69 +39,13 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd=None) -> int:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
-    wav_scp = args.data_dir / "wav.scp"
-    if not wav_scp.is_file():
-        logging.error("%s: no such file", wav_scp)
+    try:
+        mix_noise_into_data_dir(
+            args.data_dir, args.output_dir, args.snr, args.noise, args.babble_speakers, args.babble_scp, args.seed
+        )
+    except NoiseMixError as err:
+        logging.error("%s", err)
         return 1
-    if args.output_dir.resolve() == args.data_dir.resolve():
-        logging.error("--output_dir must differ from --data_dir")
-        return 1
-    speech_reader = SoundScpReader(str(wav_scp), dtype="float64")
-    noise = noise_rate = None
-    babble_reader = babble_keys = None
-    if args.noise is not None:
-        if not args.noise.is_file():
-            logging.error("--noise %s: no such file", args.noise)
-            return 1
-        noise, noise_rate = soundfile.read(str(args.noise), dtype="float64")
-        noise = _mono(noise, str(args.noise))
-    else:
-        if args.babble_speakers < 1:
-            logging.error("--babble_speakers must be >= 1, got %d", args.babble_speakers)
-            return 1
-        babble_scp = args.babble_scp or wav_scp
-        babble_reader = SoundScpReader(str(babble_scp), dtype="float64")
-        babble_keys = sorted(babble_reader.keys())
-        if len(babble_keys) < args.babble_speakers + 1:
-            logging.error(
-                "%s has %d utterances: too few for %d babble talkers", babble_scp, len(babble_keys), args.babble_speakers
-            )
-            return 1
-
-    wav_dir = args.output_dir / "wav"
-    wav_dir.mkdir(parents=True, exist_ok=True)
-    for item in args.data_dir.iterdir():
-        if item.is_file() and item.name != "wav.scp":
-            shutil.copy2(item, args.output_dir / item.name)
-    lines = []
-    for utt_id in speech_reader.keys():
-        rate, speech = speech_reader[utt_id]
-        speech = _mono(speech, f"{wav_scp}: {utt_id}")
-        rng = utterance_rng(args.seed, utt_id)
-        if noise is not None:
-            if noise_rate != rate:
-                logging.error("%s is at %d Hz but %s is at %d Hz", args.noise, noise_rate, utt_id, rate)
-                return 1
-            mixture = mix_at_snr(speech, noise, args.snr, rng=rng)
-        else:
-            talkers = [k for k in babble_keys if k != utt_id]
-            chosen = rng.choice(len(talkers), size=args.babble_speakers, replace=False)
-            sources = []
-            for index in chosen:
-                talker_rate, talker = babble_reader[talkers[index]]
-                if talker_rate != rate:
-                    logging.error("babble talker %s is at %d Hz but %s is at %d Hz", talkers[index], talker_rate, utt_id, rate)
-                    return 1
-                sources.append(_mono(talker, talkers[index]))
-            mixture = mix_at_snr(speech, make_babble(sources, speech.size, rng), args.snr, offset=0)
-        peak = np.max(np.abs(mixture))
-        if peak >= 1.0:
-            mixture = mixture * (0.99 / peak)
-        path = wav_dir / f"{utt_id}.wav"
-        soundfile.write(str(path), mixture, rate, subtype="PCM_16")
-        lines.append(f"{utt_id} {path.resolve()}\n")
-    (args.output_dir / "wav.scp").write_text("".join(lines), encoding="utf-8")
-    logging.info("wrote %d utterances at %g dB SNR to %s", len(lines), args.snr, args.output_dir)
     return 0
 
 

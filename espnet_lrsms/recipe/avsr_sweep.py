@@ -4,7 +4,7 @@ For a test set ``<data_root>/<set>`` and a condition:
 
 - ``clean``: decode ``<data_root>/<set>`` into ``<exp>/<inference_tag>/<set>``;
 - an SNR ``x`` (dB): first a noisy copy ``<data_root>/<set>_babble_snr<x>`` (or ``_noise_snr<x>`` with a
-  noise file) made by :mod:`espnet_lrsms.bin.mix_noise` — babble = the sum of ``babble_speakers``
+  noise file) made by :func:`espnet_lrsms.avsr.noise.mix_noise_into_data_dir` — babble = the sum of ``babble_speakers``
   other utterances of the same set — then decode it into ``<exp>/<inference_tag>_snr<x>/<set>``.
 
 Each decode directory gets ESPnet's ``<n>best_recog/{text,token,token_int,score}`` and
@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from typeguard import typechecked
 
+from espnet_lrsms.avsr.noise import NoiseMixError, mix_noise_into_data_dir
 from espnet_lrsms.scoring.results import read_sum_avg
 from espnet_lrsms.scoring.sclite import score_dir
 
@@ -80,8 +81,6 @@ def snr_label(snr: float) -> str:
 @typechecked
 def make_noisy_set(data_dir: Path, data_root: Path, settings: NoiseSettings) -> Path:
     """``<data_root>/<set>_<kind>_snr<x>``: a noisy copy of ``data_dir`` (cached by ``noise.json``)."""
-    from espnet_lrsms.bin import mix_noise
-
     out = data_root / f"{data_dir.name}_{settings.kind}_{snr_label(settings.snr)}"
     marker = out / "noise.json"
     wanted = json.dumps(asdict(settings), sort_keys=True)
@@ -90,13 +89,11 @@ def make_noisy_set(data_dir: Path, data_root: Path, settings: NoiseSettings) -> 
         return out
     if out.exists():
         shutil.rmtree(out)
-    args = ["--data_dir", str(data_dir), "--output_dir", str(out), "--snr", str(settings.snr), "--seed", str(settings.seed)]
-    if settings.noise_file:
-        args += ["--noise", settings.noise_file]
-    else:
-        args += ["--babble_speakers", str(settings.babble_speakers)]
-    if mix_noise.main(args) != 0:
-        raise SweepError(f"mixing noise into {data_dir} at {settings.snr:g} dB failed (see the error above)")
+    noise = Path(settings.noise_file) if settings.noise_file else None
+    try:
+        mix_noise_into_data_dir(data_dir, out, settings.snr, noise, settings.babble_speakers, seed=settings.seed)
+    except NoiseMixError as err:
+        raise SweepError(f"mixing noise into {data_dir} at {settings.snr:g} dB failed: {err}") from None
     marker.write_text(wanted, encoding="utf-8")  # last: marks the copy complete
     return out
 
@@ -104,7 +101,7 @@ def make_noisy_set(data_dir: Path, data_root: Path, settings: NoiseSettings) -> 
 def _decode_job(job: Tuple[str, List[Tuple[str, str, str]], str, Dict, int]) -> None:
     import torch
 
-    from espnet_lrsms.bin.avsr_inference import inference
+    from espnet_lrsms.tasks.avsr_inference import inference
 
     output_dir, triples, key_file, kwargs, threads = job
     if threads:
