@@ -1,0 +1,161 @@
+"""Imports only point down (docs/architecture.md), read from the source with ``ast`` (nothing is imported).
+
+Layers, bottom to top::
+
+    0  lowrank, nets, fileio           pure PyTorch / Python: never import ESPnet
+    1  asr, avsr, lm, scoring, train   ESPnet components
+    2  tasks, registration             ESPnet tasks, and what builds, loads or decodes through them
+    3  recipe, analysis                recipe stages and analysis tools as library functions
+    4  bin                             command-line entry points
+
+A module imports from its own layer or below (``import espnet_lrsms``, which registers, counts as
+``registration``); a ``bin`` module imports no other ``bin`` module; no module imports a private
+(``_name``) of another module or reads one through an imported module.
+"""
+import ast
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from conftest import REPO
+
+PACKAGE = "espnet_lrsms"
+LAYERS = {
+    "lowrank": 0,
+    "nets": 0,
+    "fileio": 0,
+    "asr": 1,
+    "avsr": 1,
+    "lm": 1,
+    "scoring": 1,
+    "train": 1,
+    "tasks": 2,
+    "registration": 2,
+    "recipe": 3,
+    "analysis": 3,
+    "bin": 4,
+}
+ROOT_LAYER = LAYERS["registration"]  # ``espnet_lrsms/__init__.py`` registers with ESPnet
+
+
+def module_name(path: Path, package_dir: Path) -> str:
+    parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> Optional[int]:
+    parts = module.split(".")
+    return ROOT_LAYER if len(parts) == 1 else LAYERS.get(parts[1])
+
+
+def is_module(name: str, package_dir: Path) -> bool:
+    path = package_dir.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def imports_of(tree: ast.AST, module: str, is_package: bool) -> List[Tuple[int, str, Optional[str]]]:
+    """(line, imported module, imported name or None) for every import, module-level or in a function."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([source] if source else []))
+            found += [(node.lineno, source, alias.name) for alias in node.names]
+    return found
+
+
+def violations(package_dir: Path) -> List[str]:
+    problems = []
+    for path in sorted(package_dir.rglob("*.py")):
+        module = module_name(path, package_dir)
+        where = path.relative_to(package_dir.parent)
+        own = layer_of(module)
+        if own is None:
+            problems.append(f"{where}: {module.split('.')[1]} has no layer (add it to LAYERS and docs/architecture.md)")
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        bound: Dict[str, str] = {}  # local name -> espnet_lrsms module it refers to
+        for line, source, name in imports_of(tree, module, path.name == "__init__.py"):
+            top = source.split(".")[0]
+            if top in ("espnet", "espnet2") and own == 0:
+                problems.append(f"{where}:{line}: {module} (pure, layer 0) imports {source}")
+            if top != PACKAGE:
+                continue
+            target = source
+            if name is not None and is_module(f"{source}.{name}", package_dir):
+                target = f"{source}.{name}"
+                bound[name] = target
+            elif name is None:
+                bound[source.split(".")[0]] = PACKAGE
+            if name is not None and is_private(name) and target == source:
+                problems.append(f"{where}:{line}: imports the private {name} of {source}")
+            if any(is_private(part) for part in target.split(".")):
+                problems.append(f"{where}:{line}: imports the private module {target}")
+            theirs = layer_of(target)
+            if theirs is None:
+                continue  # reported where that module itself is checked
+            if theirs > own:
+                problems.append(
+                    f"{where}:{line}: {module} (layer {own}) imports {target} (layer {theirs}): imports only point down"
+                )
+            if own == LAYERS["bin"] and target.startswith(f"{PACKAGE}.bin.") and target != module:
+                problems.append(f"{where}:{line}: the command {module} imports the command {target}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and is_private(node.attr)
+            ):
+                problems.append(f"{where}:{node.lineno}: reads the private {node.attr} of {bound[node.value.id]}")
+    return list(dict.fromkeys(problems))  # one line per import statement, not per name it imports
+
+
+def test_imports_only_point_down():
+    problems = violations(REPO / PACKAGE)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_checker_sees_each_kind_of_violation(tmp_path):
+    package = tmp_path / PACKAGE
+    files = {
+        "__init__.py": "",
+        "lowrank/__init__.py": "import torch\nfrom espnet2.tasks import asr\n",
+        "asr/__init__.py": "",
+        "asr/front.py": "def _act():\n    pass\n",
+        "asr/build.py": "def build():\n    from espnet_lrsms.tasks.asr import Task\n",
+        "avsr/__init__.py": "",
+        "avsr/video.py": "from espnet_lrsms.asr.front import _act\nfrom espnet_lrsms.asr import front\nfront._act()\n",
+        "tasks/__init__.py": "",
+        "tasks/asr.py": "import espnet_lrsms\nfrom espnet_lrsms.lowrank import x\n",
+        "bin/__init__.py": "",
+        "bin/a.py": "from espnet_lrsms.bin.b import main\nfrom espnet_lrsms.tasks.asr import Task\n",
+        "bin/b.py": "from espnet_lrsms.bin import a\n",
+        "recipe/__init__.py": "",
+        "recipe/sweep.py": "def mix():\n    from espnet_lrsms.bin import a\n",
+        "elsewhere/__init__.py": "",
+    }
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    problems = "\n".join(violations(package))
+    assert "espnet_lrsms/lowrank/__init__.py:2: espnet_lrsms.lowrank (pure, layer 0) imports espnet2.tasks" in problems
+    assert "espnet_lrsms/asr/build.py:2: espnet_lrsms.asr.build (layer 1) imports espnet_lrsms.tasks.asr (layer 2)" in problems
+    assert "espnet_lrsms/avsr/video.py:1: imports the private _act of espnet_lrsms.asr.front" in problems
+    assert "espnet_lrsms/avsr/video.py:3: reads the private _act of espnet_lrsms.asr.front" in problems
+    assert "espnet_lrsms/bin/a.py:1: the command espnet_lrsms.bin.a imports the command espnet_lrsms.bin.b" in problems
+    assert "espnet_lrsms/bin/b.py:1: the command espnet_lrsms.bin.b imports the command espnet_lrsms.bin.a" in problems
+    assert "espnet_lrsms/recipe/sweep.py:2: espnet_lrsms.recipe.sweep (layer 3) imports espnet_lrsms.bin.a (layer 4)" in problems
+    assert "espnet_lrsms/elsewhere/__init__.py: elsewhere has no layer" in problems
+    assert "tasks/asr.py" not in problems  # the package root (registration) and layer 0 are below tasks
+    assert len(problems.splitlines()) == 8, problems
