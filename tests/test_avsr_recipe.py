@@ -14,6 +14,8 @@ from espnet_lrsms.scoring.results import read_sum_avg
 
 from avsr_test_data import REPO
 
+pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+
 RECIPE = REPO / "egs2" / "lrs3" / "avsr1"
 SNRS = ["-7.5", "-2.5", "2.5", "7.5", "12.5"]
 # the overriding --avsr_args / --inference_args below are part of the tags, as in ESPnet

@@ -100,6 +100,7 @@ def test_conf_pair_drops_the_same_parameter_fraction():
     assert abs(dropped[0] - dropped[1]) <= 0.005 * dropped[0], dropped
 
 
+@pytest.mark.recipe
 def test_training_with_unit_dropout_through_espnets_trainer(tone_data, tmp_path):
     out = tmp_path / "exp"
     result = subprocess.run(

@@ -72,6 +72,7 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.recipe
 def test_ablation_on_the_trained_demo_model(librispeech_demo, tmp_path, capsys):
     """Known answers on a real model: a block whose 'initial' weights are its trained ones is ambient
     with exactly the trained WER; re-randomising the blocks of the trained encoder costs WER; the

@@ -101,6 +101,7 @@ def module_type_and_block(name):
     return ("ffn" if kind in ("w_1", "w_2") else "mhsa"), int(re.search(r"encoders\.(\d+)\.", name).group(1))
 
 
+@pytest.mark.recipe
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_each_strategy_ends_with_the_rank_budget_it_promised(lm_setup, strategy):
     out = lm_setup["adapted"][strategy]
@@ -119,6 +120,7 @@ def test_each_strategy_ends_with_the_rank_budget_it_promised(lm_setup, strategy)
         assert all(state[f"{n}.lora_A.default"].shape[0] == 8 for n in ranks)
 
 
+@pytest.mark.recipe
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_trainable_parameter_counts_are_printed_and_right(lm_setup, strategy):
     log = "\n".join(lm_setup["logs"][strategy])
@@ -141,6 +143,7 @@ def test_trainable_parameter_counts_are_printed_and_right(lm_setup, strategy):
     assert int(end.group(2)) == 48
 
 
+@pytest.mark.recipe
 def test_adaptation_leaves_the_base_weights_alone(lm_setup):
     base = torch.load(lm_setup["base"] / "latest.pth", map_location="cpu")
     for strategy in STRATEGIES:
@@ -151,6 +154,7 @@ def test_adaptation_leaves_the_base_weights_alone(lm_setup):
             torch.testing.assert_close(adapted[moved if moved in adapted else key], value, rtol=0, atol=0)
 
 
+@pytest.mark.recipe
 def test_adaptation_changes_what_the_lm_says(lm_setup):
     from espnet_lrsms.tasks.lm_scorer import LMScorer
 
@@ -163,6 +167,7 @@ def test_adaptation_changes_what_the_lm_says(lm_setup):
         assert max(abs(a - b) for a, b in zip(scores, base)) > 1e-4, strategy
 
 
+@pytest.mark.recipe
 def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup, capsys):
     from espnet_lrsms.bin.lm_rescore import main as rescore_main
     from espnet_lrsms.lm.nbest import read_references
@@ -188,6 +193,7 @@ def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup,
     assert weight > 0
 
 
+@pytest.mark.recipe
 def test_nprr_command_prints_both_metrics_and_is_seeded(lm_setup, capsys):
     from espnet_lrsms.bin.lm_robustness import main as robustness_main
 

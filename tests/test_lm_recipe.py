@@ -13,6 +13,8 @@ from espnet_lrsms.recipe.tokenizer import train_tokenizer
 from conftest import REPO
 from lm_test_data import demo_transcripts, noisy_nbest, write_data_dir, write_decode_dir
 
+pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+
 RECIPE = REPO / "egs2" / "librispeech" / "asr1"
 ASR_EXP = "asr_train_asr_lrsms_tiny_raw_en_bpe30"
 DECODE = "decode_asr_tiny_asr_model_valid.acc.best"

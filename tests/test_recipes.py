@@ -12,6 +12,8 @@ import torch
 
 from conftest import DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, run_recipe, wer_of
 
+pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+
 
 def test_demo_learns_the_training_speakers(librispeech_demo):
     work, stdout = librispeech_demo

@@ -25,6 +25,7 @@ def one_epoch(tone_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.recipe
 def test_training_saves_initial_weights_that_training_then_changes(one_epoch):
     assert LowRankASRTask.trainer is InitialStateTrainer
     initial = torch.load(one_epoch / "0epoch.pth", map_location="cpu")
@@ -39,6 +40,7 @@ def test_training_saves_initial_weights_that_training_then_changes(one_epoch):
     torch.testing.assert_close(initial[key].norm(dim=0), initial[key.replace(".u", ".vt")].norm(dim=1))
 
 
+@pytest.mark.recipe
 def test_signature_cli_writes_csv_and_heatmap(one_epoch, capsys):
     assert cli.main(["--exp_dir", str(one_epoch)]) == 0  # default W(t): the last epoch file
     out = one_epoch / "analysis"
