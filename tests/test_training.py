@@ -49,6 +49,7 @@ def trained(tone_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.recipe
 def test_training_runs_epochs_and_loss_falls(trained):
     stats = torch.load(trained / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
     losses = [stats["stats"][e]["train"]["loss"] for e in (1, 2)]
@@ -56,6 +57,7 @@ def test_training_runs_epochs_and_loss_falls(trained):
     assert losses[1] < losses[0], losses
 
 
+@pytest.mark.recipe
 def test_checkpoint_holds_factors_not_dense_weights(trained):
     state = torch.load(trained / "2epoch.pth", map_location="cpu")
     assert "encoder.encoders.0.self_attn.linear_q.u" in state
@@ -64,6 +66,7 @@ def test_checkpoint_holds_factors_not_dense_weights(trained):
     assert state["encoder.encoders.1.self_attn.linear_q.u"].shape == (64, 24)
 
 
+@pytest.mark.recipe
 def test_speech2text_reloads_the_same_model(trained, tone_data):
     from espnet2.bin.asr_inference import Speech2Text
 
@@ -88,6 +91,7 @@ def test_speech2text_reloads_the_same_model(trained, tone_data):
     assert first[0][0] == second[0][0]  # deterministic decoding of the reloaded model
 
 
+@pytest.mark.recipe
 def test_loading_into_another_rank_schedule_fails_loudly(trained, tmp_path):
     from espnet2.bin.asr_inference import Speech2Text
 

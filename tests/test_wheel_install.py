@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 PACKAGE = "espnet_lrsms"
+pytestmark = pytest.mark.recipe  # builds and installs a wheel: about 20 s
 
 
 def source_modules():
