@@ -1,6 +1,6 @@
 """Stage 5 helper: split a set into decoding jobs, or merge the jobs' n-best outputs.
 
-    python -m espnet_lrsms.bin.decode_jobs split --scp data/test/wav.scp --nj 4 --logdir D/logdir   # prints the job count
+    python -m espnet_lrsms.bin.decode_jobs split --scp data/test/wav.scp --nj 4 --logdir D/logdir   # keys.<j>.scp
     python -m espnet_lrsms.bin.decode_jobs merge --logdir D/logdir --nj 4 --out_dir D
 """
 import argparse
@@ -22,7 +22,7 @@ def main(cmd=None) -> int:
         if args.action == "split":
             if args.scp is None:
                 parser.error("split needs --scp")
-            print(split_keys(args.scp, args.nj, args.logdir))
+            split_keys(args.scp, args.nj, args.logdir)
         else:
             if args.out_dir is None:
                 parser.error("merge needs --out_dir")

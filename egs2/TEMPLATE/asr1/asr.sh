@@ -187,8 +187,9 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
         [[ -f "${asr_exp}/${inference_asr_model}" ]] \
             || { log "no model ${asr_exp}/${inference_asr_model} (run stage 4, or set --inference_asr_model)"; exit 1; }
         rm -rf "${_dir}.tmp" && mkdir -p "${_dir}.tmp/logdir"
-        _nj=$(${python} -m espnet_lrsms.bin.decode_jobs split --scp "${datadir}/${dset}/wav.scp" \
-            --nj "${inference_nj}" --logdir "${_dir}.tmp/logdir") || { rm -rf "${_dir}.tmp"; exit 1; }
+        ${python} -m espnet_lrsms.bin.decode_jobs split --scp "${datadir}/${dset}/wav.scp" \
+            --nj "${inference_nj}" --logdir "${_dir}.tmp/logdir" || { rm -rf "${_dir}.tmp"; exit 1; }
+        _nj=$(find "${_dir}.tmp/logdir" -maxdepth 1 -name 'keys.*.scp' | wc -l)  # at most one job per utterance
         # shellcheck disable=SC2086
         ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}.tmp/logdir/asr_inference.JOB.log" \
             ${python} -m espnet_lrsms.bin.asr_inference \
