@@ -30,6 +30,14 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
 from espnet_lrsms.asr.lowrank_transformer_decoder import LowRankTransformerDecoder
 from espnet_lrsms.lowrank import FactorizedLinear
+from espnet_lrsms.nets.espnet_names import (
+    BLOCK_MODULE_TYPES,
+    BLOCK_STACKS,
+    CONV_MODULE,
+    DECODER_BLOCK_MODULES,
+    ENCODER_BLOCK_MODULES,
+    TRANSFORMER_LINEARS,
+)
 
 IDIM = 20
 ODIM = 16
@@ -257,6 +265,22 @@ def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style, init
     for name, p in lowrank_enc.named_parameters():
         if ".feed_forward" in name and (".w_1." in name or ".w_2." in name) and not name.endswith((".u", ".vt")):
             assert p.grad is not None, name  # dense conv1d FFN weights and all biases still train
+
+
+def test_the_name_map_matches_espnets_blocks():
+    """nets/espnet_names.py against ESPnet's own encoder and decoder blocks."""
+    dense_enc, _ = build_encoders(None, macaron_style=True)
+    dense_dec, _ = build_decoders(None)
+    for model, submodel, modules in ((dense_enc, "encoder", ENCODER_BLOCK_MODULES), (dense_dec, "decoder", DECODER_BLOCK_MODULES)):
+        block = getattr(model, BLOCK_STACKS[submodel])[0]
+        for module_type, names in modules.items():
+            for name in names:
+                assert isinstance(getattr(block, name), nn.Module), (submodel, name)
+                assert BLOCK_MODULE_TYPES[name] == module_type
+    assert isinstance(getattr(dense_enc.encoders[0], CONV_MODULE), nn.Module)
+    assert BLOCK_MODULE_TYPES[CONV_MODULE] == "conv"
+    linears = {name.rpartition(".")[2] for name, m in dense_dec.decoders[0].named_modules() if isinstance(m, nn.Linear)}
+    assert linears == set(TRANSFORMER_LINEARS)
 
 
 DEPTH = [

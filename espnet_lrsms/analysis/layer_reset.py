@@ -34,12 +34,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_lrsms.analysis.weights import classify as classify_layer
+from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import score_texts
 
 MODES = ("reinit", "rerandom")
 GRANULARITIES = ("block", "module")
 THRESHOLD_TYPES = ("absolute", "relative")
-STACKS = {"encoder": "encoders", "decoder": "decoders"}
 CSV_FIELDS = ("submodel", "block", "module", "mode", "wer", "wer_increase", "errors", "words", "class")
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ResetTarget:
     @property
     def prefix(self) -> str:
         """The state-dict prefix of what is reset, e.g. ``encoder.encoders.3.self_attn.``."""
-        return f"{self.submodel}.{STACKS[self.submodel]}.{self.block}." + (f"{self.module}." if self.module else "")
+        return f"{self.submodel}.{BLOCK_STACKS[self.submodel]}.{self.block}." + (f"{self.module}." if self.module else "")
 
     @property
     def name(self) -> str:
@@ -67,18 +67,18 @@ def reset_targets(state: Mapping[str, torch.Tensor], submodel: str, granularity:
     """Every block of ``submodel`` in ``state`` (granularity ``block``), or every module of every block
     (``module``: the first name below the block, e.g. ``self_attn``, ``feed_forward``, ``conv_module``,
     ``norm_ff``), in block order."""
-    if submodel not in STACKS:
-        raise ValueError(f"submodel: expected one of {list(STACKS)}, got {submodel!r}")
+    if submodel not in BLOCK_STACKS:
+        raise ValueError(f"submodel: expected one of {list(BLOCK_STACKS)}, got {submodel!r}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity: expected one of {list(GRANULARITIES)}, got {granularity!r}")
-    stack = f"{submodel}.{STACKS[submodel]}."
+    stack = f"{submodel}.{BLOCK_STACKS[submodel]}."
     found: Dict[int, Dict[str, None]] = {}
     for key in state:
         where = classify_layer(key.rpartition(".")[0])  # the analysis tools' one reading of ESPnet's key names
         if where.block is not None and key.startswith(stack):
             found.setdefault(where.block, {})[where.module.split(".", 1)[0]] = None
     if not found:
-        raise ValueError(f"the checkpoint has no {submodel} blocks (no key starts with {submodel}.{STACKS[submodel]}.<b>.)")
+        raise ValueError(f"the checkpoint has no {submodel} blocks (no key starts with {submodel}.{BLOCK_STACKS[submodel]}.<b>.)")
     if granularity == "block":
         return [ResetTarget(submodel, b) for b in sorted(found)]
     return [ResetTarget(submodel, b, m) for b in sorted(found) for m in found[b]]

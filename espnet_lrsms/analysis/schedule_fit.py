@@ -30,7 +30,8 @@ import yaml
 
 from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
-from espnet_lrsms.tasks.compress import LOWRANK_NAMES, lowrank_config
+from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
+from espnet_lrsms.tasks.compress import lowrank_config
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def count_parameters(config: Mapping, vocab_size: int, schedules: Optional[Dict[
         finally:
             factorize_logger.setLevel(level)
     blocks = {}
-    for submodel, stack in (("encoder", "encoders"), ("decoder", "decoders")):
+    for submodel, stack in BLOCK_STACKS.items():
         part = getattr(model, submodel, None)
         if part is not None and hasattr(part, stack):
             blocks[submodel] = len(getattr(part, stack))
@@ -210,7 +211,7 @@ def search_multiplier(
 
 def vocab_size_of(state: Mapping[str, torch.Tensor], config: Mapping, default: int) -> int:
     """Vocabulary size from the checkpoint's output layers, else the config's token list, else ``default``."""
-    for key in ("decoder.output_layer.weight", "ctc.ctc_lo.weight", "decoder.embed.0.weight"):
+    for key in VOCABULARY_WEIGHTS:
         if key in state and state[key].dim() == 2:
             return int(state[key].shape[0])
     tokens = config.get("token_list")
@@ -245,7 +246,7 @@ def fit_rank_schedule(
     order = lambda item: (FIT_SUBMODELS.index(item[0][0]), FIT_MODULE_TYPES.index(item[0][1]))  # noqa: E731
     for (submodel, mtype), fractions in sorted(measured.items(), key=order):
         name = config.get(submodel)
-        if name not in LOWRANK_NAMES[submodel] and name not in LOWRANK_NAMES[submodel].values():
+        if name not in LOWRANK_COUNTERPARTS[submodel] and name not in LOWRANK_COUNTERPARTS[submodel].values():
             notes.append(f"{submodel}: {name!r} has no low-rank counterpart; not fitted")
             continue
         if built_blocks.get(submodel) != len(fractions):
@@ -329,7 +330,7 @@ def format_yaml(result: ScheduleFit, source: str = "") -> str:
     )
     for note in result.notes:
         lines.append(f"# note: {note}")
-    names = ", ".join(f"{s}: {next(iter(LOWRANK_NAMES[s].values()))}" for s in FIT_SUBMODELS if s in result.schedules)
+    names = ", ".join(f"{s}: {next(iter(LOWRANK_COUNTERPARTS[s].values()))}" for s in FIT_SUBMODELS if s in result.schedules)
     lines.append(f"# with {names}")
     for submodel in FIT_SUBMODELS:
         if submodel not in result.schedules:

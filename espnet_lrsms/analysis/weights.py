@@ -12,8 +12,8 @@ state dict alone (no config, no model build), dense and factorized alike:
 Keys are classified by sub-model (``encoder``, ``decoder``, ``frontend``, ``other``), block index
 b and block count B (``<sub>.encoders.<b>.…`` / ``<sub>.decoders.<b>.…``; B = the largest b + 1 seen
 in the checkpoint), and module type: ``mhsa`` (below ``self_attn`` / ``src_attn``), ``ffn`` (below
-``feed_forward*``, i.e. ``w_1``/``w_2``), ``conv`` (below ``conv_module``: pointwise and depthwise
-convolutions) and ``other``.
+``feed_forward`` / ``feed_forward_macaron``, i.e. ``w_1``/``w_2``), ``conv`` (below ``conv_module``:
+pointwise and depthwise convolutions) and ``other`` (the names: :mod:`espnet_lrsms.nets.espnet_names`).
 """
 import csv
 import re
@@ -24,10 +24,11 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import torch
 
 from espnet_lrsms.fileio import load_weights_only
+from espnet_lrsms.nets.espnet_names import BLOCK_MODULE_TYPES, BLOCK_STACKS
 
 SUBMODELS = ("encoder", "decoder", "frontend")
 MODULE_TYPES = ("mhsa", "ffn", "conv", "other")
-_BLOCK = re.compile(r"^(?P<sub>[^.]+)\.(?P<stack>encoders|decoders)\.(?P<block>\d+)\.(?P<rest>.+)$")
+_BLOCK = re.compile(rf"^(?P<sub>[^.]+)\.(?P<stack>{'|'.join(BLOCK_STACKS.values())})\.(?P<block>\d+)\.(?P<rest>.+)$")
 _EPOCH = re.compile(r"^(?P<epoch>\d+)epoch\.pth$")
 
 
@@ -53,15 +54,7 @@ def classify(layer: str) -> Where:
     if match is None:
         return Where(submodel, None, layer, "other")
     rest = match["rest"]
-    first = rest.split(".", 1)[0]
-    if first in ("self_attn", "src_attn"):
-        module_type = "mhsa"
-    elif first.startswith("feed_forward"):
-        module_type = "ffn"
-    elif first == "conv_module":
-        module_type = "conv"
-    else:
-        module_type = "other"
+    module_type = BLOCK_MODULE_TYPES.get(rest.split(".", 1)[0], "other")
     return Where(submodel, int(match["block"]), rest, module_type)
 
 

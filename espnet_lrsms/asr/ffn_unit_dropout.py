@@ -31,11 +31,9 @@ import torch
 from torch import nn
 
 from espnet_lrsms.lowrank import FactorizedLinear
+from espnet_lrsms.nets.espnet_names import ENCODER_BLOCK_MODULES
 
 logger = logging.getLogger(__name__)
-
-FFN_NAMES = ("feed_forward_macaron", "feed_forward")
-
 
 class FFNUnitDropout(nn.Module):
     """Zero exactly ``round(rate · units)`` randomly chosen hidden units per training forward pass.
@@ -66,7 +64,7 @@ class FFNUnitDropout(nn.Module):
 
 
 def _ffn_modules(block: nn.Module) -> List[nn.Module]:
-    return [getattr(block, name) for name in FFN_NAMES if getattr(block, name, None) is not None]
+    return [getattr(block, name) for name in ENCODER_BLOCK_MODULES["ffn"] if getattr(block, name, None) is not None]
 
 
 def _params_per_unit(ffn: nn.Module) -> int:

@@ -8,6 +8,7 @@ from typeguard import typechecked
 
 from espnet_lrsms.asr.ffn_unit_dropout import apply_ffn_unit_dropout
 from espnet_lrsms.asr.lowrank_blocks import factorize_block_stack, signature_with
+from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, CONV_MODULE, ENCODER_BLOCK_MODULES
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ class LowRankConformerEncoder(ConformerEncoder):
     :mod:`espnet_lrsms.asr.ffn_unit_dropout`. It adds no parameters and does nothing at inference.
     """
 
-    MODULE_TYPES = {"mhsa": ("self_attn",), "ffn": ("feed_forward", "feed_forward_macaron")}
-
     @typechecked
     def __init__(
         self,
@@ -65,7 +64,7 @@ class LowRankConformerEncoder(ConformerEncoder):
             raise ValueError(f"encoder_conf.conv_norm_groups: expected a positive integer, got {conv_norm_groups!r}")
         super().__init__(input_size, *args, **conformer_kwargs)
         self.lowrank_plans = factorize_block_stack(
-            self, "encoders", lowrank, self.MODULE_TYPES, "encoder_conf.lowrank"
+            self, BLOCK_STACKS["encoder"], lowrank, ENCODER_BLOCK_MODULES, "encoder_conf.lowrank"
         )
         self.conv_norm = conv_norm
         if conv_norm == "group_norm":
@@ -88,7 +87,7 @@ class LowRankConformerEncoder(ConformerEncoder):
             )
         replaced = 0
         for block in self.encoders:
-            conv = getattr(block, "conv_module", None)
+            conv = getattr(block, CONV_MODULE, None)
             if conv is None:
                 continue
             old = conv.norm

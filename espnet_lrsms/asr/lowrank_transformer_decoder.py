@@ -5,6 +5,7 @@ from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from typeguard import typechecked
 
 from espnet_lrsms.asr.lowrank_blocks import factorize_block_stack, signature_with
+from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, DECODER_BLOCK_MODULES
 
 
 class LowRankTransformerDecoder(TransformerDecoder):
@@ -20,8 +21,6 @@ class LowRankTransformerDecoder(TransformerDecoder):
     ``batch_score``, used by ESPnet's beam search and batch beam search) is inherited unchanged.
     """
 
-    MODULE_TYPES = {"mhsa": ("self_attn", "src_attn"), "ffn": ("feed_forward",)}
-
     @typechecked
     def __init__(
         self,
@@ -33,7 +32,7 @@ class LowRankTransformerDecoder(TransformerDecoder):
     ):
         super().__init__(vocab_size, encoder_output_size, *args, **transformer_kwargs)
         self.lowrank_plans = factorize_block_stack(
-            self, "decoders", lowrank, self.MODULE_TYPES, "decoder_conf.lowrank"
+            self, BLOCK_STACKS["decoder"], lowrank, DECODER_BLOCK_MODULES, "decoder_conf.lowrank"
         )
 
     __init__.__signature__ = signature_with(TransformerDecoder.__init__, {"lowrank": None})

@@ -33,7 +33,6 @@ from espnet_lrsms.analysis.layer_reset import (
     CSV_FIELDS,
     GRANULARITIES,
     MODES,
-    STACKS,
     THRESHOLD_TYPES,
     DecodeSetup,
     ablation_rows,
@@ -45,6 +44,7 @@ from espnet_lrsms.analysis.layer_reset import (
 )
 from espnet_lrsms.analysis.signatures import INITIAL_CHECKPOINT
 from espnet_lrsms.analysis.weights import load_state_dict, write_rows_csv
+from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import read_text
 
 # decoding-config keys that belong to ESPnet's inference loop, not to Speech2Text
@@ -59,7 +59,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decode_config", type=Path, default=None, help="decoding YAML (asr_inference's --config)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--granularity", choices=GRANULARITIES, default="block", help="reset whole blocks or each module")
-    parser.add_argument("--submodel", choices=sorted(STACKS), default="encoder")
+    parser.add_argument("--submodel", choices=sorted(BLOCK_STACKS), default="encoder")
     parser.add_argument("--threshold", type=float, default=1.0, help="largest WER increase of an ambient block")
     parser.add_argument("--threshold_type", choices=THRESHOLD_TYPES, default="absolute",
                         help="absolute: WER points; relative: fraction of the trained model's WER")

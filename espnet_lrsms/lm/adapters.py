@@ -18,8 +18,9 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
-from espnet_lrsms.lm.lora_config import MODULE_TYPE_OF, LoRAConfig, LoRAConfigError
+from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lowrank.schedule import rank_for
+from espnet_lrsms.nets.espnet_names import TRANSFORMER_LINEARS
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def find_targets(model: nn.Module, target_modules) -> List[TargetLayer]:
     if not targets:
         raise LoRAConfigError(
             f"lora_conf.target_modules: no nn.Linear of the model is called any of {list(target_modules)} "
-            "(ESPnet's Transformer LM has linear_q, linear_k, linear_v, linear_out, w_1, w_2)"
+            f"(ESPnet's Transformer LM has {', '.join(TRANSFORMER_LINEARS)})"
         )
     return targets
 
@@ -62,7 +63,7 @@ def planned_ranks(config: LoRAConfig, targets: List[TargetLayer]) -> Dict[str, i
     num_blocks = max(t.block for t in targets) + 1
     ranks = {}
     for t in targets:
-        module_type = MODULE_TYPE_OF.get(t.kind)
+        module_type = TRANSFORMER_LINEARS.get(t.kind)
         schedule = config.ranks.get(module_type)
         if schedule is None:
             raise LoRAConfigError(

@@ -40,18 +40,11 @@ from numbers import Real
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from espnet_lrsms.lowrank.schedule import AlphaSchedule, LowRankConfigError
+from espnet_lrsms.nets.espnet_names import TRANSFORMER_LINEARS
 
 STRATEGIES = ("vanilla", "dynamic", "warmup", "mixed")
-DEFAULT_TARGET_MODULES = ("linear_q", "linear_k", "linear_v", "linear_out", "w_1", "w_2")
-# module type of each default target, for the mixed-rank schedules (as in the ASR `lowrank:` blocks)
-MODULE_TYPE_OF = {
-    "linear_q": "mhsa",
-    "linear_k": "mhsa",
-    "linear_v": "mhsa",
-    "linear_out": "mhsa",
-    "w_1": "ffn",
-    "w_2": "ffn",
-}
+# every linear of a Transformer LM block; their module types (TRANSFORMER_LINEARS) key the mixed-rank schedules
+DEFAULT_TARGET_MODULES = tuple(TRANSFORMER_LINEARS)
 
 _COMMON_KEYS = ("strategy", "alpha", "dropout", "target_modules")
 _STRATEGY_KEYS = {
@@ -170,7 +163,7 @@ class LoRAConfig:
                     f"{where}.ranks: strategy 'mixed' needs a mapping module type -> alpha schedule, e.g. "
                     f"{{mhsa: [0.0625, 0.25], ffn: 0.125}}, got {spec!r}"
                 )
-            types = sorted(set(MODULE_TYPE_OF[t] for t in values["target_modules"] if t in MODULE_TYPE_OF))
+            types = sorted(set(TRANSFORMER_LINEARS[t] for t in values["target_modules"] if t in TRANSFORMER_LINEARS))
             unknown_types = sorted(set(spec) - set(types))
             if unknown_types:
                 raise LoRAConfigError(f"{where}.ranks: unknown module type(s) {unknown_types}; the targets give {types}")

@@ -15,10 +15,9 @@ import torch
 import yaml
 
 from espnet_lrsms.lowrank import FactorizedLinear, truncated_svd_factors
+from espnet_lrsms.nets.espnet_names import LOWRANK_COUNTERPARTS
 
 logger = logging.getLogger(__name__)
-
-LOWRANK_NAMES = {"encoder": {"conformer": "lowrank_conformer"}, "decoder": {"transformer": "lowrank_transformer"}}
 
 
 def lowrank_config(dense_config: dict, schedules: Dict[str, dict]) -> dict:
@@ -31,11 +30,11 @@ def lowrank_config(dense_config: dict, schedules: Dict[str, dict]) -> dict:
     config = copy.deepcopy(dense_config)
     for part, schedule in schedules.items():
         name = config.get(part)
-        if name not in LOWRANK_NAMES[part] and name not in LOWRANK_NAMES[part].values():
+        if name not in LOWRANK_COUNTERPARTS[part] and name not in LOWRANK_COUNTERPARTS[part].values():
             raise ValueError(
-                f"{part}: {name!r} has no low-rank counterpart; supported: {sorted(LOWRANK_NAMES[part])}"
+                f"{part}: {name!r} has no low-rank counterpart; supported: {sorted(LOWRANK_COUNTERPARTS[part])}"
             )
-        config[part] = LOWRANK_NAMES[part].get(name, name)
+        config[part] = LOWRANK_COUNTERPARTS[part].get(name, name)
         config.setdefault(f"{part}_conf", {})
         config[f"{part}_conf"] = dict(config[f"{part}_conf"] or {}, lowrank=schedule)
     return config
