@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
-from espnet_lrsms.bin import avsr_count_params
+from espnet_lrsms.bin import count_params
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "avsr"
 PAPER_ROWS = read_paper_rows(CONF)
@@ -52,6 +52,6 @@ def test_lowrank_rows_share_front_ends_and_fusion(built):
 
 
 def test_count_command_prints_paper_and_difference(capsys):
-    assert avsr_count_params.main([str(CONF / "train_avsr_conformer_full_rank.yaml")]) == 0
+    assert count_params.main([str(CONF / "train_avsr_conformer_full_rank.yaml")]) == 0
     out = capsys.readouterr().out
     assert "268.43" in out and "268.5" in out and "-0.03%" in out

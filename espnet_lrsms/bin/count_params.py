@@ -1,21 +1,27 @@
-"""Print the parameter count of ASR configs, built through ESPnet's ``ASRTask.build_model``.
+"""Print the parameter count of ASR or AVSR training configs, built through their ESPnet task.
 
-    python -m espnet_lrsms.bin.count_params conf/asr/*.yaml [--vocab_size 5000] [--layers]
+    python -m espnet_lrsms.bin.count_params conf/asr/*.yaml conf/avsr/*.yaml [--vocab_size 5000] [--layers]
 
-Models are built on PyTorch's meta device, so nothing is allocated or initialised and even the
-243 M model counts in seconds. Where a ``paper_rows.tsv`` beside a config names the paper's
-figure, it is printed with the relative difference.
+A config with a ``video_frontend`` is built by ``AVSRTask``, any other by ``LowRankASRTask``. Models
+are built on PyTorch's meta device, so nothing is allocated or initialised and even the 268 M model
+counts in seconds. Where a ``paper_rows.tsv`` beside a config names the paper's figure, it is printed
+with the relative difference.
 """
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from espnet_lrsms.tasks.build import build_asr_model, factorized_layers, paper_row, parameter_summary
+import yaml
+
+from espnet_lrsms.tasks.build import build_asr_model, build_avsr_model, factorized_layers, paper_row, parameter_summary
+
+COLUMNS = ("frontend", "video_frontend", "fusion", "encoder", "decoder", "ctc")
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+", help="training YAML files")
+    parser.add_argument("configs", nargs="+", help="training YAML files (ASR or AVSR)")
     parser.add_argument("--vocab_size", type=int, default=5000, help="token list size (paper: 5000)")
     parser.add_argument(
         "--layers", action="store_true", help="also list every factorized layer: rank, weights, MACs per input vector"
@@ -23,29 +29,36 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_avsr_config(path) -> bool:
+    with open(path, encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    return "video_frontend" in config
+
+
 def main(cmd=None) -> int:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    header = f"{'config':<64} {'frontend':>9} {'encoder':>9} {'decoder':>9} {'ctc':>6} {'total':>9} {'paper':>7} {'diff':>7}"
+    width = max(64, *(len(str(p)) for p in args.configs))
+    header = f"{'config':<{width}} " + " ".join(f"{c.replace('_frontend', ''):>8}" for c in COLUMNS)
+    header += f" {'total':>8} {'paper':>7} {'diff':>7}"
     print(header)
     print("-" * len(header))
     for path in args.configs:
-        model = build_asr_model(path, vocab_size=args.vocab_size, device="meta")
+        build = build_avsr_model if is_avsr_config(path) else build_asr_model
+        model = build(Path(path), vocab_size=args.vocab_size, device="meta")
         parts = {k: v / 1e6 for k, v in parameter_summary(model).items()}
         row = paper_row(path)
         paper = f"{row['params_m']:>7g}" if row else f"{'-':>7}"
         diff = f"{100 * (parts['total'] / row['params_m'] - 1):>+6.2f}%" if row else f"{'-':>7}"
-        print(
-            f"{path:<64} {parts.get('frontend', 0):>9.2f} {parts.get('encoder', 0):>9.2f} "
-            f"{parts.get('decoder', 0):>9.2f} {parts.get('ctc', 0):>6.2f} {parts['total']:>9.2f} {paper} {diff}"
-        )
+        cells = " ".join(f"{parts[c]:>8.2f}" if c in parts else f"{'-':>8}" for c in COLUMNS)
+        print(f"{str(path):<{width}} {cells} {parts['total']:>8.2f} {paper} {diff}")
         if args.layers:
             for name, layer in factorized_layers(model).items():
                 print(
                     f"    {name:<60} {layer.out_features}x{layer.in_features} rank {layer.rank:>4}: "
                     f"{layer.num_weights:>9,} weights and MACs/vector (dense {layer.dense_num_weights:,})"
                 )
-    print("(parameters in millions)")
+    print("(parameters in millions; front end = ResNet-1D audio, video = 3-D stem + ResNet-18 2-D)")
     return 0
 
 
