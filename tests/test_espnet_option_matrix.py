@@ -16,6 +16,8 @@ Sizes: output_size 16, linear_units 32, 2 blocks. With ``mhsa: [0.25, 0.5]`` (li
 α_b = 0.25 + b·0.25/2) the 16×16 attention linears get ranks 4 (block 0) and 6 (block 1); with
 ``ffn: 0.5`` the 16↔32 feed-forward linears get rank 8 in both blocks.
 """
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -265,6 +267,21 @@ def test_encoder_feed_forward_types(positionwise_layer_type, macaron_style, init
     for name, p in lowrank_enc.named_parameters():
         if ".feed_forward" in name and (".w_1." in name or ".w_2." in name) and not name.endswith((".u", ".vt")):
             assert p.grad is not None, name  # dense conv1d FFN weights and all biases still train
+
+
+@pytest.mark.parametrize("positionwise_layer_type, warns", [("conv1d", True), ("conv1d-linear", False), ("linear", False)])
+def test_a_schedule_that_matches_no_linear_layer_warns_naming_its_key(positionwise_layer_type, warns, caplog):
+    with caplog.at_level(logging.WARNING, logger="espnet_lrsms"):
+        _, lowrank_enc = build_encoders({"ffn": 0.25}, positionwise_layer_type=positionwise_layer_type, macaron_style=True)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "matches no linear layer" in r.getMessage()]
+    if warns:
+        assert factorized(lowrank_enc) == {}
+        assert len(warnings) == 1
+        assert warnings[0].getMessage().startswith("encoder_conf.lowrank.ffn: the schedule matches no linear layer")
+        assert "feed_forward or feed_forward_macaron" in warnings[0].getMessage()
+    else:
+        assert factorized(lowrank_enc) != {}
+        assert warnings == []
 
 
 def test_the_name_map_matches_espnets_blocks():

@@ -52,6 +52,8 @@ def plan_block_ranks(
         config: the validated ``lowrank:`` mapping.
         module_types: child names per module type, e.g. ``{"mhsa": ("self_attn",), "ffn": (...)}``.
         where: the config key, for error messages.
+
+    A module type whose schedule is not dense but matches no linear layer is named in a warning.
     """
     num_blocks = len(blocks)
     alphas = {
@@ -81,6 +83,17 @@ def plan_block_ranks(
                             rank=rank,
                         )
                     )
+    planned_types = {p.module_type for p in plans}
+    for mtype, child_names in module_types.items():
+        if mtype not in planned_types and any(alpha is not None for alpha in alphas[mtype]):
+            logger.warning(
+                "%s.%s: the schedule matches no linear layer (no block of %s has an nn.Linear below %s: "
+                "convolutions?); it has no effect",
+                where,
+                mtype,
+                blocks_name,
+                " or ".join(child_names),
+            )
     return plans
 
 
