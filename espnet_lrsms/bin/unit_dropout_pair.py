@@ -54,8 +54,8 @@ def write_yaml(config: dict, header: str, path: Path) -> None:
 
 
 def main(cmd=None) -> int:
-    from espnet_lrsms.tasks.build import build_asr_model
     from espnet_lrsms.asr.ffn_unit_dropout import flat_rate_matching
+    from espnet_lrsms.tasks.build import build_asr_model
 
     args = get_parser().parse_args(cmd)
     try:
