@@ -58,8 +58,8 @@ def main(argv=None):
     import espnet_lrsms  # noqa: F401  (registers the classes, as Speech2Text users do)
     from espnet2.tasks.asr import ASRTask
 
-    from espnet_lrsms.tasks.build import build_asr_model
     from espnet_lrsms.lowrank import materialize_spectral_init_
+    from espnet_lrsms.tasks.build import build_asr_model
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print("\n## Loading a trained model: ASRTask.build_model_from_file")

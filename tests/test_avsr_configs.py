@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
 from espnet_lrsms.bin import count_params
+from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "avsr"
 PAPER_ROWS = read_paper_rows(CONF)

@@ -5,10 +5,10 @@ import pytest
 import torch
 import yaml
 
-from espnet_lrsms.tasks.build import dummy_token_list
 from espnet_lrsms.bin import compress_checkpoint
 from espnet_lrsms.lowrank import FactorizedLinear
 from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.tasks.build import dummy_token_list
 
 from conftest import REPO
 
