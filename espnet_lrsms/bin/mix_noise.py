@@ -43,10 +43,10 @@ def main(cmd=None) -> int:
         mix_noise_into_data_dir(
             args.data_dir, args.output_dir, args.snr, args.noise, args.babble_speakers, args.babble_scp, args.seed
         )
+        return 0
     except NoiseMixError as err:
         logging.error("%s", err)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
