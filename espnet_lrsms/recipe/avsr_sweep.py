@@ -30,7 +30,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from typeguard import typechecked
 
 from espnet_lrsms.avsr.noise import NoiseMixError, mix_noise_into_data_dir
-from espnet_lrsms.scoring.results import read_sum_avg
+from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
+from espnet_lrsms.recipe.decode_jobs import DecodeJobsError, merge_outputs, split_keys
+from espnet_lrsms.scoring.results import decode_tables_markdown, read_sum_avg
 from espnet_lrsms.scoring.sclite import score_dir
 
 logger = logging.getLogger(__name__)
@@ -115,44 +117,37 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
     for name in ("wav.scp", "video.scp", "text", "utt2spk"):
         if not (data_dir / name).is_file():
             raise SweepError(f"{data_dir / name}: no such file (run stage 1, or stage 6 for noisy sets)")
-    keys = [line.split(maxsplit=1)[0] for line in (data_dir / "wav.scp").read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not keys:
-        raise SweepError(f"{data_dir / 'wav.scp'} is empty")
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    logdir = tmp / "logdir"
-    logdir.mkdir(parents=True)
-    nj = max(1, min(nj, len(keys)))
-    triples = [(str(data_dir / "wav.scp"), "speech", "sound"), (str(data_dir / "video.scp"), "video", video_type)]
-    jobs = []
-    for j in range(1, nj + 1):
-        key_file = logdir / f"keys.{j}.scp"
-        key_file.write_text("".join(f"{k}\n" for k in keys[j - 1 :: nj]), encoding="utf-8")
+    with replaced_on_success(out_dir) as tmp:
+        logdir = tmp / "logdir"
+        try:
+            nj = split_keys(data_dir / "wav.scp", nj, logdir)
+        except DecodeJobsError as error:
+            raise SweepError(str(error)) from None
+        triples = [(str(data_dir / "wav.scp"), "speech", "sound"), (str(data_dir / "video.scp"), "video", video_type)]
         threads = max(1, (os.cpu_count() or 1) // nj) if nj > 1 else 0  # the jobs share the cores
-        jobs.append((str(logdir / f"output.{j}"), triples, str(key_file), decode_kwargs, threads))
-    if nj == 1:
-        _decode_job(jobs[0])
-    else:  # fork: the jobs inherit the imported packages instead of importing ESPnet again
-        with ProcessPoolExecutor(max_workers=nj, mp_context=multiprocessing.get_context("fork")) as pool:
-            list(pool.map(_decode_job, jobs))
-    for nbest in sorted((logdir / "output.1").glob("*best_recog")):
-        (tmp / nbest.name).mkdir()
-        for name in ("text", "token", "token_int", "score"):
-            parts = [logdir / f"output.{j}" / nbest.name / name for j in range(1, nj + 1)]
-            lines = [line for part in parts if part.is_file() for line in part.read_text(encoding="utf-8").splitlines()]
-            if lines:
-                (tmp / nbest.name / name).write_text("".join(f"{line}\n" for line in sorted(lines)), encoding="utf-8")
-    if not (tmp / "1best_recog" / "text").is_file():
-        raise SweepError(f"decoding {data_dir} gave no {tmp / '1best_recog' / 'text'}")
+        jobs = [
+            (str(logdir / f"output.{j}"), triples, str(logdir / f"keys.{j}.scp"), decode_kwargs, threads)
+            for j in range(1, nj + 1)
+        ]
+        if nj == 1:
+            _decode_job(jobs[0])
+        else:  # fork: the jobs inherit the imported packages instead of importing ESPnet again
+            with ProcessPoolExecutor(max_workers=nj, mp_context=multiprocessing.get_context("fork")) as pool:
+                list(pool.map(_decode_job, jobs))
+        try:
+            merge_outputs(logdir, nj, tmp)
+        except DecodeJobsError as error:
+            raise SweepError(f"decoding {data_dir}: {error}") from None
+        _score_decode(data_dir, tmp, out_dir)
+
+
+def _score_decode(data_dir: Path, tmp: Path, out_dir: Path) -> None:
+    """score_{wer,cer} of the merged 1-best in the decode directory being written (``tmp``)."""
     for metric, unit in (("wer", "word"), ("cer", "char")):
         total = score_dir(data_dir / "text", tmp / "1best_recog" / "text", data_dir / "utt2spk", tmp / f"score_{metric}", unit)
         logger.info("%s: %s %.1f %% (%d utterances)", out_dir, metric.upper(), total.percentages()[4], total.sentences)
     if (data_dir / "noise.json").is_file():
         shutil.copy2(data_dir / "noise.json", tmp / "noise.json")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.replace(out_dir)
 
 
 @typechecked
@@ -231,26 +226,7 @@ def snr_table_markdown(exp_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def decodes_markdown(exp_dir: Path) -> str:
-    """ESPnet's per-decode tables (WER and CER) over every ``<exp>/*/*/score_*/result.txt``."""
-    lines = []
-    for metric in ("wer", "cer"):
-        rows = []
-        for result in sorted(exp_dir.glob(f"*/*/score_{metric}/result.txt")):
-            parsed = read_sum_avg(result)
-            if parsed is None:
-                continue
-            snt, wrd, values = parsed
-            rows.append(f"|{result.parent.parent.parent.name}/{result.parent.parent.name}|{snt}|{wrd}|" + "|".join(f"{v:.1f}" for v in values) + "|")
-        if rows:
-            lines += [f"### {metric.upper()}\n", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|", "|---|---|---|---|---|---|---|---|---|", *rows, ""]
-    return "\n".join(lines) + "\n"
-
-
 def write_results(exp_dir: Path) -> Path:
     """``<exp>/RESULTS.md``: the SNR table, then the per-decode tables (written to a temporary name first)."""
-    text = f"# RESULTS\n\n## {exp_dir}\n\n" + snr_table_markdown(exp_dir) + "\n" + decodes_markdown(exp_dir)
-    tmp = exp_dir / "RESULTS.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(exp_dir / "RESULTS.md")
-    return exp_dir / "RESULTS.md"
+    text = f"# RESULTS\n\n## {exp_dir}\n\n" + snr_table_markdown(exp_dir) + "\n" + decode_tables_markdown(exp_dir, "*/*")
+    return write_text_atomic(exp_dir / "RESULTS.md", text)

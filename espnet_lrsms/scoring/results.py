@@ -17,11 +17,13 @@ def read_sum_avg(result_txt: Path) -> Optional[Tuple[int, int, List[float]]]:
     return None
 
 
-def results_markdown(asr_exp: Path) -> str:
-    lines = [f"# RESULTS\n\n## {asr_exp}\n"]
+def decode_tables_markdown(exp_dir: Path, decode_glob: str = "decode_*/*") -> str:
+    """ESPnet's per-decode WER and CER tables over ``<exp_dir>/<decode_glob>/score_{wer,cer}/result.txt``,
+    one row per ``<decode dir>/<set>``."""
+    lines = []
     for metric in ("wer", "cer"):
         rows = []
-        for result in sorted(asr_exp.glob(f"decode_*/*/score_{metric}/result.txt")):
+        for result in sorted(exp_dir.glob(f"{decode_glob}/score_{metric}/result.txt")):
             parsed = read_sum_avg(result)
             if parsed is None:
                 continue
@@ -37,6 +39,10 @@ def results_markdown(asr_exp: Path) -> str:
                 "",
             ]
     return "\n".join(lines) + "\n"
+
+
+def results_markdown(asr_exp: Path) -> str:
+    return f"# RESULTS\n\n## {asr_exp}\n\n" + decode_tables_markdown(asr_exp)
 
 
 def write_results(asr_exp: Path) -> Path:
