@@ -106,3 +106,10 @@ def read_kaldi_table(path: PathLike) -> Dict[str, str]:
         table[key] = value
         first_line[key] = number
     return table
+
+
+def save_figure(fig, path: PathLike, **savefig_kwargs) -> Path:
+    """``fig.savefig`` through a temporary file that keeps the format's suffix; returns ``path``."""
+    with replaced_on_success(path) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    return Path(path)

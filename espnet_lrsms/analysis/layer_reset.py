@@ -23,7 +23,6 @@ The decodes run in ``nj`` worker processes; each loads the model once and takes 
 a time (the trained model itself first).
 """
 import logging
-import os
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_lrsms.analysis.weights import classify as classify_layer
+from espnet_lrsms.fileio import replaced_on_success, save_figure
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import score_texts
 
@@ -280,11 +280,8 @@ def plot_ablation(rows: Sequence[Mapping], threshold: float, threshold_type: str
     ax.set_ylabel("WER (%)")
     ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -294,8 +291,6 @@ def write_random_init(config: Path, seed: int, path: Path) -> Path:
 
     torch.manual_seed(seed)
     model, _ = LowRankASRTask.build_model_from_file(config, None, "cpu")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with replaced_on_success(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     return path

@@ -38,6 +38,7 @@ from espnet_lrsms.analysis.weights import (
     load_state_dict,
     write_rows_csv,
 )
+from espnet_lrsms.fileio import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -280,13 +281,9 @@ def plot_over_depth(rows: List[dict], path: Union[str, Path], title: str = "") -
 
 
 def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    path = save_figure(fig, path, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

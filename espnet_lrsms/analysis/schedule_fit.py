@@ -30,6 +30,7 @@ import yaml
 
 from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
+from espnet_lrsms.fileio import save_figure
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
 from espnet_lrsms.tasks.compress import lowrank_config
 
@@ -405,10 +406,6 @@ def plot_fit(result: ScheduleFit, path: Union[str, Path], title: str) -> Path:
     axes[0][0].set_ylabel("rank fraction / α")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    path = save_figure(fig, path, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
     return path

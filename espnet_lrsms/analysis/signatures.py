@@ -29,6 +29,7 @@ from espnet_lrsms.analysis.weights import (
     load_state_dict,
     write_rows_csv,
 )
+from espnet_lrsms.fileio import save_figure
 
 INITIAL_CHECKPOINT = "0epoch.pth"
 CSV_FIELDS = ("submodel", "module", "module_type", "block", "num_blocks", "change", "relative_change", "signature")
@@ -158,10 +159,6 @@ def plot_heatmap(rows: List[dict], path: Union[str, Path], title: str = "") -> P
     heading = (r"Numerical signatures $\Vert W^{m,l}(t) - W^{m,l}(0)\Vert_F\ /\ "
                r"\max_{l'}\ \Vert W^{m,l'}(t) - W^{m,l'}(0)\Vert_F$ (module m, block l)")
     fig.suptitle(heading + (f"\n{title}" if title else ""), fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    path = save_figure(fig, path, dpi=120, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
     return path

@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from espnet_lrsms.fileio import load_weights_only
+from espnet_lrsms.fileio import load_weights_only, replaced_on_success
 from espnet_lrsms.nets.espnet_names import BLOCK_MODULE_TYPES, BLOCK_STACKS
 
 SUBMODELS = ("encoder", "decoder", "frontend")
@@ -145,11 +145,8 @@ def epoch_checkpoints(exp_dir: Union[str, Path]) -> List[Path]:
 def write_rows_csv(rows: List[dict], fields, path: Union[str, Path]) -> Path:
     """Rows (dicts) as CSV with the columns ``fields``, written to a temporary name then renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with replaced_on_success(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(fields))
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
     return path

@@ -38,6 +38,7 @@ from espnet_lrsms.analysis.schedule_fit import (
     plot_fit,
 )
 from espnet_lrsms.analysis.weights import write_rows_csv
+from espnet_lrsms.fileio import write_text_atomic
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -75,10 +76,7 @@ def main(cmd=None) -> int:
     print(format_yaml(result, source=str(args.checkpoint)), end="")
     if args.output_config is not None:
         full = config_with_schedules(config, result.schedules)
-        args.output_config.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output_config.with_name(args.output_config.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(full, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        tmp.replace(args.output_config)
+        write_text_atomic(args.output_config, yaml.safe_dump(full, allow_unicode=True, sort_keys=False))
         print(f"# wrote {args.output_config}")
     out = args.output_dir or args.checkpoint.parent / "analysis"
     csv_path = write_rows_csv(fit_rows(result), CSV_FIELDS, out / "schedule_fit.csv")

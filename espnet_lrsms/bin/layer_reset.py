@@ -44,6 +44,7 @@ from espnet_lrsms.analysis.layer_reset import (
 )
 from espnet_lrsms.analysis.signatures import INITIAL_CHECKPOINT
 from espnet_lrsms.analysis.weights import load_state_dict, write_rows_csv
+from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import read_text
 
@@ -135,8 +136,7 @@ def main(cmd=None) -> int:
     for name, hyps in [("trained", baseline)] + [(f"{m}_{t.name}", h) for (m, t), h in variants.items()]:
         hyp_dir = out / "hyps" / name
         hyp_dir.mkdir(parents=True, exist_ok=True)
-        (hyp_dir / "text.tmp").write_text("".join(f"{u} {hyps.get(u, '')}\n" for u in uttids), encoding="utf-8")
-        os.replace(hyp_dir / "text.tmp", hyp_dir / "text")
+        write_text_atomic(hyp_dir / "text", "".join(f"{u} {hyps.get(u, '')}\n" for u in uttids))
     csv_path = write_rows_csv(rows, CSV_FIELDS, out / "layer_reset.csv")
     unit = "%" if args.threshold_type == "absolute" else "× WER"
     title = (f"{exp_dir.resolve().name} ({checkpoint.name}) on {args.data_dir.name}: "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from espnet2.utils.types import str2bool
 
+from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.lm.nbest import read_nbest, read_references
 from espnet_lrsms.lm.rescore import chosen_words, corpus_wer, lm_scores, parse_grid, rescore, tune_weights, write_rescored
 from espnet_lrsms.lm.robustness import add_perturbation_arguments, robustness_report
@@ -98,9 +99,7 @@ def main(cmd=None) -> int:
             refs = read_references(args.data_root / decode_dir.name / "text")
             text, payload = robustness_report(nbest, refs, scorer, args, lm_weight, length_bonus, components)
             for name, content in (("robustness.txt", text + "\n"), ("robustness.json", json.dumps(payload, indent=1) + "\n")):
-                tmp = out / (name + ".tmp")
-                tmp.write_text(content, encoding="utf-8")
-                tmp.replace(out / name)
+                write_text_atomic(out / name, content)
             print(f"{decode_dir.name}: {text.splitlines()[-1]}")
     if args.results_md is not None:
         from espnet_lrsms.scoring.results import write_results

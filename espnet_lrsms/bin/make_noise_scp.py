@@ -30,6 +30,7 @@ import soundfile
 from espnet2.fileio.sound_scp import SoundScpReader
 
 from espnet_lrsms.avsr.noise import make_babble
+from espnet_lrsms.fileio import write_text_atomic
 
 FS = 16000
 
@@ -102,9 +103,7 @@ def main(cmd=None) -> int:
         logging.error("%s", err)
         return 1
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = scp.with_name("noise.scp.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(scp)
+    write_text_atomic(scp, text)
     marker.write_text(json.dumps(settings), encoding="utf-8")
     logging.info("%s: %d noise file(s)", scp, len(text.splitlines()))
     return 0

@@ -12,13 +12,13 @@ Everything else is copied from --base.
 """
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
 import yaml
 
 from espnet_lrsms.analysis.layer_reset import MODES, ambient_blocks
+from espnet_lrsms.fileio import write_text_atomic
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -47,10 +47,7 @@ def blocks_from_csv(path: Path, count: int) -> list:
 
 
 def write_yaml(config: dict, header: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
 def main(cmd=None) -> int:

@@ -14,6 +14,7 @@ from typing import Dict, List, Tuple
 import torch
 import yaml
 
+from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
 from espnet_lrsms.lowrank import FactorizedLinear, truncated_svd_factors
 from espnet_lrsms.nets.espnet_names import LOWRANK_COUNTERPARTS
 
@@ -92,8 +93,6 @@ def compress_checkpoint(
         config = lowrank_config(yaml.safe_load(f), schedules)
     output_dir.mkdir(parents=True, exist_ok=True)
     config_path = output_dir / "config.yaml"
-    tmp = config_path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     with torch.device("meta"):  # structure only: the weights come from the checkpoint
         model = LowRankASRTask.build_model(argparse.Namespace(**config))
     layers = {n: m for n, m in model.named_modules() if isinstance(m, FactorizedLinear)}
@@ -101,8 +100,8 @@ def compress_checkpoint(
     new_state, report = compress_state_dict(state, layers)
     model.load_state_dict(new_state, strict=True, assign=True)  # fails on any structural mismatch
     model_path = output_dir / "model.pth"
-    torch.save(new_state, model_path.with_suffix(".pth.tmp"))
-    model_path.with_suffix(".pth.tmp").replace(model_path)
-    tmp.replace(config_path)
+    with replaced_on_success(model_path) as tmp:
+        torch.save(new_state, tmp)
+    write_text_atomic(config_path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     logger.info("wrote %s and %s", config_path, model_path)
     return report
