@@ -18,33 +18,20 @@ CONV_NORMS = ("batch_norm", "group_norm")
 class LowRankConformerEncoder(ConformerEncoder):
     """``ConformerEncoder`` whose attention and feed-forward linears are ``U·Vᵀ`` products.
 
-    Every ``ConformerEncoder`` argument keeps its meaning; ``lowrank`` adds the rank schedule
-    (see :mod:`espnet_lrsms.lowrank.schedule`). In block b (0-based, b < num_blocks):
+    Every ``ConformerEncoder`` argument keeps its meaning. Added options:
 
-    * ``mhsa``: ``self_attn.linear_q/k/v/out`` and, for relative-position attention,
-      ``self_attn.linear_pos``;
-    * ``ffn``: ``w_1`` and ``w_2`` of ``feed_forward`` and, with ``macaron_style``,
-      ``feed_forward_macaron`` (with ``positionwise_layer_type: conv1d`` these are convolutions
-      and stay dense; with ``conv1d-linear`` only the linear ``w_2`` is factorized).
+    * ``lowrank``: the rank schedule (:mod:`espnet_lrsms.lowrank.schedule`). ``mhsa`` factorizes
+      ``self_attn.linear_q/k/v/out`` (and ``linear_pos``), ``ffn`` the ``w_1``/``w_2`` of
+      ``feed_forward`` and ``feed_forward_macaron`` (convolutional FFNs stay dense). Everything
+      else stays dense.
+    * ``conv_norm``: ``batch_norm`` (ESPnet's, default) or ``group_norm``, i.e.
+      ``nn.GroupNorm(conv_norm_groups, output_size)`` in each convolution module; ``conv_norm_groups``
+      (default 32) must divide ``output_size``. Padded frames count in its statistics.
+    * ``ffn_unit_dropout`` (``{blocks: [...] or "all", rate: r}``): drops a random fraction r of the
+      FFN hidden units of the given blocks at each training step (:mod:`espnet_lrsms.asr.ffn_unit_dropout`).
 
-    The input layer, the convolution module, the interCTC conditioning layer and the layer norms
-    stay dense. Shapes are those of ``ConformerEncoder``: (B, T, input_size) → (B, T', output_size).
-
-    ``conv_norm`` chooses the normalisation inside each block's convolution module (after the
-    depthwise convolution): ``batch_norm`` (ESPnet's ``BatchNorm1d``, the default) or ``group_norm``:
-    ``nn.GroupNorm(conv_norm_groups, output_size)`` on the same (batch, channels, time) tensor, which
-    normalises each utterance on its own (no batch statistics, no running averages; Zhou et al.,
-    ICASSP 2022, find that batch norm hinders "ambient" layers and group norm does not).
-    ``conv_norm_groups`` (default 32, the default of Wu & He's group norm paper, whose ablation found
-    it better than 1 group, a layer norm over channels and time, and than one group per channel, an
-    instance norm) must divide ``output_size``. The statistics of an utterance are taken over all
-    its frames, padded ones included (ESPnet's convolution module receives no mask), so a padded
-    utterance is normalised slightly differently from the same utterance alone.
-
-    ``ffn_unit_dropout`` (``{blocks: [...] or "all", rate: r}``) trains, at each step, a sub-model
-    without a random fraction r of the FFN hidden units of the given blocks (federated-dropout style,
-    aimed at the ambient blocks found by ``espnet_lrsms.bin.layer_reset``); see
-    :mod:`espnet_lrsms.asr.ffn_unit_dropout`. It adds no parameters and does nothing at inference.
+    Shapes are those of ``ConformerEncoder``: (B, T, input_size) → (B, T', output_size). Why group
+    norm and unit dropout: docs/lowrank_models.md and docs/analysis.md.
     """
 
     @typechecked
