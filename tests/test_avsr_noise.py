@@ -4,7 +4,7 @@ import pytest
 import soundfile
 
 from espnet_lrsms.avsr.noise import loop_to_length, make_babble, mix_at_snr, snr_db
-from espnet_lrsms.bin import mix_noise
+from espnet_lrsms.bin import avsr_mix_noise
 
 SNRS = (-7.5, -2.5, 2.5, 7.5, 12.5)
 FS = 16000
@@ -72,7 +72,7 @@ def test_mix_noise_command_writes_a_data_dir_at_the_snr(tmp_path, noise_kind):
         extra = ["--noise", str(tmp_path / "noise.wav")]
     for snr in SNRS:
         out = tmp_path / f"test_{noise_kind}_{snr}"
-        assert mix_noise.main(["--data_dir", str(data), "--output_dir", str(out), "--snr", str(snr), *extra]) == 0
+        assert avsr_mix_noise.main(["--data_dir", str(data), "--output_dir", str(out), "--snr", str(snr), *extra]) == 0
         assert (out / "text").read_text() == (data / "text").read_text()
         assert (out / "video.scp").read_text() == (data / "video.scp").read_text()
         for line in (out / "wav.scp").read_text().splitlines():
@@ -83,7 +83,7 @@ def test_mix_noise_command_writes_a_data_dir_at_the_snr(tmp_path, noise_kind):
             assert np.max(np.abs(noisy)) < 0.98  # quiet enough: not rescaled against clipping
             assert abs(snr_db(clean, noisy - clean) - snr) < 0.5, (uid, snr)
     again = tmp_path / "again"
-    mix_noise.main(["--data_dir", str(data), "--output_dir", str(again), "--snr", "2.5", *extra])
+    avsr_mix_noise.main(["--data_dir", str(data), "--output_dir", str(again), "--snr", "2.5", *extra])
     first = soundfile.read(tmp_path / f"test_{noise_kind}_2.5" / "wav" / "u0.wav")[0]
     np.testing.assert_array_equal(soundfile.read(again / "wav" / "u0.wav")[0], first)  # seeded
 
@@ -92,7 +92,7 @@ def test_mix_noise_command_scales_a_clipping_mixture_as_a_whole(tmp_path):
     data = _data_dir(tmp_path / "loud", count=2, scale=3.0)  # peaks near 0.9: -7.5 dB would clip
     soundfile.write(tmp_path / "noise.wav", 0.5 * np.random.default_rng(5).standard_normal(8000), FS)
     out = tmp_path / "out"
-    mix_noise.main(["--data_dir", str(data), "--output_dir", str(out), "--snr", "-7.5", "--noise", str(tmp_path / "noise.wav")])
+    avsr_mix_noise.main(["--data_dir", str(data), "--output_dir", str(out), "--snr", "-7.5", "--noise", str(tmp_path / "noise.wav")])
     clean, _ = soundfile.read(data / "u0.wav")
     noisy, _ = soundfile.read(out / "wav" / "u0.wav")
     assert 0.98 < np.max(np.abs(noisy)) <= 0.99
@@ -102,9 +102,9 @@ def test_mix_noise_command_scales_a_clipping_mixture_as_a_whole(tmp_path):
 
 
 def test_mix_noise_command_names_missing_inputs(tmp_path, caplog):
-    assert mix_noise.main(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--snr", "0"]) == 1
+    assert avsr_mix_noise.main(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--snr", "0"]) == 1
     assert "wav.scp: no such file" in caplog.text
     data = _data_dir(tmp_path / "d", count=3)
-    assert mix_noise.main(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), "--snr", "0",
+    assert avsr_mix_noise.main(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), "--snr", "0",
                            "--babble_speakers", "3"]) == 1
     assert "too few for 3 babble talkers" in caplog.text

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from espnet_lrsms.analysis.layer_reset import ResetTarget, ambient_blocks, classify, reset_state, reset_targets
-from espnet_lrsms.bin import layer_reset as cli
+from espnet_lrsms.bin import analysis_layer_reset as cli
 
 from conftest import DECODE, LIBRI_RECIPE, TAG
 

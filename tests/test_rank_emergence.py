@@ -6,7 +6,7 @@ import torch
 
 from espnet_lrsms.analysis.rank_emergence import analyse_state_dict, count_for_threshold, rank_fraction
 from espnet_lrsms.analysis.weights import classify, epoch_of
-from espnet_lrsms.bin import rank_emergence as cli
+from espnet_lrsms.bin import analysis_rank_emergence as cli
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from espnet_lrsms.analysis.schedule_fit import count_parameters, fit_linear, fit_rank_schedule
-from espnet_lrsms.bin import fit_rank_schedule as cli
+from espnet_lrsms.bin import analysis_fit_rank_schedule as cli
 from espnet_lrsms.tasks.build import build_asr_model
 
 from conftest import REPO

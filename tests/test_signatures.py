@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from espnet_lrsms.analysis.signatures import weight_changes
-from espnet_lrsms.bin import numerical_signatures as cli
+from espnet_lrsms.bin import analysis_numerical_signatures as cli
 from espnet_lrsms.tasks.asr import InitialStateTrainer, LowRankASRTask, save_initial_state
 
 from test_training import train_command

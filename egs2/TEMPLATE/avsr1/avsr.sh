@@ -170,7 +170,7 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
             noise_src=(--babble_scp "${datadir}/${train_set}/wav.scp" --babble_speakers "${babble_speakers}" --seed "${noise_seed}")
         fi
         log "Training noise: ${noise_src[*]} -> ${noise_dir}/noise.scp (SNR ${train_noise_db_range} dB, p=${train_noise_prob})"
-        ${python} -m espnet_lrsms.bin.make_noise_scp --out_dir "${noise_dir}" "${noise_src[@]}"
+        ${python} -m espnet_lrsms.bin.avsr_make_noise_scp --out_dir "${noise_dir}" "${noise_src[@]}"
         noise_opts=(--noise_scp "${noise_dir}/noise.scp" --noise_apply_prob "${train_noise_prob}"
                     "--noise_db_range=${train_noise_db_range}")
     fi

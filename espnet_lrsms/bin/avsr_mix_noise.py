@@ -1,6 +1,6 @@
 """Make a noisy copy of an ESPnet data directory at a target SNR (paper Table III's test conditions).
 
-    python -m espnet_lrsms.bin.mix_noise --data_dir data/test --output_dir data/test_babble_snr-7.5 \\
+    python -m espnet_lrsms.bin.avsr_mix_noise --data_dir data/test --output_dir data/test_babble_snr-7.5 \\
         --snr -7.5 [--noise noisex_babble.wav | --babble_speakers 6 [--babble_scp data/train/wav.scp]] [--seed 0]
 
 Every utterance of ``<data_dir>/wav.scp`` gets noise added at ``--snr`` dB (speech power over noise

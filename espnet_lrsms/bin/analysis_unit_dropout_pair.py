@@ -1,6 +1,6 @@
 """Write the config pair that compares ambient-targeted FFN unit dropout with flat dropout.
 
-    python -m espnet_lrsms.bin.unit_dropout_pair --base conf/asr/train_asr_conformer_lrsms.yaml \\
+    python -m espnet_lrsms.bin.analysis_unit_dropout_pair --base conf/asr/train_asr_conformer_lrsms.yaml \\
         (--blocks 3 7 | --layer_reset_csv exp/asr_x/analysis/layer_reset_dev/layer_reset.csv --num_ambient 2) \\
         [--rate 0.5] [--out_dir conf/analysis] [--name NAME]
 
@@ -26,7 +26,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", type=Path, required=True, help="training YAML with encoder: lowrank_conformer")
     chosen = parser.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--blocks", type=int, nargs="+", help="0-based encoder blocks to target")
-    chosen.add_argument("--layer_reset_csv", type=Path, help="layer_reset.csv of espnet_lrsms.bin.layer_reset")
+    chosen.add_argument("--layer_reset_csv", type=Path, help="layer_reset.csv of espnet_lrsms.bin.analysis_layer_reset")
     parser.add_argument("--num_ambient", type=int, default=2, help="with --layer_reset_csv: how many blocks")
     parser.add_argument("--rate", type=float, default=0.5, help="fraction of the targeted FFN units dropped per step")
     parser.add_argument("--out_dir", type=Path, default=Path("conf/analysis"))
@@ -81,7 +81,7 @@ def main(cmd=None) -> int:
             f"# {args.base.name} with FFN unit dropout, {kind}: encoder blocks {option['blocks']} at rate {option['rate']}\n"
             f"# ({'blocks from ' + source if kind == 'ambient' else 'all blocks, the rate that drops as many parameters as the ambient setting'}).\n"
             f"# Drops {plan.dropped_parameters:,} parameters per training step ({100 * plan.dropped_fraction:.2f} % of the encoder's).\n"
-            f"# Written by: python -m espnet_lrsms.bin.unit_dropout_pair {' '.join(cmd if cmd is not None else sys.argv[1:])}\n"
+            f"# Written by: python -m espnet_lrsms.bin.analysis_unit_dropout_pair {' '.join(cmd if cmd is not None else sys.argv[1:])}\n"
         )
         write_yaml(config, header, path)
         print(f"{kind:<8} blocks {option['blocks']!s:<14} rate {option['rate']:<7g} drops {plan.dropped_parameters:>11,} "

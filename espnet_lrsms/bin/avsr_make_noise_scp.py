@@ -1,8 +1,8 @@
 """Noise for training in noise (ESPnet's ``--noise_scp``): babble made from training utterances, or a recording.
 
-    python -m espnet_lrsms.bin.make_noise_scp --out_dir data/train_babble --babble_scp data/train/wav.scp \\
+    python -m espnet_lrsms.bin.avsr_make_noise_scp --out_dir data/train_babble --babble_scp data/train/wav.scp \\
         [--num_files 20 --seconds 10 --babble_speakers 6 --seed 0]
-    python -m espnet_lrsms.bin.make_noise_scp --out_dir data/train_noise --noise noisex_babble.wav
+    python -m espnet_lrsms.bin.avsr_make_noise_scp --out_dir data/train_noise --noise noisex_babble.wav
 
 Writes ``<out_dir>/noise.scp`` (``<id> <wav path>`` lines), which ESPnet's training takes as
 ``--noise_scp``: its preprocessor then adds a random entry, from a random start, to each training

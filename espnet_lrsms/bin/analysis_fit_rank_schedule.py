@@ -1,6 +1,6 @@
 """Fit LR-SMS rank schedules (lowrank: blocks) to the spectra of a trained model, to a parameter budget.
 
-    python -m espnet_lrsms.bin.fit_rank_schedule --config exp/asr_full_rank/config.yaml \\
+    python -m espnet_lrsms.bin.analysis_fit_rank_schedule --config exp/asr_full_rank/config.yaml \\
         --checkpoint exp/asr_full_rank/valid.acc.ave.pth --budget_m 115 [--per_block] \\
         [--threshold 0.95] [--measure energy] [--output_config conf/asr/train_fitted.yaml]
 

@@ -1,6 +1,6 @@
 """Numerical signatures of an ESPnet experiment: how far each block's weights moved from their init.
 
-    python -m espnet_lrsms.bin.numerical_signatures --exp_dir exp/asr_x [--checkpoint valid.acc.best.pth]
+    python -m espnet_lrsms.bin.analysis_numerical_signatures --exp_dir exp/asr_x [--checkpoint valid.acc.best.pth]
 
 For module m (a weight matrix in a block, e.g. self_attn.linear_q) in block l of a sub-model:
 

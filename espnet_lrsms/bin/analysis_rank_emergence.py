@@ -1,7 +1,7 @@
 """Rank emergence of the weight matrices of ESPnet checkpoints (LR-SMS Fig. 1 and Fig. 3).
 
-    python -m espnet_lrsms.bin.rank_emergence exp/asr_full_rank [--threshold 0.95] [--measure energy]
-    python -m espnet_lrsms.bin.rank_emergence exp/x/valid.acc.best.pth other.pth --output_dir out/
+    python -m espnet_lrsms.bin.analysis_rank_emergence exp/asr_full_rank [--threshold 0.95] [--measure energy]
+    python -m espnet_lrsms.bin.analysis_rank_emergence exp/x/valid.acc.best.pth other.pth --output_dir out/
 
 For every weight matrix W (m x n) of each checkpoint, the rank fraction is k / min(m, n), where k is
 the smallest number of leading singular values holding the fraction --threshold of the matrix:

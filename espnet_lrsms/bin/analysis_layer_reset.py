@@ -1,6 +1,6 @@
 """Layer-reset ablation: WER after resetting each block of a trained model; ambient vs critical.
 
-    python -m espnet_lrsms.bin.layer_reset --exp_dir exp/asr_x --data_dir data/dev_clean \\
+    python -m espnet_lrsms.bin.analysis_layer_reset --exp_dir exp/asr_x --data_dir data/dev_clean \\
         --decode_config conf/decode_asr.yaml [--checkpoint valid.acc.ave.pth] [--modes reinit rerandom] \\
         [--granularity block|module] [--submodel encoder|decoder] [--threshold 1.0] \\
         [--threshold_type absolute|relative] [--max_utts N] [--nj 4]
