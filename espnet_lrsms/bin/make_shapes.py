@@ -1,21 +1,36 @@
-"""Stage 3: speech_shape and text_shape.bpe for ESPnet's batch samplers (see espnet_lrsms.recipe.shapes)."""
+"""Stage 3 (ASR and AVSR): shape files for ESPnet's batch samplers, for several data directories in one process.
+
+    python -m espnet_lrsms.bin.make_shapes --bpemodel data/en_token_list/bpe_unigram5000/bpe.model \\
+        --token_list data/en_token_list/bpe_unigram5000/tokens.txt \\
+        --pair data/train exp/asr_stats/train --pair data/dev exp/asr_stats/valid
+
+Per pair: ``speech_shape`` and ``text_shape.bpe`` (espnet_lrsms.recipe.shapes), and for an audio-visual
+data directory (one with stage 1's ``utt2num_video_frames``) also ``video_shape``
+(``<utt> <frames>,<roi_size>,<roi_size>``).
+"""
 import argparse
 import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.recipe.shapes import write_shapes
+from espnet_lrsms.recipe.shapes import write_shapes, write_video_shape
 
 
 def main(cmd=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_dir", type=Path, required=True)
-    parser.add_argument("--out_dir", type=Path, required=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", nargs=2, action="append", type=Path, required=True, metavar=("DATA_DIR", "OUT_DIR"))
     parser.add_argument("--bpemodel", type=Path, required=True)
     parser.add_argument("--token_list", type=Path, required=True)
+    parser.add_argument("--roi_size", type=int, default=96, help="AVSR: height and width of the mouth crops")
     args = parser.parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
-    write_shapes(args.data_dir, args.out_dir, args.bpemodel, args.token_list)
+    for data_dir, out_dir in args.pair:
+        if not (data_dir / "wav.scp").is_file():
+            logging.error("%s: no such file (run stage 1)", data_dir / "wav.scp")
+            return 1
+        write_shapes(data_dir, out_dir, args.bpemodel, args.token_list)
+        if (data_dir / "utt2num_video_frames").is_file():
+            write_video_shape(data_dir, out_dir, args.roi_size)
     return 0
 
 

@@ -36,3 +36,16 @@ def write_shapes(data_dir: Path, out_dir: Path, bpemodel: Path, token_list: Path
     for name, lines in (("speech_shape", speech), (f"text_shape.{token_type}", text)):
         write_text_atomic(out_dir / name, "".join(lines))
     logger.info("%s: %d utterances -> %s", data_dir, len(speech), out_dir)
+
+
+def write_video_shape(data_dir: Path, out_dir: Path, size: int) -> Path:
+    """``out_dir/video_shape`` (``<utt> <frames>,<size>,<size>``) from ``data_dir/utt2num_video_frames``."""
+    source = data_dir / "utt2num_video_frames"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file (made by AVSR stage 1, espnet_lrsms.bin.avsr_prepare_data)")
+    lines = []
+    for number, key, frames in iter_kaldi_table(source):
+        if not frames.isdigit():
+            raise ValueError(f"{source}:{number}: expected '<utt> <frames>', got {frames!r} for {key}")
+        lines.append(f"{key} {frames},{size},{size}\n")
+    return write_text_atomic(out_dir / "video_shape", "".join(lines))

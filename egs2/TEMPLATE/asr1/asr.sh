@@ -139,10 +139,8 @@ fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
     log "Stage 3: shape files -> ${asr_stats_dir}"
-    for pair in "train:${train_set}" "valid:${valid_set}"; do
-        ${python} -m espnet_lrsms.bin.make_shapes --data_dir "${datadir}/${pair#*:}" \
-            --out_dir "${asr_stats_dir}/${pair%%:*}" --bpemodel "${bpemodel}" --token_list "${token_list}"
-    done
+    ${python} -m espnet_lrsms.bin.make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
+        --pair "${datadir}/${train_set}" "${asr_stats_dir}/train" --pair "${datadir}/${valid_set}" "${asr_stats_dir}/valid"
 fi
 
 if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then

@@ -140,7 +140,7 @@ fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
     log "Stage 3: shape files (speech, text, video) -> ${avsr_stats_dir}"
-    ${python} -m espnet_lrsms.bin.avsr_make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
+    ${python} -m espnet_lrsms.bin.make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
         --roi_size "${roi_size}" \
         --pair "${datadir}/${train_set}" "${avsr_stats_dir}/train" --pair "${datadir}/${valid_set}" "${avsr_stats_dir}/valid"
 fi
