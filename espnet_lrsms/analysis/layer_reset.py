@@ -146,7 +146,7 @@ def _init_worker(setup: DecodeSetup) -> None:
     _WORKER.update(
         speech2text=speech2text,
         trained={k: v.clone() for k, v in speech2text.asr_model.state_dict().items()},
-        sources={mode: torch.load(path, map_location="cpu", mmap=True) for mode, path in setup.sources},
+        sources={mode: torch.load(path, map_location="cpu", mmap=True, weights_only=True) for mode, path in setup.sources},
         reader=reader,  # read per decode: a dev set's audio need not fit in every worker's memory
         uttids=setup.uttids,
     )

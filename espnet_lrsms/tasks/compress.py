@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import torch
 import yaml
 
-from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
+from espnet_lrsms.fileio import load_weights_only, replaced_on_success, write_text_atomic
 from espnet_lrsms.lowrank import FactorizedLinear, truncated_svd_factors
 from espnet_lrsms.nets.espnet_names import LOWRANK_COUNTERPARTS
 
@@ -96,7 +96,7 @@ def compress_checkpoint(
     with torch.device("meta"):  # structure only: the weights come from the checkpoint
         model = LowRankASRTask.build_model(argparse.Namespace(**config))
     layers = {n: m for n, m in model.named_modules() if isinstance(m, FactorizedLinear)}
-    state = torch.load(asr_model_file, map_location="cpu")
+    state = load_weights_only(asr_model_file)
     new_state, report = compress_state_dict(state, layers)
     model.load_state_dict(new_state, strict=True, assign=True)  # fails on any structural mismatch
     model_path = output_dir / "model.pth"
