@@ -1,13 +1,16 @@
 """Writing results so that an interrupted or failed run never leaves a finished-looking file behind.
 
 Every file or directory this package produces is written under a temporary sibling name and renamed
-over its final name only when complete. Pure Python: no ESPnet, no torch.
+over its final name only when complete; every YAML config it writes has one layout
+(:func:`config_yaml`). Pure Python: no ESPnet, no torch.
 """
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Tuple, Union
+from typing import Dict, Iterator, Mapping, Sequence, Tuple, Union
+
+import yaml
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,6 +53,47 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     with replaced_on_success(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+class ConfigDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper without anchors and aliases (ESPnet's parser reads each value in place)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    numbers = bool(data) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=numbers)
+
+
+ConfigDumper.add_representer(list, _represent_list)
+
+
+def yaml_body(data: Mapping) -> str:
+    """``data`` as YAML in the layout of ESPnet's ``config.yaml`` (keys in their order, indent 4, Unicode
+    kept, no aliases, no line folding), except that a list of plain numbers stands on one line, as in the
+    hand-written configs: ``betas: [0.9, 0.98]``, ``mhsa: [0.1, 0.2]``, ``blocks: [3, 4]``."""
+    return yaml.dump(
+        dict(data), Dumper=ConfigDumper, indent=4, sort_keys=False, allow_unicode=True,
+        default_flow_style=False, width=1 << 20,
+    )
+
+
+def config_yaml(body: Union[Mapping, str], header: Sequence[str] = ()) -> str:
+    """The text of a YAML config: each ``header`` line as a ``# `` comment, a blank line, then ``body``,
+    either a mapping (through :func:`yaml_body`) or YAML text already laid out (kept as it is, comments
+    and all). Every config this package writes goes through here."""
+    text = body if isinstance(body, str) else yaml_body(body)
+    if not header:
+        return text
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header)
+    return f"{comments}\n{text}"
+
+
+def write_config_yaml(path: PathLike, body: Union[Mapping, str], header: Sequence[str] = ()) -> Path:
+    """Write :func:`config_yaml`'s text to ``path`` through a temporary file; returns ``path``."""
+    return write_text_atomic(path, config_yaml(body, header))
 
 
 def load_weights_only(path: PathLike, map_location="cpu"):
