@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from espnet_lrsms.analysis.layer_reset import MODES, ambient_blocks
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import write_config_yaml
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -44,10 +44,6 @@ def blocks_from_csv(path: Path, count: int) -> list:
     if len(ambient) < count:
         raise ValueError(f"{path}: {len(ambient)} ambient blocks under {modes[0]} ({ambient}), --num_ambient asks for {count}")
     return ambient[:count]
-
-
-def write_yaml(config: dict, header: str, path: Path) -> None:
-    write_text_atomic(path, header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
 def main(cmd=None) -> int:
@@ -77,13 +73,13 @@ def main(cmd=None) -> int:
         model = build_asr_model(args.base, device="meta", overrides={"encoder_conf": config["encoder_conf"]})
         plan = model.encoder.ffn_unit_dropout_plan
         counts[kind] = plan
-        header = (
-            f"# {args.base.name} with FFN unit dropout, {kind}: encoder blocks {option['blocks']} at rate {option['rate']}\n"
-            f"# ({'blocks from ' + source if kind == 'ambient' else 'all blocks, the rate that drops as many parameters as the ambient setting'}).\n"
-            f"# Drops {plan.dropped_parameters:,} parameters per training step ({100 * plan.dropped_fraction:.2f} % of the encoder's).\n"
-            f"# Written by: python -m espnet_lrsms.bin.analysis_unit_dropout_pair {' '.join(cmd if cmd is not None else sys.argv[1:])}\n"
-        )
-        write_yaml(config, header, path)
+        header = [
+            f"{args.base.name} with FFN unit dropout, {kind}: encoder blocks {option['blocks']} at rate {option['rate']}",
+            f"({'blocks from ' + source if kind == 'ambient' else 'all blocks, the rate that drops as many parameters as the ambient setting'}).",
+            f"Drops {plan.dropped_parameters:,} parameters per training step ({100 * plan.dropped_fraction:.2f} % of the encoder's).",
+            f"Written by: python -m espnet_lrsms.bin.analysis_unit_dropout_pair {' '.join(cmd if cmd is not None else sys.argv[1:])}",
+        ]
+        write_config_yaml(path, config, header)
         print(f"{kind:<8} blocks {option['blocks']!s:<14} rate {option['rate']:<7g} drops {plan.dropped_parameters:>11,} "
               f"parameters per step ({100 * plan.dropped_fraction:.2f} % of the encoder's) -> {path}")
     return 0
