@@ -30,7 +30,7 @@ import yaml
 
 from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
-from espnet_lrsms.fileio import save_figure
+from espnet_lrsms.fileio import config_yaml, save_figure, write_config_yaml
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
 from espnet_lrsms.tasks.compress import lowrank_config
 
@@ -171,7 +171,7 @@ def count_parameters(config: Mapping, vocab_size: int, schedules: Optional[Dict[
     config = training_options(lowrank_config(config, schedules) if schedules else copy.deepcopy(dict(config)))
     with tempfile.TemporaryDirectory(prefix="fit_rank_schedule_") as tmp:
         path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        write_config_yaml(path, config)
         factorize_logger = logging.getLogger("espnet_lrsms.lowrank.factorize")
         level = factorize_logger.level
         factorize_logger.setLevel(logging.ERROR)  # the break-even warning, once per bisection step
@@ -293,29 +293,17 @@ def fit_rank_schedule(
 
 
 # ------------------------------------------------------------------------------------------ output
-def _number(x: float) -> str:
-    return f"{x:.{DECIMALS}f}".rstrip("0").rstrip(".") if x != int(x) else f"{x:.1f}"
-
-
-def _spec(spec) -> str:
-    if isinstance(spec, dict):
-        return "{per_block: [" + ", ".join(_number(a) for a in spec["per_block"]) + "]}"
-    if isinstance(spec, list):
-        return "[" + ", ".join(_number(a) for a in spec) + "]"
-    return _number(spec)
-
-
-def format_yaml(result: ScheduleFit, source: str = "") -> str:
-    """Ready-to-paste ``encoder_conf: lowrank:`` / ``decoder_conf: lowrank:`` blocks with comments."""
+def fit_header(result: ScheduleFit, source: str = "") -> List[str]:
+    """The comment lines that say how the schedule was fitted and what it counts."""
     what = "energy (sum of s^2)" if result.measure == "energy" else "nuclear norm (sum of s)"
     lines = [
-        f"# rank schedule fitted to {source or 'the checkpoint'}: fraction of singular values holding "
+        f"rank schedule fitted to {source or 'the checkpoint'}: fraction of singular values holding "
         f"{100 * result.threshold:g} % of the {what}, mean per block",
     ]
     for (submodel, mtype), fit in result.fits.items():
         measured = " ".join(f"{f:.3f}" for f in fit.fractions)
         lines.append(
-            f"#   {submodel} {mtype} (B = {fit.num_blocks}): measured {measured}; "
+            f"  {submodel} {mtype} (B = {fit.num_blocks}): measured {measured}; "
             f"fit [a_i, a_f] = [{fit.alpha_i:.4f}, {fit.alpha_f:.4f}] (rms residual {fit.rms:.4f})"
         )
     how = "explicit per-block alphas" if result.per_block else "linear [a_i, a_f], a_b = a_i + b (a_f - a_i) / B"
@@ -324,25 +312,22 @@ def format_yaml(result: ScheduleFit, source: str = "") -> str:
         if result.budget is not None
         else "multiplier 1 (no budget)"
     )
-    lines.append(f"# {how}; {scale}; alphas clipped to [{ALPHA_MIN:g}, 1]")
+    lines.append(f"{how}; {scale}; alphas clipped to [{ALPHA_MIN:g}, 1]")
     lines.append(
-        f"# parameters: {result.num_params / 1e6:.2f} M ({result.num_params:,}); "
+        f"parameters: {result.num_params / 1e6:.2f} M ({result.num_params:,}); "
         f"the config as given: {result.given_params / 1e6:.2f} M"
     )
-    for note in result.notes:
-        lines.append(f"# note: {note}")
+    lines += [f"note: {note}" for note in result.notes]
     names = ", ".join(f"{s}: {next(iter(LOWRANK_COUNTERPARTS[s].values()))}" for s in FIT_SUBMODELS if s in result.schedules)
-    lines.append(f"# with {names}")
-    for submodel in FIT_SUBMODELS:
-        if submodel not in result.schedules:
-            continue
-        lines += [f"{submodel}_conf:", "    lowrank:"]
-        for key, value in result.schedules[submodel].items():
-            if key in FIT_MODULE_TYPES:
-                lines.append(f"        {key}: {_spec(value)}")
-            else:
-                lines.append(f"        {key}: {yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
-    return "\n".join(lines) + "\n"
+    lines.append(f"with {names}")
+    return lines
+
+
+def format_yaml(result: ScheduleFit, source: str = "") -> str:
+    """Ready-to-paste ``encoder_conf: lowrank:`` / ``decoder_conf: lowrank:`` blocks under
+    :func:`fit_header`'s comments."""
+    blocks = {f"{s}_conf": {"lowrank": result.schedules[s]} for s in FIT_SUBMODELS if s in result.schedules}
+    return config_yaml(blocks, fit_header(result, source))
 
 
 def config_with_schedules(config: Mapping, schedules: Dict[str, dict]) -> dict:

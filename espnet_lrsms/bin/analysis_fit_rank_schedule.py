@@ -32,13 +32,14 @@ from espnet_lrsms.analysis.rank_emergence import MEASURES
 from espnet_lrsms.analysis.schedule_fit import (
     CSV_FIELDS,
     config_with_schedules,
+    fit_header,
     fit_rank_schedule,
     fit_rows,
     format_yaml,
     plot_fit,
 )
 from espnet_lrsms.analysis.weights import write_rows_csv
-from espnet_lrsms.fileio import write_text_atomic
+from espnet_lrsms.fileio import write_config_yaml
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -76,7 +77,11 @@ def main(cmd=None) -> int:
     print(format_yaml(result, source=str(args.checkpoint)), end="")
     if args.output_config is not None:
         full = config_with_schedules(config, result.schedules)
-        write_text_atomic(args.output_config, yaml.safe_dump(full, allow_unicode=True, sort_keys=False))
+        command = " ".join(cmd if cmd is not None else sys.argv[1:])
+        header = [f"{args.config} with a fitted rank schedule (the lowrank: blocks of encoder_conf, decoder_conf).",
+                  *fit_header(result, str(args.checkpoint)),
+                  f"Written by: python -m espnet_lrsms.bin.analysis_fit_rank_schedule {command}"]
+        write_config_yaml(args.output_config, full, header)
         print(f"# wrote {args.output_config}")
     out = args.output_dir or args.checkpoint.parent / "analysis"
     csv_path = write_rows_csv(fit_rows(result), CSV_FIELDS, out / "schedule_fit.csv")
