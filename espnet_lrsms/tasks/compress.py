@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import torch
 import yaml
 
-from espnet_lrsms.fileio import load_weights_only, replaced_on_success, write_text_atomic
+from espnet_lrsms.fileio import load_weights_only, replaced_on_success, write_config_yaml
 from espnet_lrsms.lowrank import FactorizedLinear, truncated_svd_factors
 from espnet_lrsms.nets.espnet_names import LOWRANK_COUNTERPARTS
 
@@ -102,6 +102,6 @@ def compress_checkpoint(
     model_path = output_dir / "model.pth"
     with replaced_on_success(model_path) as tmp:
         torch.save(new_state, tmp)
-    write_text_atomic(config_path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    write_config_yaml(config_path, config)
     logger.info("wrote %s and %s", config_path, model_path)
     return report
