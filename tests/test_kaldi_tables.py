@@ -16,7 +16,7 @@ def test_split_takes_tabs_and_runs_of_spaces():
 def test_tab_separated_reference_scores_right(tmp_path):
     (tmp_path / "ref").write_text("u1\tA B C\nu2\tD E\n")
     (tmp_path / "hyp").write_text("u1 A B C\nu2 D X\n")
-    counts = score_dir(tmp_path / "ref", tmp_path / "hyp", tmp_path / "no_utt2spk", tmp_path / "score", "word")
+    counts = score_dir(tmp_path / "ref", tmp_path / "hyp", tmp_path / "no_utt2spk", tmp_path / "score", "wer")
     assert counts.percentages()[4] == pytest.approx(100 * 1 / 5)  # one substitution in five words
     assert (tmp_path / "score" / "ref.trn").read_text().splitlines()[0] == "A B C\t(u1-u1)"  # sclite: (speaker-utterance)
 

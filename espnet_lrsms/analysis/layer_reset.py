@@ -204,7 +204,7 @@ def _as_completed(futures, progress):
 
 def wer_of(refs: Mapping[str, str], hyps: Mapping[str, str]) -> Tuple[float, int, int]:
     """(WER in %, errors, reference words) over the utterances of ``refs``."""
-    total = score_texts(dict(refs), dict(hyps), {}, "word").total
+    total = score_texts({k: v.split() for k, v in refs.items()}, {k: v.split() for k, v in hyps.items()}, {}).total
     errors = total.substitutions + total.deletions + total.insertions
     return 100.0 * errors / max(total.words, 1), errors, total.words
 

@@ -110,11 +110,10 @@ def main(cmd=None) -> int:
 
 
 def score(data_dir: Path, decode_dir: Path) -> None:
-    """Stage 6's scoring of one decode dir (espnet_lrsms.bin.score): WER and CER."""
-    from espnet_lrsms.scoring.sclite import score_dir
+    """Stage 13's scoring of one decode dir (espnet_lrsms.bin.score): WER and CER."""
+    from espnet_lrsms.scoring.sclite import score_decode_dir
 
-    for metric, unit in (("wer", "word"), ("cer", "char")):
-        total = score_dir(data_dir / "text", decode_dir / "1best_recog" / "text", data_dir / "utt2spk", decode_dir / f"score_{metric}", unit)
+    for metric, total in score_decode_dir(data_dir, decode_dir).items():
         print(f"{decode_dir}: {metric.upper()} {total.percentages()[4]:.1f}% ({total.sentences} utterances)")
 
 

@@ -32,8 +32,8 @@ from typeguard import typechecked
 from espnet_lrsms.avsr.noise import NoiseMixError, mix_noise_into_data_dir
 from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
 from espnet_lrsms.recipe.decode_jobs import DecodeJobsError, merge_outputs, split_keys
-from espnet_lrsms.scoring.results import decode_tables_markdown, read_sum_avg
-from espnet_lrsms.scoring.sclite import score_dir
+from espnet_lrsms.scoring.results import decode_tables_markdown, environments_markdown, read_sum_avg
+from espnet_lrsms.scoring.sclite import score_decode_dir
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
 
 def _score_decode(data_dir: Path, tmp: Path, out_dir: Path) -> None:
     """score_{wer,cer} of the merged 1-best in the decode directory being written (``tmp``)."""
-    for metric, unit in (("wer", "word"), ("cer", "char")):
-        total = score_dir(data_dir / "text", tmp / "1best_recog" / "text", data_dir / "utt2spk", tmp / f"score_{metric}", unit)
+    for metric, total in score_decode_dir(data_dir, tmp).items():
         logger.info("%s: %s %.1f %% (%d utterances)", out_dir, metric.upper(), total.percentages()[4], total.sentences)
     if (data_dir / "noise.json").is_file():
         shutil.copy2(data_dir / "noise.json", tmp / "noise.json")
@@ -228,5 +227,5 @@ def snr_table_markdown(exp_dir: Path) -> str:
 
 def write_results(exp_dir: Path) -> Path:
     """``<exp>/RESULTS.md``: the SNR table, then the per-decode tables (written to a temporary name first)."""
-    text = f"# RESULTS\n\n## {exp_dir}\n\n" + snr_table_markdown(exp_dir) + "\n" + decode_tables_markdown(exp_dir, "*/*")
+    text = f"# RESULTS\n{environments_markdown()}\n## {exp_dir}\n\n" + snr_table_markdown(exp_dir) + "\n" + decode_tables_markdown(exp_dir)
     return write_text_atomic(exp_dir / "RESULTS.md", text)

@@ -2,14 +2,18 @@
 
 A set's keys (the first column of ``wav.scp``, in file order) are dealt round-robin into
 ``<logdir>/keys.<j>.scp``, j = 1 … nj; each job writes ESPnet's ``<logdir>/output.<j>/<n>best_recog/``;
-the merge concatenates every file of every ``<n>best_recog`` over the jobs, sorted by key.
+the merge concatenates every file of every ``<n>best_recog`` over the jobs, sorted by key, and, as
+ESPnet's decoding stage does, copies the 1-best ``text``, ``token``, ``token_int`` and ``score`` to the top
+of the decode directory.
 """
+import shutil
 from pathlib import Path
 from typing import List
 
 from espnet_lrsms.fileio import iter_kaldi_table
 
 MERGED_FILES = ("text", "token", "token_int", "score", "score_components")
+TOP_LEVEL_FILES = ("text", "token", "token_int", "score")
 
 
 class DecodeJobsError(RuntimeError):
@@ -48,4 +52,7 @@ def merge_outputs(logdir: Path, nj: int, out_dir: Path) -> List[str]:
                 (out_dir / name / file_name).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     if not (out_dir / "1best_recog" / "text").is_file():
         raise DecodeJobsError(f"decoding gave no {out_dir / '1best_recog' / 'text'}")
+    for file_name in TOP_LEVEL_FILES:
+        if (out_dir / "1best_recog" / file_name).is_file():
+            shutil.copyfile(out_dir / "1best_recog" / file_name, out_dir / file_name)
     return names
