@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import soundfile
+import torch
+import torchaudio
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +60,15 @@ def mix_at_snr(
     if offset is None:
         offset = int((rng or np.random.default_rng()).integers(0, noise.size))
     segment = loop_to_length(noise, speech.size, offset)
-    speech_power = np.mean(speech**2)
-    noise_power = np.mean(segment**2)
-    if speech_power == 0:
+    if not np.any(speech):
         raise ValueError("speech is silent (zero power): its SNR is undefined")
-    if noise_power == 0:
+    if not np.any(segment):
         raise ValueError("the noise segment is silent (zero power): it cannot be scaled to an SNR")
-    gain = np.sqrt(speech_power / (noise_power * 10.0 ** (snr / 10.0)))
-    return speech + gain * segment
+    # torchaudio scales the noise by the energy ratio (sums of squares: the same ratio as mean powers here)
+    mixture = torchaudio.functional.add_noise(
+        torch.from_numpy(speech)[None], torch.from_numpy(segment)[None], torch.tensor([float(snr)], dtype=torch.float64)
+    )
+    return mixture[0].numpy()
 
 
 def make_babble(

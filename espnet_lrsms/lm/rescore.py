@@ -11,19 +11,16 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.lm.nbest import Hypothesis, NBest
+from espnet_lrsms.scoring.sclite import align
 
 SentenceScorer = Callable[[Sequence[str]], List[float]]  # sentences -> log P_LM
 
 
 def word_errors(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Minimum number of substitutions, deletions and insertions turning ``ref`` into ``hyp``."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1]
+    """Substitutions + deletions + insertions of ``hyp`` against ``ref``, counted as the scoring stage
+    counts them (sclite's alignment, so tuning optimises the WER that RESULTS.md reports)."""
+    counts, _ = align(ref, hyp)
+    return counts.substitutions + counts.deletions + counts.insertions
 
 
 def corpus_wer(refs: Mapping[str, Sequence[str]], hyps: Mapping[str, Sequence[str]]) -> float:
@@ -85,11 +82,13 @@ def tune_weights(
     missing = sorted(set(refs) - set(nbest))
     if missing:
         raise KeyError(f"{len(missing)} reference utterances have no n-best list, e.g. {missing[:3]}")
+    errors = {k: [word_errors(ref, h.words) for h in nbest[k]] for k, ref in refs.items()}  # once per hypothesis
+    words = max(sum(len(ref) for ref in refs.values()), 1)
     table = []
     for w in lm_weights:
         for b in length_bonuses:
-            hyps = chosen_words(nbest, rescore(nbest, lm, w, b, am_components))
-            table.append((float(w), float(b), corpus_wer(refs, hyps)))
+            choice = rescore(nbest, lm, w, b, am_components)
+            table.append((float(w), float(b), 100.0 * sum(errors[k][choice[k]] for k in refs) / words))
     w, b, wer = min(table, key=lambda row: (round(row[2], 9), row[0], abs(row[1])))
     return Tuning(w, b, wer, tuple(table))
 

@@ -107,6 +107,10 @@ class WarmupCosineLR(EpochLengthScheduler):
     ``lr·(r + (1 − r)·½(1 + cos(π·p)))`` with ``p`` going from 0 to 1 over the remaining steps and
     ``r = min_lr_ratio``; after ``total_steps`` the LR stays at ``r·lr``.
     In epochs (the paper's AVSR recipe): ``warmup_epochs: 5``, ``total_epochs: 75``.
+
+    ESPnet's ``cosine_anneal_warmup_restart`` is not the same schedule: it takes absolute ``max_lr`` and
+    ``min_lr`` instead of the optimiser's LR, warms up from ``min_lr``, restarts after each cycle instead
+    of holding the floor, and counts steps only (no epochs).
     """
 
     LENGTHS = ("warmup", "total")
