@@ -192,7 +192,10 @@ ASR = PaperTask(
     name="asr",
     rows=ASR_ROWS,
     corpus="",
-    notes=(),
+    notes=(
+        "Augmentation as in the paper: adaptive time masking only, no speed perturbation",
+        "(the recipe's default --speed_perturb_factors \"\"; ESPnet's LibriSpeech recipe uses \"0.9 1.0 1.1\").",
+    ),
     frontends=AUDIO_FRONTEND,
     input_layer="linear",
     model="",
@@ -218,6 +221,7 @@ AVSR = PaperTask(
     notes=(
         "Data: data/<set>/wav.scp (16 kHz) and data/<set>/video.scp (96x96 grey mouth crops at 25 fps,",
         "one uint8 .npy (T, 96, 96) per clip): --train_data_path_and_name_and_type data/train/video.scp,video,video_npy",
+        "Augmentation as in the paper: adaptive time masking, horizontal flips, random crops; no speed perturbation.",
     ),
     frontends=AUDIO_FRONTEND + VIDEO_FRONTEND_AND_FUSION,
     input_layer="null       # the fusion MLP already gives 768-d frames",
