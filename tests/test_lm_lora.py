@@ -168,6 +168,23 @@ def test_adaptation_changes_what_the_lm_says(lm_setup):
 
 
 @pytest.mark.recipe
+def test_shallow_fusion_decoding_loads_adapted_lms_with_their_adapters(lm_setup):
+    """ESPnet's decoding builds its fusion LM with LMTask, which drops LoRA weights (strict=False);
+    espnet_lrsms.bin.asr_inference builds it with the adapters, at the checkpoint's ranks."""
+    from espnet2.tasks.lm import LMTask
+
+    from espnet_lrsms.bin.asr_inference import FusionLM
+
+    out = lm_setup["adapted"]["warmup"]
+    state = torch.load(out / "latest.pth", map_location="cpu")
+    model, _ = FusionLM.build_model_from_file(out / "config.yaml", out / "latest.pth", "cpu")
+    assert set(model.state_dict()) == set(state)
+    assert checkpoint_ranks(model.state_dict()) == checkpoint_ranks(state)
+    plain, _ = LMTask.build_model_from_file(out / "config.yaml", out / "latest.pth", "cpu")
+    assert not any("lora_" in key for key in plain.state_dict())  # what ESPnet alone would have decoded with
+
+
+@pytest.mark.recipe
 def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup, capsys):
     from espnet_lrsms.bin.lm_rescore import main as rescore_main
     from espnet_lrsms.lm.nbest import read_references

@@ -13,6 +13,9 @@ records each call's hypotheses in call order; afterwards each ``<n>best_recog/sc
 in the same order) is read back, matched to the recorded hypotheses, and every match is checked
 (the score written must be the recorded hypothesis' score) before ``score_components`` is written.
 Outputs it cannot match (multi-speaker and enhancement tasks) get no ``score_components``.
+
+Shallow fusion (``--lm_train_config``, ``--lm_file``, ``lm_weight`` in the decoding config) takes the
+LMs this project trains, LoRA-adapted ones included (:class:`FusionLM`).
 """
 import json
 import logging
@@ -22,8 +25,10 @@ from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
 from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
+from espnet_lrsms.tasks.lm_scorer import load_lm
 from espnet2.bin import asr_inference as espnet_asr_inference
 from espnet2.bin.asr_inference import Speech2Text, get_parser  # noqa: F401
+from espnet2.tasks.lm import LMTask
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet.utils.cli_utils import get_commandline_args
 
@@ -99,14 +104,25 @@ def write_score_components(output_dir: Path, calls: List[Optional[list]], weight
     return True
 
 
+class FusionLM:
+    """What ESPnet's decoding builds a shallow-fusion LM with (``--lm_train_config``, ``--lm_file``): the
+    base LM or a LoRA-adapted one (adapters at the checkpoint's ranks), loaded strictly and weights-only."""
+
+    @staticmethod
+    def build_model_from_file(config_file, model_file, device="cpu"):
+        return load_lm(config_file, model_file, device)
+
+
 def inference(**kwargs) -> None:
     """ESPnet's ``inference(**kwargs)`` plus ``score_components`` (see the module docstring)."""
     RecordingSpeech2Text.calls, RecordingSpeech2Text.instances = [], []
     espnet_asr_inference.Speech2Text = RecordingSpeech2Text
+    espnet_asr_inference.LMTask = FusionLM
     try:
         espnet_asr_inference.inference(**kwargs)
     finally:
         espnet_asr_inference.Speech2Text = Speech2Text
+        espnet_asr_inference.LMTask = LMTask
     instances = RecordingSpeech2Text.instances
     beam_search = getattr(instances[0], "beam_search", None) if instances else None
     if beam_search is None or not hasattr(beam_search, "weights"):
