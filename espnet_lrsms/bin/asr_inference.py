@@ -15,7 +15,8 @@ in the same order) is read back, matched to the recorded hypotheses, and every m
 Outputs it cannot match (multi-speaker and enhancement tasks) get no ``score_components``.
 
 Shallow fusion (``--lm_train_config``, ``--lm_file``, ``lm_weight`` in the decoding config) takes the
-LMs this project trains, LoRA-adapted ones included (:class:`FusionLM`).
+LMs this project trains, LoRA-adapted ones included (:class:`FusionLM`). The ASR model is built by
+:class:`LowRankASRTask`, whose ``build_model_from_file`` refuses a checkpoint that does not fit the config.
 """
 import json
 import logging
@@ -25,9 +26,11 @@ from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
 from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
+from espnet_lrsms.tasks.asr import LowRankASRTask
 from espnet_lrsms.tasks.lm_scorer import load_lm
 from espnet2.bin import asr_inference as espnet_asr_inference
 from espnet2.bin.asr_inference import Speech2Text, get_parser  # noqa: F401
+from espnet2.tasks.asr import ASRTask
 from espnet2.tasks.lm import LMTask
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet.utils.cli_utils import get_commandline_args
@@ -118,11 +121,13 @@ def inference(**kwargs) -> None:
     RecordingSpeech2Text.calls, RecordingSpeech2Text.instances = [], []
     espnet_asr_inference.Speech2Text = RecordingSpeech2Text
     espnet_asr_inference.LMTask = FusionLM
+    espnet_asr_inference.ASRTask = LowRankASRTask  # loads the checkpoint strictly and weights-only
     try:
         espnet_asr_inference.inference(**kwargs)
     finally:
         espnet_asr_inference.Speech2Text = Speech2Text
         espnet_asr_inference.LMTask = LMTask
+        espnet_asr_inference.ASRTask = ASRTask
     instances = RecordingSpeech2Text.instances
     beam_search = getattr(instances[0], "beam_search", None) if instances else None
     if beam_search is None or not hasattr(beam_search, "weights"):

@@ -2,6 +2,8 @@
 from espnet_lrsms.lowrank.factorize import (
     LayerPlan,
     factorize_planned_linears,
+    key_mismatch,
+    load_exact_state_dict,
     materialize_spectral_init_,
     plan_block_ranks,
     reinit_factorized_,
@@ -18,6 +20,8 @@ __all__ = [
     "LowRankConfigError",
     "break_even_rank",
     "factorize_planned_linears",
+    "key_mismatch",
+    "load_exact_state_dict",
     "materialize_spectral_init_",
     "plan_block_ranks",
     "rank_for",

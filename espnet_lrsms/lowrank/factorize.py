@@ -203,10 +203,33 @@ def state_dict_keys(module: nn.Module) -> List[str]:
     return keys
 
 
+def key_mismatch(expected, given, shown: int = 4) -> Optional[str]:
+    """What differs between the key sets ``expected`` (the model's) and ``given`` (a checkpoint's):
+    the count and the first ``shown`` keys of each kind, or None when they are the same."""
+    expected, given = set(expected), set(given)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if not missing and not unexpected:
+        return None
+
+    def listed(kind, keys):
+        return f"{len(keys)} {kind} key(s) {keys[:shown]}{' ...' if len(keys) > shown else ''}"
+
+    return f"{listed('missing', missing)}, {listed('unexpected', unexpected)}"
+
+
+def load_exact_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict(state, strict=True)`` with a short error: ``source`` (the file, and
+    the config the module was built from), the counts and a few of the missing and unexpected keys."""
+    mismatch = key_mismatch(state_dict_keys(module), state.keys())
+    if mismatch is not None:
+        raise RuntimeError(f"{source}: the checkpoint does not fit the {type(module).__name__}: {mismatch}")
+    module.load_state_dict(state, strict=True)
+
+
 def require_exact_keys_on_load(module: nn.Module, what: str) -> None:
     """Make ``module.load_state_dict`` fail on missing or unexpected keys below it, even when the
-    caller passes ``strict=False`` (ESPnet's inference does), so that a checkpoint whose structure
-    does not match the config (another rank schedule, a dense checkpoint) never loads silently.
+    caller passes ``strict=False`` (ESPnet's ``build_model_from_file`` does), so that a checkpoint whose
+    structure does not match the config (another rank schedule, a dense checkpoint) never loads silently.
 
     Args:
         module: the module to guard (its keys are checked under whatever prefix it is loaded at).
@@ -214,15 +237,12 @@ def require_exact_keys_on_load(module: nn.Module, what: str) -> None:
     """
 
     def check(mod, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        expected = {prefix + k for k in state_dict_keys(mod)}
-        given = {k for k in state_dict.keys() if k.startswith(prefix)}
-        missing, unexpected = sorted(expected - given), sorted(given - expected)
-        if missing or unexpected:
+        expected = [prefix + k for k in state_dict_keys(mod)]
+        mismatch = key_mismatch(expected, [k for k in state_dict.keys() if k.startswith(prefix)])
+        if mismatch is not None:
             error_msgs.append(
                 f"the checkpoint does not match the structure of the {what} built from the config "
-                f"(another lowrank: schedule, or a dense checkpoint?): "
-                f"{len(missing)} missing key(s) {missing[:4]}{' ...' if len(missing) > 4 else ''}, "
-                f"{len(unexpected)} unexpected key(s) {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}"
+                f"(another lowrank: schedule, or a dense checkpoint?): {mismatch}"
             )
 
     module.register_load_state_dict_pre_hook(check)

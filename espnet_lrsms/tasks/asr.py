@@ -2,7 +2,7 @@
 import argparse
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
@@ -12,8 +12,8 @@ from espnet2.train.trainer import Trainer
 from typeguard import typechecked
 
 import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
-from espnet_lrsms.fileio import replaced_on_success
-from espnet_lrsms.lowrank import materialize_spectral_init_, reinit_factorized_
+from espnet_lrsms.fileio import load_weights_only, replaced_on_success
+from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_init_, reinit_factorized_
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
@@ -117,6 +117,29 @@ class LowRankASRTask(ASRTask):
     def build_model(cls, args: argparse.Namespace) -> ESPnetASRModel:
         model = super().build_model(args)
         return finish_factorized_init(model, args)
+
+    @classmethod
+    def build_model_from_file(
+        cls,
+        config_file: Optional[Union[Path, str]] = None,
+        model_file: Optional[Union[Path, str]] = None,
+        device: str = "cpu",
+    ) -> Tuple[torch.nn.Module, argparse.Namespace]:
+        """ESPnet's, except that ``model_file`` is read weights-only and must fit the model exactly.
+
+        ESPnet loads it with ``strict=False``: a low-rank checkpoint under a dense config, or one
+        without ``frontend.*`` or ``ctc.*``, would decode garbage. Here any missing or unexpected key is
+        an error naming the file, the config, the counts and a few keys. ``--init_param`` (a partial
+        init by ESPnet's trainer) does not come through here and stays partial.
+        """
+        if config_file is None and model_file is not None:
+            config_file = Path(model_file).parent / "config.yaml"
+        model, args = super().build_model_from_file(config_file, None, device)
+        if model_file is not None:
+            state = load_weights_only(model_file)
+            state = state.get("module", state)  # a DeepSpeed checkpoint, as ESPnet unwraps it
+            load_exact_state_dict(model, state, f"{model_file} (config {config_file})")
+        return model, args
 
 
 def finish_factorized_init(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:

@@ -13,7 +13,6 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from espnet2.fileio.datadir_writer import DatadirWriter
-from espnet2.tasks.lm import LMTask
 from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
@@ -26,6 +25,7 @@ from espnet.nets.scorers.ctc import CTCPrefixScorer
 from espnet.nets.scorers.length_bonus import LengthBonus
 
 from espnet_lrsms.tasks.avsr import AVSRTask
+from espnet_lrsms.tasks.lm_scorer import load_lm
 
 MODALITIES = ("av", "audio", "video")
 
@@ -35,7 +35,7 @@ class AVSpeech2Text:
 
     Args:
         asr_train_config, asr_model_file: the training ``config.yaml`` and a checkpoint.
-        lm_train_config, lm_file: an optional ESPnet LM (``LMTask``), weighted by ``lm_weight``.
+        lm_train_config, lm_file: an optional LM of this project (base or LoRA-adapted), weighted by ``lm_weight``.
         beam_size, ctc_weight, penalty (length bonus), nbest, maxlenratio, minlenratio: as ESPnet's.
         modality: ``av``, ``audio`` (video ignored) or ``video`` (audio ignored).
 
@@ -73,7 +73,7 @@ class AVSpeech2Text:
         elif ctc_weight < 1.0:
             raise ValueError(f"ctc_weight: the model has no attention decoder, so it must be 1.0, got {ctc_weight}")
         if lm_train_config is not None:
-            lm, _ = LMTask.build_model_from_file(lm_train_config, lm_file, device)
+            lm, _ = load_lm(lm_train_config, lm_file, device)  # strictly, LoRA adapters included
             scorers["lm"] = lm.lm
             weights["lm"] = lm_weight
         search_class = BeamSearch

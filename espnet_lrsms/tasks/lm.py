@@ -9,7 +9,7 @@ strategy's per-step logic hooked onto its optimizer (:mod:`espnet_lrsms.lm.strat
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import yaml
@@ -25,6 +25,7 @@ from espnet_lrsms.fileio import load_weights_only
 from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
+from espnet_lrsms.lowrank import load_exact_state_dict
 from espnet_lrsms.train.trainer import HookedTrainer
 
 STRATEGY_ATTR = "lora_strategy"
@@ -137,6 +138,22 @@ class LoRALMTask(LMTask):
         return model
 
     @classmethod
+    def build_model_from_file(
+        cls,
+        config_file: Optional[Union[Path, str]] = None,
+        model_file: Optional[Union[Path, str]] = None,
+        device: str = "cpu",
+    ) -> Tuple[torch.nn.Module, argparse.Namespace]:
+        """The LM with ``model_file`` loaded weights-only and exactly, LoRA adapters at the checkpoint's
+        ranks (:func:`espnet_lrsms.tasks.lm_scorer.load_lm`); ESPnet's would load with ``strict=False``
+        and drop the adapters silently."""
+        from espnet_lrsms.tasks.lm_scorer import load_lm
+
+        if model_file is None:
+            return super().build_model_from_file(config_file, None, device)
+        return load_lm(config_file or Path(model_file).parent / "config.yaml", model_file, device)
+
+    @classmethod
     def build_adapted_model(
         cls,
         args: argparse.Namespace,
@@ -151,13 +168,7 @@ class LoRALMTask(LMTask):
         """
         model = super().build_model(args)
         if base_lm_file is not None:
-            state = load_weights_only(base_lm_file)
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise RuntimeError(
-                    f"--base_lm_file {base_lm_file}: not a state dict of the LM that lm_conf describes "
-                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-                )
+            load_exact_state_dict(model, load_weights_only(base_lm_file), f"--base_lm_file {base_lm_file}")
         elif not loading:
             logging.warning("--lora_conf without --base_lm_file: adapting a randomly initialised LM")
         adapters = attach_adapters(model, config, rank_overrides=rank_overrides)

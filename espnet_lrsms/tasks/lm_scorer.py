@@ -23,6 +23,7 @@ def load_lm(lm_train_config: Union[str, Path], lm_file: Union[str, Path], device
     from espnet_lrsms.fileio import load_weights_only
     from espnet_lrsms.lm.adapters import ranks_in_state_dict
     from espnet_lrsms.lm.lora_config import LoRAConfig
+    from espnet_lrsms.lowrank import load_exact_state_dict
     from espnet_lrsms.tasks.lm import LoRALMTask
 
     with open(lm_train_config, encoding="utf-8") as f:
@@ -35,10 +36,7 @@ def load_lm(lm_train_config: Union[str, Path], lm_file: Union[str, Path], device
         )
     else:
         model = LMTask.build_model(args)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise RuntimeError(f"{lm_file} does not fit the LM of {lm_train_config}: {e}") from None
+    load_exact_state_dict(model, state, f"{lm_file} (config {lm_train_config})")
     return model.to(device).eval(), args
 
 
