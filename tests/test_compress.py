@@ -89,3 +89,24 @@ def test_missing_lowrank_blocks_is_an_error(dense_experiment, tmp_path):
     empty.write_text("encoder_conf: {output_size: 64}\n")
     with pytest.raises(SystemExit, match="neither encoder_conf.lowrank nor decoder_conf.lowrank"):
         _compress(dense_experiment, empty, tmp_path / "x")
+
+
+@pytest.mark.parametrize("spelling", ["symlink", "relative"])
+def test_output_dir_of_the_source_experiment_is_refused_before_writing(dense_experiment, tmp_path, monkeypatch, spelling):
+    before = {p.name: p.read_bytes() for p in dense_experiment.iterdir() if p.is_file()}
+    if spelling == "symlink":
+        out = tmp_path / "link"
+        out.symlink_to(dense_experiment)
+    else:
+        monkeypatch.chdir(dense_experiment.parent)
+        out = dense_experiment.relative_to(dense_experiment.parent) / "." / ".." / dense_experiment.name
+    with pytest.raises(SystemExit, match=rf"--output_dir {out}: the directory of --asr_train_config .*overwrite"):
+        _compress(dense_experiment, _schedule_file(tmp_path, 0.5, 0.5), out)
+    assert {p.name: p.read_bytes() for p in dense_experiment.iterdir() if p.is_file()} == before
+
+
+def test_lowrank_blocks_without_any_alpha_are_refused_before_writing(dense_experiment, tmp_path):
+    schedule = _schedule_file(tmp_path, None, None)  # lowrank: {mhsa: null, ffn: null}: every layer dense
+    with pytest.raises(SystemExit, match=rf"--lowrank_from {schedule}: its lowrank: blocks .* factorize no layer"):
+        _compress(dense_experiment, schedule, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

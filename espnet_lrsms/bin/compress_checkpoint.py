@@ -8,18 +8,20 @@
 
 Takes ``encoder_conf.lowrank`` and ``decoder_conf.lowrank`` from ``--lowrank_from`` (any training
 config), writes ``config.yaml``, ``model.pth`` and ``compression.csv`` (rank, weights, relative
-Frobenius error per layer) to ``--output_dir``. Decode the result with
+Frobenius error per layer) to ``--output_dir``, which must not be the source experiment's directory. Decode the result with
 ``python -m espnet_lrsms.bin.asr_inference --asr_train_config <out>/config.yaml --asr_model_file <out>/model.pth``.
 A factorized checkpoint can be re-ranked the same way (its U·Vᵀ is truncated).
 """
 import argparse
 import csv
+import io
 import logging
 import sys
 from pathlib import Path
 
 import yaml
 
+from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.tasks.compress import compress_checkpoint
 
 
@@ -44,11 +46,17 @@ def main(cmd=None) -> int:
     }
     if not schedules:
         raise SystemExit(f"{args.lowrank_from}: neither encoder_conf.lowrank nor decoder_conf.lowrank is set")
-    report = compress_checkpoint(args.asr_train_config, args.asr_model_file, schedules, args.output_dir)
-    with open(args.output_dir / "compression.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(report[0]))
-        writer.writeheader()
-        writer.writerows(report)
+    try:
+        report = compress_checkpoint(
+            args.asr_train_config, args.asr_model_file, schedules, args.output_dir, schedules_from=args.lowrank_from
+        )
+    except ValueError as e:
+        raise SystemExit(f"compress_checkpoint: {e}")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(report[0]))
+    writer.writeheader()
+    writer.writerows(report)
+    write_text_atomic(args.output_dir / "compression.csv", table.getvalue())
     before = sum(r["weights_before"] for r in report)
     after = sum(r["weights_after"] for r in report)
     worst = max(report, key=lambda r: r["relative_error"])

@@ -8,8 +8,9 @@ loads the result like any other model.
 import argparse
 import copy
 import logging
+import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import yaml
@@ -83,23 +84,50 @@ def compress_state_dict(
     return new_state, report
 
 
+def same_directory(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one directory, through symlinks and relative paths."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
 def compress_checkpoint(
-    asr_train_config: Path, asr_model_file: Path, schedules: Dict[str, dict], output_dir: Path
+    asr_train_config: Path,
+    asr_model_file: Path,
+    schedules: Dict[str, dict],
+    output_dir: Path,
+    schedules_from: Optional[Path] = None,
 ) -> List[dict]:
-    """Write ``output_dir/config.yaml`` and ``output_dir/model.pth`` (compressed); return the report."""
+    """Write ``output_dir/config.yaml`` and ``output_dir/model.pth`` (compressed); return the report.
+
+    Refused before anything is written: an ``output_dir`` that holds the source config or checkpoint
+    (it would be overwritten), and ``schedules`` (read from ``schedules_from``) that factorize no
+    layer (every α null).
+    """
     from espnet_lrsms.tasks.asr import LowRankASRTask  # here: importing ESPnet's task takes seconds
 
+    output_dir = Path(output_dir)
+    for option, source in (("--asr_train_config", asr_train_config), ("--asr_model_file", asr_model_file)):
+        if same_directory(output_dir, Path(source).parent):
+            raise ValueError(
+                f"--output_dir {output_dir}: the directory of {option} {source}; writing config.yaml and "
+                "model.pth there would overwrite the source experiment: choose another directory"
+            )
     with open(asr_train_config, encoding="utf-8") as f:
         config = lowrank_config(yaml.safe_load(f), schedules)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    config_path = output_dir / "config.yaml"
     with torch.device("meta"):  # structure only: the weights come from the checkpoint
         model = LowRankASRTask.build_model(argparse.Namespace(**config))
     layers = {n: m for n, m in model.named_modules() if isinstance(m, FactorizedLinear)}
+    if not layers:
+        raise ValueError(
+            f"--lowrank_from {schedules_from}: its lowrank: blocks {schedules} factorize no layer "
+            "(give mhsa and/or ffn an α, e.g. mhsa: 0.25)"
+        )
     state = load_weights_only(asr_model_file)
     new_state, report = compress_state_dict(state, layers)
     model.load_state_dict(new_state, strict=True, assign=True)  # fails on any structural mismatch
-    model_path = output_dir / "model.pth"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config_path, model_path = output_dir / "config.yaml", output_dir / "model.pth"
     with replaced_on_success(model_path) as tmp:
         torch.save(new_state, tmp)
     write_config_yaml(config_path, config)
