@@ -14,6 +14,7 @@ from typeguard import typechecked
 import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
 from espnet_lrsms.fileio import load_weights_only, replaced_on_success
 from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_init_, reinit_factorized_
+from espnet_lrsms.tasks.packing import requirement_hint
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
@@ -130,11 +131,17 @@ class LowRankASRTask(ASRTask):
         ESPnet loads it with ``strict=False``: a low-rank checkpoint under a dense config, or one
         without ``frontend.*`` or ``ctc.*``, would decode garbage. Here any missing or unexpected key is
         an error naming the file, the config, the counts and a few keys. ``--init_param`` (a partial
-        init by ESPnet's trainer) does not come through here and stays partial.
+        init by ESPnet's trainer) does not come through here and stays partial. A component name no
+        registry holds gets the espnet_lrsms version to install (:mod:`espnet_lrsms.tasks.packing`).
         """
         if config_file is None and model_file is not None:
             config_file = Path(model_file).parent / "config.yaml"
-        model, args = super().build_model_from_file(config_file, None, device)
+        try:
+            model, args = super().build_model_from_file(config_file, None, device)
+        except ValueError as error:
+            if " must be one of " not in str(error):  # ESPnet's ClassChoices: a name no registry holds
+                raise
+            raise ValueError(f"{config_file}: {error}; {requirement_hint(config_file)}") from None
         if model_file is not None:
             state = load_weights_only(model_file)
             state = state.get("module", state)  # a DeepSpeed checkpoint, as ESPnet unwraps it

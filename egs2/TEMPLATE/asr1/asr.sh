@@ -10,7 +10,7 @@
 #   5. decoding           espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept
 #   6. scoring            <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
 #                         + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
-#   7. packing            espnet2.bin.pack -> <asr_exp>/<model>.zip
+#   7. packing            espnet_lrsms.bin.pack (ESPnet's pack; meta.yaml names espnet_lrsms) -> <asr_exp>/<model>.zip
 #   8. LM training        Transformer LM (ESPnet's LM task) on --lm_train_text [+ --lm_corpus] -> <expdir>/lm_<lm_tag>
 #   9. LoRA adaptation    one adapted LM per --lora_config, on --lora_train_text -> <lm_exp>_lora_<name>
 #  10. n-best rescoring   AM + λ·LM + β·words, (λ, β) tuned on --lm_tune_set, every LM, every test set;
@@ -22,6 +22,9 @@
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+path_list() {  # <array name> <value>: a list option's files; the whole value when it names one (a path with spaces)
+    if [[ -e "$2" ]]; then eval "$1=(\"\$2\")"; else read -r -a "$1" <<< "$2"; fi
+}
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
 # shellcheck source=/dev/null
 . "${here}/path.sh"
@@ -36,9 +39,11 @@ nj=4                     # parallel jobs for data prep
 inference_nj=4           # parallel decoding jobs
 gpu_inference=false
 python=python3
-train_cmd="${here}/utils/run_local.sh"
-cuda_cmd="${here}/utils/run_local.sh"
-decode_cmd="${here}/utils/run_local.sh"
+# job runners: a command name and its options, split into words (ESPnet's launcher splits --cmd the same
+# way), so a runner is named by its name on PATH (path.sh puts utils/ there), never by a path that may hold a space
+train_cmd=run_local.sh
+cuda_cmd=run_local.sh
+decode_cmd=run_local.sh
 
 # Data
 corpus=""                # librispeech | lrs3
@@ -220,7 +225,7 @@ if [[ $stage -le 7 && $stop_stage -ge 7 ]]; then
     _pack="${asr_exp}/${inference_asr_model%.pth}.zip"
     _tmp_pack="${asr_exp}/.packing_${inference_asr_model%.pth}.zip"  # pack reads the format from the suffix
     log "Stage 7: packing ${asr_exp}/${inference_asr_model} -> ${_pack}"
-    ${python} -m espnet2.bin.pack asr \
+    ${python} -m espnet_lrsms.bin.pack asr \
         --asr_train_config "${asr_exp}/config.yaml" \
         --asr_model_file "${asr_exp}/${inference_asr_model}" \
         --option "${bpemodel}" \
@@ -267,10 +272,13 @@ lm_train() {  # <output dir> <set under lm_stats_dir> <config> [lm_train options
 if [[ -n "$lm_config" && $stage -le 8 && $stop_stage -ge 8 ]]; then
     log "Stage 8: LM texts -> ${lm_stats_dir}; LM training (${lm_train_text}${lm_corpus:+ + ${lm_corpus}}) -> ${lm_exp}"
     _text_opts=(--text valid "${datadir}/${valid_set}/text")
-    for f in ${lm_train_text}; do _text_opts+=(--text train "${f}"); done
-    for f in ${lm_corpus}; do _text_opts+=(--plain_text train "${f}"); done
+    path_list _files "${lm_train_text}"
+    for f in "${_files[@]}"; do _text_opts+=(--text train "${f}"); done
+    path_list _files "${lm_corpus}"
+    for f in "${_files[@]}"; do _text_opts+=(--plain_text train "${f}"); done
     if [[ -n "$lora_config" ]]; then
-        for f in ${lora_train_text}; do _text_opts+=(--text lora_train "${f}"); done
+        path_list _files "${lora_train_text}"
+        for f in "${_files[@]}"; do _text_opts+=(--text lora_train "${f}"); done
     fi
     ${python} -m espnet_lrsms.bin.lm_prepare_text --out_root "${lm_stats_dir}" "${_text_opts[@]}" \
         --bpemodel "${bpemodel}" --token_list "${token_list}"

@@ -1,0 +1,126 @@
+"""ESPnet's ``pack`` of a model that needs this package, and the message when it is missing.
+
+A config naming ``encoder: lowrank_conformer`` (or another class this package registers) builds only
+after ``import espnet_lrsms``; without it ESPnet stops at ``--encoder must be one of (...)``, which
+this package cannot change. So the pack says it: :func:`pack_model` runs ESPnet's ``pack`` and adds
+to its ``meta.yaml`` (which ESPnet's ``unpack`` reads only for ``files``/``yaml_files``)::
+
+    espnet_lrsms: 0.1.0
+    requires: [espnet-lrsms==0.1.0]
+    espnet_lrsms_components: {encoder: lowrank_conformer, frontend: resnet1d, ...}
+    load: "this model needs espnet_lrsms 0.1.0: pip install espnet-lrsms==0.1.0 and `import espnet_lrsms` before loading"
+
+and this package's loaders (:meth:`LowRankASRTask.build_model_from_file`) turn an unknown component
+into that message, with the version a ``meta.yaml`` above the config records (:func:`requirement_hint`).
+"""
+import os
+import tempfile
+from io import BytesIO
+from pathlib import Path
+from typing import Dict, Iterable, Mapping, Optional, Union
+
+import yaml
+
+import espnet_lrsms
+from espnet_lrsms.fileio import replaced_on_success
+
+META = "meta.yaml"
+
+
+def requirement(version: str) -> str:
+    """What a model made with ``version`` of this package needs in order to load."""
+    return (
+        f"this model needs espnet_lrsms {version}: pip install espnet-lrsms=={version} "
+        "and `import espnet_lrsms` before loading"
+    )
+
+
+def package_components(config: Mapping) -> Dict[str, str]:
+    """``option → name`` for every option of ``config`` (an ESPnet config.yaml) that names a class of
+    this package, read from the registries (ESPnet's, and the AVSR task's own choices)."""
+    from espnet2.tasks.abs_task import scheduler_classes
+
+    from espnet_lrsms.tasks.avsr import AVSRTask
+
+    registries = {choices.name: choices.classes for choices in AVSRTask.class_choices_list}
+    registries["scheduler"] = scheduler_classes
+    found = {}
+    for option, classes in registries.items():
+        name = config.get(option)
+        cls = classes.get(name.lower()) if isinstance(name, str) else None
+        if cls is not None and cls.__module__.startswith("espnet_lrsms."):
+            found[option] = name
+    return found
+
+
+def pack_meta(configs: Iterable[Union[str, Path]]) -> dict:
+    """The keys :func:`pack_model` adds to ``meta.yaml`` for a pack of ``configs``."""
+    components = {}
+    for config in configs:
+        with open(config, encoding="utf-8") as f:
+            components.update(package_components(yaml.safe_load(f) or {}))
+    version = espnet_lrsms.__version__
+    return {
+        "espnet_lrsms": version,
+        "requires": [f"espnet-lrsms=={version}"],
+        "espnet_lrsms_components": components,
+        "load": requirement(version),
+    }
+
+
+def rewrite_meta(source: Path, target: Path, extra: Mapping) -> None:
+    """Copy the archive ``source`` to ``target`` (same format), ``extra`` added to its ``meta.yaml``."""
+    from espnet2.main_funcs.pack_funcs import Archiver
+
+    with Archiver(source) as old, Archiver(target, mode="w") as new:
+        for info in old:
+            name = old.get_name_from_info(info)
+            if name == META:
+                meta = yaml.safe_load(old.extractfile(info, mode="rb").read())
+                data = yaml.safe_dump({**meta, **extra}).encode()
+                new.addfile(new.generate_info(META, len(data)), BytesIO(data))
+            else:
+                new.addfile(info, old.extractfile(info, mode="rb"))
+
+
+def pack_model(
+    yaml_files: Mapping[str, str], files: Mapping[str, str], outpath: Union[str, Path], option: Iterable[str] = ()
+) -> Path:
+    """ESPnet's ``pack`` (same arguments, same archive) with :func:`pack_meta` of the configs in its
+    ``meta.yaml``; ``outpath`` appears complete or not at all."""
+    from espnet2.main_funcs.pack_funcs import pack
+
+    outpath = Path(outpath)
+    outpath.parent.mkdir(parents=True, exist_ok=True)
+    extra = pack_meta(yaml_files.values())
+    # ESPnet's Archiver reads the format from the name: both archives keep outpath's name
+    with tempfile.TemporaryDirectory(dir=outpath.parent, prefix=".packing_") as work:
+        packed, rewritten = Path(work) / "espnet" / outpath.name, Path(work) / outpath.name
+        pack(files=dict(files), yaml_files=dict(yaml_files), outpath=packed, option=list(option))
+        rewrite_meta(packed, rewritten, extra)
+        with replaced_on_success(outpath) as tmp:
+            os.replace(rewritten, tmp)
+    return outpath
+
+
+def recorded_version(config_file: Union[str, Path]) -> Optional[str]:
+    """The ``espnet_lrsms`` version in the ``meta.yaml`` of the unpacked pack holding ``config_file``
+    (ESPnet's ``unpack`` puts it at the top, the config below), or None."""
+    for directory in Path(config_file).resolve().parents:
+        meta = directory / META
+        if meta.is_file():
+            with meta.open(encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+            if isinstance(data, dict) and "files" in data:
+                version = data.get("espnet_lrsms")
+                return None if version is None else str(version)
+    return None
+
+
+def requirement_hint(config_file: Union[str, Path]) -> str:
+    """:func:`requirement` for the version the pack of ``config_file`` records, else the one installed."""
+    recorded = recorded_version(config_file)
+    installed = espnet_lrsms.__version__
+    if recorded is None or recorded == installed:
+        return requirement(installed)
+    return f"{requirement(recorded)} (installed: {installed})"
