@@ -23,7 +23,8 @@ set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 path_list() {  # <array name> <value>: a list option's files; the whole value when it names one (a path with spaces)
-    if [[ -e "$2" ]]; then eval "$1=(\"\$2\")"; else read -r -a "$1" <<< "$2"; fi
+    local -n _list=$1
+    if [[ -e "$2" ]]; then _list=("$2"); else read -r -a _list <<< "$2"; fi
 }
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
 # shellcheck source=/dev/null
@@ -107,6 +108,7 @@ done
 if [[ -n "$inference_config" && ! -f "$inference_config" ]]; then
     echo "$0: --inference_config ${inference_config}: no such file" >&2; exit 1
 fi
+path_list lora_configs "${lora_config}"
 
 bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${bpedir}/bpe.model"
@@ -236,7 +238,7 @@ fi
 
 if [[ -n "$lm_config" && $stop_stage -ge 8 ]]; then
     [[ -f "$lm_config" ]] || { echo "$0: --lm_config ${lm_config}: no such file" >&2; exit 1; }
-    for _cfg in ${lora_config}; do
+    for _cfg in "${lora_configs[@]}"; do
         [[ -f "$_cfg" ]] || { echo "$0: --lora_config: ${_cfg}: no such file" >&2; exit 1; }
     done
     [[ -n "$lm_tag" ]] || lm_tag="$(basename "${lm_config}" .yaml)_${lang}_${token_type}${nbpe}"
@@ -287,7 +289,7 @@ if [[ -n "$lm_config" && $stage -le 8 && $stop_stage -ge 8 ]]; then
 fi
 
 if [[ -n "$lm_config" && -n "$lora_config" && $stage -le 9 && $stop_stage -ge 9 ]]; then
-    for _cfg in ${lora_config}; do
+    for _cfg in "${lora_configs[@]}"; do
         _lora_exp=$(lora_exp_of "${_cfg}")
         log "Stage 9: LoRA adaptation of ${lm_exp}/${lm_base_model} (${lora_train_text}) with ${_cfg} -> ${_lora_exp}"
         # shellcheck disable=SC2086
@@ -306,7 +308,7 @@ if [[ -n "$lm_config" && $stage -le 10 && $stop_stage -ge 10 ]]; then
         exit 1
     fi
     _lms=("${lm_exp}:${lm_base_model}")
-    for _cfg in ${lora_config}; do _lms+=("$(lora_exp_of "${_cfg}"):${lora_model}"); done
+    for _cfg in "${lora_configs[@]}"; do _lms+=("$(lora_exp_of "${_cfg}"):${lora_model}"); done
     _decode_opts=()
     for dset in ${test_sets}; do _decode_opts+=(--decode_dir "${_decode_root}/${dset}"); done
     for _lm in "${_lms[@]}"; do

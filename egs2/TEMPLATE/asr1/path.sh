@@ -1,8 +1,13 @@
 # Puts the repository's virtual environment (README: .venv) first on PATH when there is one, so the
 # stages' python3 is the one with espnet_lrsms installed; with another environment active, it is used.
-_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# The recipe's job runner (utils/run_local.sh) goes on PATH too, so the stages name it without
+# a directory: a command string (--cmd of ESPnet's launcher, ${train_cmd} in the stages) is split into words,
+# and a checkout path with a space in it would split there.
+_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PATH="${_here}/utils:${PATH}"
+_repo=$(cd "${_here}/../../.." && pwd)
 if [[ -z "${VIRTUAL_ENV:-}" && -x "${_repo}/.venv/bin/python3" ]]; then
     export PATH="${_repo}/.venv/bin:${PATH}"
 fi
 export PYTHONUNBUFFERED=1
-unset _repo
+unset _repo _here
