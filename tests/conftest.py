@@ -2,6 +2,7 @@
 import math
 import os
 import re
+import shutil
 import subprocess
 import random
 from pathlib import Path
@@ -86,12 +87,26 @@ def wer_of(results_md, dataset):
     return float(match.group(3))
 
 
+def checkout_copy(root: Path, recipe: Path) -> Path:
+    """``recipe`` in a copy of the checkout's recipe files (egs2/, conf/; the venv linked) under ``root``."""
+    copy = root / "lrsms checkout"
+    shutil.copytree(REPO / "egs2", copy / "egs2", symlinks=True, ignore=shutil.ignore_patterns("data", "exp"))
+    shutil.copytree(REPO / "conf", copy / "conf", symlinks=True)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    return copy / recipe.relative_to(REPO)
+
+
 @pytest.fixture(scope="session")
 def librispeech_demo(tmp_path_factory):
-    """The LibriSpeech demo recipe run through stages 1-7 once per test session: (work dir, stdout)."""
-    work = tmp_path_factory.mktemp("librispeech_demo")
+    """The LibriSpeech demo recipe run through stages 1-7 once per test session: (work dir, stdout).
+
+    It runs from a copy of the recipe in a directory whose name holds a space, and writes data/ and exp/
+    under another such directory: every path the stages pass around has a space in it.
+    """
+    work = tmp_path_factory.mktemp("librispeech demo")
+    recipe = checkout_copy(work, LIBRI_RECIPE)
     stdout = run_recipe(
-        LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
+        recipe, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
         "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean",
     )
     return work, stdout

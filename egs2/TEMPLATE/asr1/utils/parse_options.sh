@@ -20,8 +20,13 @@ while [[ $# -gt 0 ]]; do
             fi
             value=$2
             if [[ "$name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
+                if [[ -e "$value" || -e "${LRSMS_CALLER_DIR}/${value}" ]]; then
+                    words=("$value")  # one file, whatever spaces its name holds
+                else
+                    read -r -a words <<< "$value"  # --lora_config takes several files
+                fi
                 resolved=()
-                for word in $value; do  # --lora_config takes several files
+                for word in "${words[@]}"; do
                     [[ "$word" != /* && -e "${LRSMS_CALLER_DIR}/${word}" ]] && word="${LRSMS_CALLER_DIR}/${word}"
                     resolved+=("$word")
                 done
