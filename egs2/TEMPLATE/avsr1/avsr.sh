@@ -35,7 +35,7 @@ nj=4                     # parallel jobs for data prep
 inference_nj=4           # parallel decoding jobs
 gpu_inference=false
 python=python3
-cuda_cmd="${here}/utils/run_local.sh"
+cuda_cmd=run_local.sh     # a command name and options, split into words (as asr.sh; path.sh puts utils/ on PATH)
 
 # Data
 corpus_root=""           # LRS3: holds pretrain/, trainval/, test/
@@ -88,6 +88,8 @@ Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj
 
 # shellcheck source=utils/parse_options.sh
 . "${here}/utils/parse_options.sh"
+# shellcheck source=utils/require.sh
+. "${here}/utils/require.sh"
 
 for var in corpus_root train_set valid_set avsr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
@@ -122,6 +124,9 @@ if [[ -z "$inference_tag" ]]; then
 fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+    [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, LRS3 in db.sh), which does not exist" >&2; exit 1; }
+    [[ -z "$landmarks_dir" || -d "$landmarks_dir" ]] || { echo "$0: Stage 1: --landmarks_dir ${landmarks_dir}: no such directory" >&2; exit 1; }
+    require_count 1 --nj "${nj}"
     log "Stage 1: audio + mouth ROIs (${roi_method}) for ${train_set} ${valid_set} ${test_sets} from ${corpus_root}"
     roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}"
               --detect_upsample "${detect_upsample}")
@@ -133,12 +138,17 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
 fi
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+    require_files 2 "made by stage 1" "${datadir}/${train_set}/text"
     log "Stage 2: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${train_set}/text -> ${bpedir}"
     ${python} -m espnet_lrsms.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
         --out_dir "${bpedir}" --nbpe "${nbpe}" --mode "${bpemode}"
 fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+    require_files 3 "made by stage 2" "${bpemodel}" "${token_list}"
+    for dset in "${train_set}" "${valid_set}"; do
+        require_files 3 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
+    done
     log "Stage 3: shape files (speech, text, video) -> ${avsr_stats_dir}"
     ${python} -m espnet_lrsms.bin.make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
         --roi_size "${roi_size}" \
@@ -146,6 +156,13 @@ if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
 fi
 
 if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
+    require_files 4 "made by stage 2" "${bpemodel}" "${token_list}"
+    for dset in "${train_set}" "${valid_set}"; do
+        require_files 4 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
+    done
+    for split in train valid; do
+        require_files 4 "made by stage 3" "${avsr_stats_dir}/${split}/speech_shape" "${avsr_stats_dir}/${split}/text_shape.${token_type}"
+    done
     log "Stage 4: training -> ${avsr_exp} (log: ${avsr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
     mkdir -p "${avsr_exp}"
     launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${avsr_exp}/train.log" --ngpu "${ngpu}"
@@ -191,8 +208,19 @@ sweep_opts=(--exp_dir "${avsr_exp}" --inference_tag "${inference_tag}" --asr_mod
             --data_root "${datadir}" --nj "${inference_nj}" --modality "${inference_modality}"
             --ngpu "$([[ "$gpu_inference" == true ]] && echo 1 || echo 0)")
 [[ -n "$inference_config" ]] && sweep_opts+=(--config "${inference_config}")
+require_decoding_inputs() {  # <stage>: a trained model, and every test set prepared by stage 1
+    require_count "$1" --inference_nj "${inference_nj}"
+    require_words "$1" --test_sets "${test_sets}"
+    require_files "$1" "made by stage 4, or set --inference_avsr_model" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}"
+    local dset
+    for dset in ${test_sets}; do
+        require_files "$1" "made by stage 1 with the set in --test_sets" \
+            "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
+    done
+}
 
 if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
+    require_decoding_inputs 5
     log "Stage 5: decoding ${test_sets} (clean, modality ${inference_modality}) -> ${avsr_exp}/${inference_tag}"
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.avsr_snr_sweep "${sweep_opts[@]}" --test_sets ${test_sets} --conditions clean \
@@ -200,6 +228,8 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
 fi
 
 if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
+    require_decoding_inputs 6
+    require_words 6 --snrs "${snrs}"
     noise_opts=(--babble_speakers "${babble_speakers}" --seed "${noise_seed}")
     [[ -n "$noise_file" ]] && noise_opts+=(--noise_file "${noise_file}")
     log "Stage 6: ${noise_file:-babble} noise at SNR ${snrs} dB on ${test_sets} -> ${avsr_exp}/${inference_tag}_snr<x>"
