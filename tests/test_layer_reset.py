@@ -76,7 +76,7 @@ def read_rows(path):
 def test_ablation_on_the_trained_demo_model(librispeech_demo, tmp_path, capsys):
     """Known answers on a real model: a block whose 'initial' weights are its trained ones is ambient
     with exactly the trained WER; re-randomising the blocks of the trained encoder costs WER; the
-    trained model decodes exactly as the recipe's stage 5 did."""
+    trained model decodes exactly as the recipe's stage 12 did."""
     work, _ = librispeech_demo
     exp = work / "exp" / f"asr_{TAG}"
     trained = torch.load(exp / "valid.acc.best.pth", map_location="cpu")
@@ -108,7 +108,7 @@ def test_ablation_on_the_trained_demo_model(librispeech_demo, tmp_path, capsys):
     assert "ambient encoder blocks (reinit), most ambient first: [0" in out
     assert (tmp_path / "out" / "layer_reset.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "rerandom_seed1.pth").is_file()
-    # the ablation's decoder is the recipe's: same hypotheses as stage 5's 1-best
+    # the ablation's decoder is the recipe's: same hypotheses as stage 12's 1-best
     stage5 = (exp / DECODE / "dev_clean" / "1best_recog" / "text").read_text().split("\n")
     ours = (tmp_path / "out" / "hyps" / "trained" / "text").read_text().split("\n")
     assert [line.rstrip() for line in ours] == [line.rstrip() for line in stage5]

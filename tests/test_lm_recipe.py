@@ -1,5 +1,6 @@
-"""Recipe stages 8-10 (LM training, LoRA adaptation, rescoring + NPRR) through run.sh, on the demo
-transcripts and n-best lists written in ESPnet's decode layout (stages 1-7 are test_recipes.py's)."""
+"""Recipe stages 6-9 (LM text, LM training, perplexity, LoRA adaptation) and 17 (rescoring + NPRR) through
+run.sh, on the demo transcripts and n-best lists written in ESPnet's decode layout (the other stages are
+test_recipes.py's)."""
 import os
 import re
 import subprocess
@@ -40,15 +41,15 @@ def run(work, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def stages_8_to_10(tmp_path_factory):
+def lm_stages(tmp_path_factory):
     work = tmp_path_factory.mktemp("lm_recipe")
     data = work / "data"
     for split in ("train_clean_100", "dev_clean", "test_clean"):
         write_data_dir(data, split)
-    train_tokenizer(data / "train_clean_100" / "text", data / "en_token_list" / "bpe_unigram30", 30)  # stage 2
-    for split in ("dev_clean", "test_clean"):  # stage 5's output, made noisy
+    train_tokenizer(data / "train_clean_100" / "text", data / "en_token_list" / "bpe_unigram30", 30)  # stage 5
+    for split in ("dev_clean", "test_clean"):  # stage 12's output, made noisy
         write_decode_dir(work / "exp" / ASR_EXP / DECODE / split, noisy_nbest(demo_transcripts(split)))
-    return work, run(work, "--stage", "8").stdout
+    return work, run(work, "--stage", "6", "--stop_stage", "9").stdout + run(work, "--stage", "17").stdout
 
 
 def wer_row(results, decode, dataset):
@@ -57,8 +58,8 @@ def wer_row(results, decode, dataset):
     return float(match.group(1))
 
 
-def test_rescoring_rows_land_in_results_md(stages_8_to_10):
-    work, stdout = stages_8_to_10
+def test_rescoring_rows_land_in_results_md(lm_stages):
+    work, stdout = lm_stages
     exp = work / "exp" / ASR_EXP
     results = (exp / "RESULTS.md").read_text()
     assert results in stdout
@@ -72,31 +73,40 @@ def test_rescoring_rows_land_in_results_md(stages_8_to_10):
         assert (exp / f"{DECODE}_rescore_{lm}" / "lm_weight").is_file()
 
 
-def test_nprr_is_measured_on_the_test_set_only(stages_8_to_10):
-    work, stdout = stages_8_to_10
+def test_nprr_is_measured_on_the_test_set_only(lm_stages):
+    work, stdout = lm_stages
     out = work / "exp" / ASR_EXP / f"{DECODE}_rescore_{BASE_LM}"
     text = (out / "test_clean" / "robustness.txt").read_text()
     assert re.search(r"NPRR = (n/a|[-+][\d.]+ %)\s+1-best PRR = (n/a|[-+][\d.]+ %)", text), text
     assert not (out / "dev_clean" / "robustness.txt").exists()  # the tuning set
 
 
-def test_lora_stage_reports_its_ranks(stages_8_to_10):
-    work, stdout = stages_8_to_10
+def test_lora_stage_reports_its_ranks(lm_stages):
+    work, stdout = lm_stages
     assert re.search(r"LoRA strategy vanilla \(end, step \d+\): 12 adapted linears, ranks 12×r4, total rank 48", stdout)
     assert (work / "exp" / f"{BASE_LM}_lora_vanilla_tiny" / "lora_ranks.json").is_file()
 
 
-def test_rerunning_stage_10_is_safe(stages_8_to_10):
-    work, _ = stages_8_to_10
+def test_perplexity_stage_uses_espnets_lm_calc_perplexity(lm_stages):
+    work, stdout = lm_stages
+    for dataset in ("dev_clean", "test_clean"):
+        ppl = float((work / "exp" / BASE_LM / f"perplexity_{dataset}" / "ppl").read_text())
+        assert 1.0 < ppl < 30.0  # below the 30-piece vocabulary: the LM learned something
+        assert f"PPL {dataset}: " in stdout
+    assert (work / "exp" / BASE_LM / "run.sh").read_text().rstrip().endswith('--stage 7 "$@"; exit $?')
+
+
+def test_rerunning_stage_17_is_safe(lm_stages):
+    work, _ = lm_stages
     results = work / "exp" / ASR_EXP / "RESULTS.md"
     before = results.read_text()
-    run(work, "--stage", "10", "--lm_robustness", "false", "--lora_config", "")  # the base LM's rows again
+    run(work, "--stage", "17", "--lm_robustness", "false", "--lora_config", "")  # the base LM's rows again
     assert results.read_text() == before
     assert not list((work / "exp" / ASR_EXP).glob("*.tmp"))
 
 
-def test_an_undecoded_tuning_set_is_named(stages_8_to_10):
-    work, _ = stages_8_to_10
-    result = run(work, "--stage", "10", "--lm_tune_set", "dev_other", check=False)
+def test_an_undecoded_tuning_set_is_named(lm_stages):
+    work, _ = lm_stages
+    result = run(work, "--stage", "17", "--lm_tune_set", "dev_other", check=False)
     assert result.returncode != 0
     assert "tunes the LM weight on dev_other" in result.stderr and "--test_sets" in result.stderr

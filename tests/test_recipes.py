@@ -19,7 +19,7 @@ def test_demo_learns_the_training_speakers(librispeech_demo):
     work, stdout = librispeech_demo
     exp = work / "exp" / f"asr_{TAG}"
     results = (exp / "RESULTS.md").read_text()
-    assert results in stdout  # stage 6 prints the table
+    assert results in stdout  # stage 13 prints the table
     seen, unseen = wer_of(results, "dev_clean"), wer_of(results, "test_clean")
     print(f"demo WER: seen speakers {seen} %, unseen speakers {unseen} %")
     assert seen < 40.0  # from 100 % (an untrained model) to well below
@@ -38,6 +38,21 @@ def test_demo_outputs_are_in_espnets_layout(librispeech_demo):
     stats = work / "exp" / "asr_stats_raw_en_bpe30"
     assert (stats / "train" / "speech_shape").is_file() and (stats / "valid" / "text_shape.bpe").is_file()
     assert (exp / "40epoch.pth").is_file()
+
+
+def test_stage_11_trains_and_leaves_a_run_sh_that_reruns_it(librispeech_demo):
+    """ESPnet's stage numbers: the second run (--stage 11) trained, decoded, scored, packed and wrote the HF repo."""
+    work, stdout = librispeech_demo
+    exp = work / "exp" / f"asr_{TAG}"
+    second = stdout[stdout.index("Stage 11: training"):]
+    for n in (12, 13, 14, 15):
+        assert f"Stage {n}: " in second
+    assert "Stage 16: nothing uploaded (no --hf_repo)" in second
+    assert "Stage 17 skipped: no --lm_config" in second
+    run_sh = (exp / "run.sh").read_text()
+    assert run_sh.rstrip().endswith('--stage 11 "$@"; exit $?')
+    assert "--skip_upload_hf false" in run_sh and "lrsms\\ checkout" in run_sh  # the path with a space, quoted
+    assert (exp / "hf_repo" / "README.md").is_file()  # stage 15: the model repository, ready to push
 
 
 def test_packed_model_loads_in_speech2text(librispeech_demo, tmp_path):
@@ -62,7 +77,7 @@ def test_rerunning_a_stage_is_safe(librispeech_demo):
     run_recipe(
         LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
         "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean",
-        "--stage", "6", "--stop_stage", "6",
+        "--stage", "13", "--stop_stage", "13",
     )
     assert (work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text() == before
 
@@ -71,7 +86,7 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
     run_recipe(
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
-        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "6",
+        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "13",
     )
     result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / DECODE / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()

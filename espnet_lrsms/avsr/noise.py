@@ -4,7 +4,7 @@ SNR here is ``10·log10(P_speech / P_noise)`` with ``P`` the mean square over th
 (the noise as added, after looping/cropping and scaling). The paper's Table III evaluates at
 −7.5, −2.5, 2.5, 7.5 and 12.5 dB with NOISEX babble; where that recording is not available,
 :func:`make_babble` sums other utterances instead. :func:`mix_noise_into_data_dir` makes a noisy copy
-of a whole ESPnet data directory (``espnet_lrsms.bin.avsr_mix_noise``, AVSR stage 6).
+of a whole ESPnet data directory (``espnet_lrsms.bin.avsr_mix_noise``, AVSR stage 17).
 """
 import logging
 import shutil

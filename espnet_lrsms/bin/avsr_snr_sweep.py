@@ -1,4 +1,4 @@
-"""AVSR stages 5–6: decode + score test sets clean and at SNRs, then <exp>/RESULTS.md (espnet_lrsms.recipe.avsr_sweep).
+"""AVSR stages 12 (clean) and 17 (at SNRs): decode + score test sets clean and at SNRs, then <exp>/RESULTS.md (espnet_lrsms.recipe.avsr_sweep).
 
     python -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir exp/avsr_x --inference_tag decode_avsr_avsr_model_valid.acc.ave \\
         --asr_model_file exp/avsr_x/valid.acc.ave.pth --data_root data --test_sets test \\
@@ -60,7 +60,7 @@ def main(cmd=None) -> int:
             config = args.asr_train_config or args.exp_dir / "config.yaml"
             for path, option in ((config, "--asr_train_config"), (args.asr_model_file, "--asr_model_file")):
                 if path is None or not Path(path).is_file():
-                    raise SweepError(f"{option} {path}: no such file (train first: stage 4)")
+                    raise SweepError(f"{option} {path}: no such file (train first: stage 11)")
             if not args.test_sets:
                 raise SweepError("--test_sets: no test set given")
             kwargs = decode_kwargs(config, args.asr_model_file, extra)

@@ -1,4 +1,4 @@
-"""Stage 5 helper: split a set into decoding jobs, or merge the jobs' n-best outputs.
+"""Stage 12 helper: split a set into decoding jobs, or merge the jobs' n-best outputs.
 
     python -m espnet_lrsms.bin.decode_jobs split --scp data/test/wav.scp --nj 4 --logdir D/logdir   # keys.<j>.scp
     python -m espnet_lrsms.bin.decode_jobs merge --logdir D/logdir --nj 4 --out_dir D

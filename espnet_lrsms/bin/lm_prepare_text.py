@@ -1,4 +1,4 @@
-"""Recipe stage 8: LM texts in ESPnet's layout plus their shape files (see espnet_lrsms.lm.text).
+"""Recipe stage 6: LM texts in ESPnet's layout plus their shape files (see espnet_lrsms.lm.text).
 
     python -m espnet_lrsms.bin.lm_prepare_text --out_root exp/lm_stats_en_bpe5000 \
         --bpemodel data/en_token_list/bpe_unigram5000/bpe.model --token_list data/en_token_list/bpe_unigram5000/tokens.txt \

@@ -1,4 +1,4 @@
-"""Recipe stage 10: rescore n-best lists with an LM, the weights tuned on a dev set; score; NPRR.
+"""Recipe stage 17: rescore n-best lists with an LM, the weights tuned on a dev set; score; NPRR.
 
     python -m espnet_lrsms.bin.lm_rescore --lm_train_config exp/lm_x/config.yaml --lm_file exp/lm_x/latest.pth \
         --tune_decode_dir exp/asr_y/decode_z/dev_clean --tune_text data/dev_clean/text \
@@ -8,7 +8,7 @@
 score = AM + λ·log P_LM + β·words (espnet_lrsms.lm.rescore); (λ, β) minimise the WER of the tuning
 set over the grids, or are given. Each ``--decode_dir D`` gives ``<output_root>/<name of D>/`` with
 ``1best_recog/{text,score,rescore}`` and ``rescore.json``. With ``--data_root``, each is scored as in
-stage 6 against ``<data_root>/<name of D>/text`` (``score_{wer,cer}/``), and ``--results_md`` rewrites
+stage 13 against ``<data_root>/<name of D>/text`` (``score_{wer,cer}/``), and ``--results_md`` rewrites
 that experiment's RESULTS.md; with ``--robustness true``, every set but the tuning set also gets
 ``robustness.{txt,json}`` (NPRR and 1-best PRR, see espnet_lrsms.bin.lm_robustness).
 """

@@ -4,7 +4,7 @@
         --decode_dir exp/asr_y/decode_z/test_clean --text data/test_clean/text \
         --lm_weight 0.5 --substitution_rate 0.3 --seed 0
 
-λ and β: ``--lm_weight``/``--length_bonus``, or ``--rescore_dir`` (a directory stage 10 wrote: its
+λ and β: ``--lm_weight``/``--length_bonus``, or ``--rescore_dir`` (a directory stage 17 wrote: its
 ``lm_weight`` file), or, with neither, λ tuned on this same set (optimistic: say so when reporting it).
 """
 import argparse
@@ -26,7 +26,7 @@ def main(cmd=None) -> int:
     parser.add_argument("--text", type=Path, required=True, help="reference text of the decoded set")
     parser.add_argument("--lm_weight", type=float)
     parser.add_argument("--length_bonus", type=float, default=0.0)
-    parser.add_argument("--rescore_dir", type=Path, help="take λ and β from <rescore_dir>/lm_weight (stage 10)")
+    parser.add_argument("--rescore_dir", type=Path, help="take λ and β from <rescore_dir>/lm_weight (stage 17)")
     parser.add_argument("--lm_weights", default="0:1.5:0.05", help="λ grid when tuning on this set")
     add_perturbation_arguments(parser)
     parser.add_argument("--am_components", default="")

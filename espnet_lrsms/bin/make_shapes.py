@@ -1,4 +1,4 @@
-"""Stage 3 (ASR and AVSR): shape files for ESPnet's batch samplers, for several data directories in one process.
+"""Stage 10 (ASR and AVSR): shape files for ESPnet's batch samplers, for several data directories in one process.
 
     python -m espnet_lrsms.bin.make_shapes --bpemodel data/en_token_list/bpe_unigram5000/bpe.model \\
         --token_list data/en_token_list/bpe_unigram5000/tokens.txt \\

@@ -1,4 +1,4 @@
-"""Stage 2: SentencePiece model + ESPnet token list from a Kaldi-style text file."""
+"""Stage 5: SentencePiece model + ESPnet token list from a Kaldi-style text file."""
 import argparse
 import logging
 import sys

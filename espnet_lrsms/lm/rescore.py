@@ -114,7 +114,7 @@ def write_rescored(
     info: Optional[dict] = None,
 ) -> Path:
     """A decode directory holding the rescored 1-best (``1best_recog/{text,score,rescore}``) for the
-    scorer of stage 6, plus ``rescore.json`` (weights and where they came from). Written to
+    scorer of stage 13, plus ``rescore.json`` (weights and where they came from). Written to
     ``<output_dir>.tmp`` and renamed."""
     output_dir = Path(output_dir)
     with replaced_on_success(output_dir) as tmp:

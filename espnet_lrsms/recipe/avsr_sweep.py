@@ -1,4 +1,4 @@
-"""AVSR stages 5–6: decode and score test sets, clean and with noise at given SNRs, in ESPnet's layout.
+"""AVSR stages 12 and 17: decode and score test sets, clean and with noise at given SNRs, in ESPnet's layout.
 
 For a test set ``<data_root>/<set>`` and a condition:
 
@@ -116,7 +116,7 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
     """Decode ``data_dir`` (wav.scp + video.scp) into ``out_dir/<n>best_recog`` with ``nj`` jobs, then score it."""
     for name in ("wav.scp", "video.scp", "text", "utt2spk"):
         if not (data_dir / name).is_file():
-            raise SweepError(f"{data_dir / name}: no such file (run stage 1, or stage 6 for noisy sets)")
+            raise SweepError(f"{data_dir / name}: no such file (run stage 1, or stage 17 for noisy sets)")
     with replaced_on_success(out_dir) as tmp:
         logdir = tmp / "logdir"
         try:

@@ -1,4 +1,4 @@
-"""Stage 3: the shape files ESPnet's batch samplers read (``speech_shape``, ``text_shape.<token_type>``).
+"""Stage 10: the shape files ESPnet's batch samplers read (``speech_shape``, ``text_shape.<token_type>``).
 
 ESPnet's ``--collect_stats`` runs the model's front end over the whole training set only to learn
 these lengths (and feature statistics for ``global_mvn``, which the paper's front end does not use:

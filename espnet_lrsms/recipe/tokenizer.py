@@ -1,4 +1,4 @@
-"""Stage 2: a SentencePiece model on the training transcripts and ESPnet's token list."""
+"""Stage 5: a SentencePiece model on the training transcripts and ESPnet's token list."""
 import logging
 import subprocess
 import sys

@@ -1,6 +1,6 @@
 """ESPnet's LM task, plus LoRA adaptation of a trained LM (``--lora_conf``, ``--base_lm_file``).
 
-Without ``--lora_conf`` this is ESPnet's ``LMTask`` unchanged (the base LM of recipe stage 8). With
+Without ``--lora_conf`` this is ESPnet's ``LMTask`` unchanged (the base LM of recipe stage 7). With
 it (stage 9), the model is built as the base LM's config says, the base weights are loaded from
 ``--base_lm_file``, frozen, and PEFT adapters are attached as ``lora_conf`` says
 (:mod:`espnet_lrsms.lm.lora_config`); ESPnet's trainer then trains only the adapters, with the

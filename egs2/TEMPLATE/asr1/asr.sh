@@ -1,30 +1,45 @@
 #!/usr/bin/env bash
-# The shared ASR recipe of espnet-lrsms: ESPnet's egs2/TEMPLATE/asr1/asr.sh stages and option names,
-# run from this repository alone (no Kaldi, no SCTK, no ESPnet checkout). A corpus' run.sh sets the
-# defaults and calls this script; every option below can be given as --name value.
+# shellcheck disable=SC2034  # options are also read by name (${!name}: parse_options.sh, run_stage)
+# The shared ASR recipe of espnet-lrsms: ESPnet's egs2/TEMPLATE/asr1/asr.sh, with its stage numbers and option
+# names, run from this repository alone (no Kaldi, no SCTK, no ESPnet checkout). A corpus' run.sh sets the
+# defaults and calls this script; every option below can be given as --name value (or --name-with-hyphens value).
 #
-#   1. data prep          data/<set>/{wav.scp,text,utt2spk,spk2utt}
-#   2. tokenizer          SentencePiece (--bpemode, --nbpe) + ESPnet token list
-#   3. shapes ("stats")   speech_shape / text_shape.bpe for ESPnet's batch samplers
-#   4. training           espnet2.bin.launch -> espnet_lrsms.bin.asr_train (resumes with --resume true)
-#   5. decoding           espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept
-#   6. scoring            <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
-#                         + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
-#   7. packing            espnet_lrsms.bin.pack (ESPnet's pack; meta.yaml names espnet_lrsms) -> <asr_exp>/<model>.zip
-#   8. LM training        Transformer LM (ESPnet's LM task) on --lm_train_text [+ --lm_corpus] -> <expdir>/lm_<lm_tag>
-#   9. LoRA adaptation    one adapted LM per --lora_config, on --lora_train_text -> <lm_exp>_lora_<name>
-#  10. n-best rescoring   AM + λ·LM + β·words, (λ, β) tuned on --lm_tune_set, every LM, every test set;
-#                         scored as stage 6 (RESULTS.md: before and after rows) + NPRR (robustness.txt)
-# Stages 8-10 run only with --lm_config (see docs/lm_rescoring.md).
+#   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt} from the corpus' own layout
+#   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
+#                          later stages train on (tags and stats dir get _sp, as ESPnet's)
+#   3. format audio        nothing to do here: the front end reads wav.scp's audio as it is (ESPnet dumps it)
+#   4. duration filter     not yet available (ESPnet's --min_wav_duration/--max_wav_duration): logged, skipped
+#   5. token list          SentencePiece (--bpemode, --nbpe) on the training text + ESPnet token list
+#   6. LM text             the LM's training/validation text tokenized + shape files -> <expdir>/lm_stats_*
+#   7. LM training         Transformer LM (ESPnet's LM task) on --lm_train_text [+ --lm_corpus] -> <expdir>/lm_<lm_tag>
+#   8. LM perplexity       espnet2.bin.lm_calc_perplexity of that LM on each test set's text -> <lm_exp>/perplexity_<set>/ppl
+#   9. LoRA adaptation     this project's stage, where ESPnet trains its n-gram LM: one adapted LM per
+#                          --lora_config, on --lora_train_text -> <lm_exp>_lora_<name>
+#  10. shape files         speech_shape / text_shape.bpe for ESPnet's batch samplers (ESPnet's "collect stats";
+#                          no feature statistics: the front end normalises each utterance itself)
+#  11. training            espnet2.bin.launch -> espnet_lrsms.bin.asr_train (resumes with --resume true);
+#                          <asr_exp>/run.sh re-runs the command from stage 11
+#  12. decoding            espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept
+#  13. scoring             <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
+#                          + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
+#  14. packing             espnet_lrsms.bin.pack (ESPnet's pack; meta.yaml names espnet_lrsms) -> <asr_exp>/<model>.zip
+#  15. HF model repo       the pack as a Hugging Face model repository (model card included) -> <asr_exp>/hf_repo
+#  16. HF upload           <asr_exp>/hf_repo pushed to --hf_repo (only with --hf_repo)
+#  17. n-best rescoring    this project's: AM + λ·LM + β·words, (λ, β) tuned on --lm_tune_set, every LM, every
+#                          test set; scored as stage 13 (RESULTS.md: before and after rows) + NPRR (robustness.txt)
+# Stages 6-9 and 17 run only with --lm_config (see docs/lm_rescoring.md). As in ESPnet, --skip_data_prep true
+# leaves out stages 1-5, --skip_train 6-11, --skip_eval 12-13 (here also 17), --skip_packing 14 and
+# --skip_upload_hf 15-16 (true by default). Job runners: the recipe's cmd.sh (local, or SLURM).
 #
 # Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
 # later stage would take as finished; re-running a stage redoes it.
 set -euo pipefail
 
+run_args=("$0" "$@")  # the command line, for <asr_exp>/run.sh
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 path_list() {  # <array name> <value>: a list option's files; the whole value when it names one (a path with spaces)
     local -n _list=$1
-    if [[ -e "$2" ]]; then _list=("$2"); else read -r -a _list <<< "$2"; fi
+    if [[ -f "$2" ]]; then _list=("$2"); else read -r -a _list <<< "$2"; fi
 }
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
 # shellcheck source=/dev/null
@@ -32,7 +47,12 @@ here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMP
 
 # General
 stage=1
-stop_stage=100
+stop_stage=10000
+skip_data_prep=false     # stages 1-5
+skip_train=false         # stages 6-11 (LM, LoRA adaptation, shape files, training)
+skip_eval=false          # stages 12-13 and 17 (decoding, scoring, n-best rescoring)
+skip_packing=false       # stage 14
+skip_upload_hf=true      # stages 15-16
 ngpu=1
 num_nodes=1
 host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
@@ -41,10 +61,13 @@ inference_nj=4           # parallel decoding jobs
 gpu_inference=false
 python=python3
 # job runners: a command name and its options, split into words (ESPnet's launcher splits --cmd the same
-# way), so a runner is named by its name on PATH (path.sh puts utils/ there), never by a path that may hold a space
+# way), so a runner is named by its name on PATH (path.sh puts utils/ there), never by a path that may hold a
+# space. The recipe's cmd.sh sets them (ESPnet's convention); --train_cmd etc. override it.
 train_cmd=run_local.sh
 cuda_cmd=run_local.sh
 decode_cmd=run_local.sh
+# shellcheck source=/dev/null
+if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi
 
 # Data
 corpus=""                # librispeech | lrs3
@@ -54,6 +77,7 @@ valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken utterance
 datadir=data
+speed_perturb_factors="" # stage 2, e.g. "0.9 1.0 1.1" (ESPnet's); empty: no speed perturbation
 
 # Tokenizer
 token_type=bpe
@@ -74,7 +98,7 @@ inference_tag=""
 inference_args=""
 inference_asr_model=valid.acc.ave.pth
 
-# Language model and rescoring (stages 8-10; skipped without --lm_config)
+# Language model and rescoring (stages 6-9 and 17; skipped without --lm_config)
 lm_config=""             # ESPnet LM training config, e.g. conf/lm/train_lm_transformer.yaml
 lm_tag=""
 lm_args=""
@@ -88,18 +112,27 @@ lora_model=latest.pth    # the adapted LM at the end of training: the ranks its 
 lm_tune_set=""           # a decoded set whose WER picks λ and β; default: --valid_set
 lm_weights="0:1.5:0.05"  # λ grid (start:stop:step)
 length_bonuses="0:4:0.5" # β grid, per word
-lm_robustness=true       # stage 10 also measures NPRR on the other test sets
+lm_robustness=true       # stage 17 also measures NPRR on the other test sets
 nprr_args="--substitution_rate 0.3 --seed 0"
 
+# Upload (stages 15-16, with --skip_upload_hf false)
+hf_repo=""               # <user or org>/<name> on the Hugging Face hub; stage 16 pushes only with it
+
 help_message="Usage: $0 --corpus <librispeech|lrs3> --corpus_root <dir> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
-Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
+Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
+  --skip_eval --skip_packing --skip_upload_hf --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
+  --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python
-  LM rescoring (stages 8-10): --lm_config --lm_tag --lm_args --lm_train_text --lm_corpus --lm_base_model --lora_config
-  --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness --nprr_args"
+  --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
+  LM (stages 6-9) and rescoring (17): --lm_config --lm_tag --lm_args --lm_train_text --lm_corpus --lm_base_model
+  --lora_config --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness
+  --nprr_args"
 
 # shellcheck source=utils/parse_options.sh
 . "${here}/utils/parse_options.sh"
+# shellcheck source=utils/stages.sh
+. "${here}/utils/stages.sh"
+check_skip_options
 
 for var in corpus corpus_root train_set valid_set asr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
@@ -108,17 +141,26 @@ done
 if [[ -n "$inference_config" && ! -f "$inference_config" ]]; then
     echo "$0: --inference_config ${inference_config}: no such file" >&2; exit 1
 fi
+lora_configs=() _files=()
 path_list lora_configs "${lora_config}"
 
 bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${bpedir}/bpe.model"
 token_list="${bpedir}/tokens.txt"
-[[ -n "$asr_stats_dir" ]] || asr_stats_dir="${expdir}/asr_stats_raw_${lang}_${token_type}${nbpe}"
+# stage 2 makes <train_set>_sp, which stages 10-11 train on; the tokenizer and the LM read the texts of the
+# set as prepared (the same sentences)
+text_set="${train_set}"
+[[ -z "$speed_perturb_factors" ]] || train_set="${train_set}_sp"
+if [[ -z "$asr_stats_dir" ]]; then
+    asr_stats_dir="${expdir}/asr_stats_raw_${lang}_${token_type}${nbpe}"
+    [[ -z "$speed_perturb_factors" ]] || asr_stats_dir+="_sp"
+fi
 # tags name what was overridden, as ESPnet's do: another --asr_args / --inference_args is another
 # experiment or decode directory, never the old one reused
 if [[ -z "$asr_tag" ]]; then
     asr_tag="$(basename "${asr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
     if [[ -n "$asr_args" ]]; then asr_tag+="$(echo "${asr_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+    [[ -z "$speed_perturb_factors" ]] || asr_tag+="_sp"
 fi
 asr_exp="${expdir}/asr_${asr_tag}"
 if [[ -z "$inference_tag" ]]; then
@@ -130,34 +172,164 @@ if [[ -z "$inference_tag" ]]; then
     if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
     inference_tag+="_asr_model_${inference_asr_model%.pth}"
 fi
+if [[ -n "$lm_config" ]]; then
+    [[ -f "$lm_config" ]] || { echo "$0: --lm_config ${lm_config}: no such file" >&2; exit 1; }
+    for _cfg in "${lora_configs[@]}"; do
+        [[ -f "$_cfg" ]] || { echo "$0: --lora_config: ${_cfg}: no such file" >&2; exit 1; }
+    done
+    [[ -n "$lm_tag" ]] || lm_tag="$(basename "${lm_config}" .yaml)_${lang}_${token_type}${nbpe}"
+    lm_exp="${expdir}/lm_${lm_tag}"
+    lm_stats_dir="${expdir}/lm_stats_${lang}_${token_type}${nbpe}"
+    [[ -n "$lm_train_text" ]] || lm_train_text="${datadir}/${text_set}/text"
+    [[ -n "$lora_train_text" ]] || lora_train_text="${datadir}/${text_set}/text"
+    [[ -n "$lm_tune_set" ]] || lm_tune_set="${valid_set}"
+fi
+use_lm() {  # <stage>: stages 6-9 and 17 need --lm_config
+    [[ -n "$lm_config" ]] && return 0
+    log "Stage $1 skipped: no --lm_config (LM stages 6-9 and n-best rescoring 17; docs/lm_rescoring.md)"
+    return 1
+}
 
-if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
-    log "Stage 1: data preparation for ${train_set} ${valid_set} ${test_sets} from ${corpus_root}"
+# ========================== data preparation: stages 1-5 ==========================
+
+if run_stage 1; then
+    [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, or db.sh), which does not exist" >&2; exit 1; }
+    require_count 1 --nj "${nj}"
+    log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets} from ${corpus_root}"
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.prepare_data --corpus "${corpus}" --corpus_root "${corpus_root}" \
-        --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}"
+        --sets ${text_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}"
 fi
 
-if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
-    log "Stage 2: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${train_set}/text -> ${bpedir}"
-    ${python} -m espnet_lrsms.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
+if run_stage 2; then
+    if [[ -n "$speed_perturb_factors" ]]; then
+        require_files 2 "made by stage 1" "${datadir}/${text_set}/wav.scp" "${datadir}/${text_set}/text"
+        log "Stage 2: speed perturbation (factors ${speed_perturb_factors}): ${datadir}/${text_set} -> ${datadir}/${train_set}"
+        # shellcheck disable=SC2086
+        ${python} -m espnet_lrsms.bin.speed_perturb --data_dir "${datadir}/${text_set}" --out_dir "${datadir}/${train_set}" \
+            --factors ${speed_perturb_factors} --nj "${nj}"
+    else
+        log "Stage 2: no speed perturbation (--speed_perturb_factors is empty)"
+    fi
+fi
+
+if run_stage 3; then
+    log "Stage 3: nothing to format: the front end reads the audio that wav.scp names as it is"
+fi
+
+if run_stage 4; then
+    log "Stage 4: no duration filter yet (ESPnet's --min_wav_duration/--max_wav_duration): every utterance is kept"
+fi
+
+if run_stage 5; then
+    require_files 5 "made by stage 1" "${datadir}/${text_set}/text"
+    log "Stage 5: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${text_set}/text -> ${bpedir}"
+    ${python} -m espnet_lrsms.bin.train_tokenizer --text "${datadir}/${text_set}/text" \
         --out_dir "${bpedir}" --nbpe "${nbpe}" --mode "${bpemode}"
 fi
 
-if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-    log "Stage 3: shape files -> ${asr_stats_dir}"
+# ========================== training: stages 6-11 ==========================
+
+lora_exp_of() {  # <lm_exp>_lora_<config name less a leading "lora_">
+    local name; name=$(basename "$1" .yaml)
+    echo "${lm_exp}_lora_${name#lora_}"
+}
+
+lm_train() {  # <output dir> <set under lm_stats_dir> <config> [lm_train options]: one LM training run
+    local out=$1 set=$2 cfg=$3; shift 3
+    mkdir -p "${out}"
+    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --gpu ${ngpu}" --log "${out}/train.log" --ngpu "${ngpu}" \
+        --num_nodes 1 --init_file_prefix "${out}/.dist_init_" --multiprocessing_distributed true -- \
+        ${python} -m espnet_lrsms.bin.lm_train --ngpu "${ngpu}" --use_preprocessor true \
+            --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" --resume true \
+            --train_data_path_and_name_and_type "${lm_stats_dir}/${set}/text,text,text" \
+            --valid_data_path_and_name_and_type "${lm_stats_dir}/valid/text,text,text" \
+            --train_shape_file "${lm_stats_dir}/${set}/text_shape.${token_type}" \
+            --valid_shape_file "${lm_stats_dir}/valid/text_shape.${token_type}" \
+            --output_dir "${out}" --config "${cfg}" "$@" \
+        || { log "LM training failed; see ${out}/train.log"; exit 1; }
+}
+
+if run_stage 6 && use_lm 6; then
+    require_files 6 "made by stage 5" "${bpemodel}" "${token_list}"
+    log "Stage 6: LM texts (${lm_train_text}${lm_corpus:+ + ${lm_corpus}}) -> ${lm_stats_dir}"
+    _text_opts=(--text valid "${datadir}/${valid_set}/text")
+    path_list _files "${lm_train_text}"
+    for f in "${_files[@]}"; do _text_opts+=(--text train "${f}"); done
+    path_list _files "${lm_corpus}"
+    for f in "${_files[@]}"; do _text_opts+=(--plain_text train "${f}"); done
+    if [[ -n "$lora_config" ]]; then
+        path_list _files "${lora_train_text}"
+        for f in "${_files[@]}"; do _text_opts+=(--text lora_train "${f}"); done
+    fi
+    for ((i = 2; i < ${#_text_opts[@]}; i += 3)); do require_files 6 "a --lm_train_text, --lm_corpus or --lora_train_text" "${_text_opts[i]}"; done
+    ${python} -m espnet_lrsms.bin.lm_prepare_text --out_root "${lm_stats_dir}" "${_text_opts[@]}" \
+        --bpemodel "${bpemodel}" --token_list "${token_list}"
+fi
+
+if run_stage 7 && use_lm 7; then
+    require_files 7 "made by stage 6" "${lm_stats_dir}/train/text" "${lm_stats_dir}/valid/text"
+    log "Stage 7: LM training -> ${lm_exp} (log: ${lm_exp}/train.log)"
+    write_run_sh "${lm_exp}" 7
+    # shellcheck disable=SC2086
+    lm_train "${lm_exp}" train "${lm_config}" ${lm_args}
+fi
+
+if run_stage 8 && use_lm 8; then
+    require_words 8 --test_sets "${test_sets}"
+    require_files 8 "made by stage 7" "${lm_exp}/config.yaml" "${lm_exp}/${lm_base_model}"
+    for dset in ${test_sets}; do
+        require_files 8 "made by stage 1" "${datadir}/${dset}/text"
+    done
+    for dset in ${test_sets}; do
+        _out="${lm_exp}/perplexity_${dset}"
+        log "Stage 8: perplexity of ${lm_exp}/${lm_base_model} on ${datadir}/${dset}/text -> ${_out}/ppl"
+        rm -rf "${_out}.tmp"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpu "${ngpu}" "${_out}.tmp/lm_calc_perplexity.log" \
+            ${python} -m espnet2.bin.lm_calc_perplexity --ngpu "${ngpu}" \
+                --data_path_and_name_and_type "${datadir}/${dset}/text,text,text" \
+                --train_config "${lm_exp}/config.yaml" --model_file "${lm_exp}/${lm_base_model}" \
+                --output_dir "${_out}.tmp" \
+            || { log "perplexity failed; see ${_out}.tmp/lm_calc_perplexity.log"; exit 1; }
+        rm -rf "${_out}" && mv "${_out}.tmp" "${_out}"
+        log "PPL ${dset}: $(cat "${_out}/ppl")"
+    done
+fi
+
+if run_stage 9 && use_lm 9; then
+    if [[ ${#lora_configs[@]} -eq 0 ]]; then
+        log "Stage 9: no LoRA adaptation (--lora_config is empty)"
+    else
+        require_files 9 "made by stage 7" "${lm_exp}/config.yaml" "${lm_exp}/${lm_base_model}"
+        require_files 9 "made by stage 6 with --lora_config given" "${lm_stats_dir}/lora_train/text"
+    fi
+    for _cfg in "${lora_configs[@]}"; do
+        _lora_exp=$(lora_exp_of "${_cfg}")
+        log "Stage 9: LoRA adaptation of ${lm_exp}/${lm_base_model} (${lora_train_text}) with ${_cfg} -> ${_lora_exp}"
+        # shellcheck disable=SC2086
+        lm_train "${_lora_exp}" lora_train "${_cfg}" --base_lm_config "${lm_exp}/config.yaml" \
+            --base_lm_file "${lm_exp}/${lm_base_model}" ${lora_args}
+        grep -h "LoRA strategy" "${_lora_exp}/train.log" | tail -n 1 | sed 's/^.*INFO: //'
+    done
+fi
+
+if run_stage 10; then
+    require_files 10 "made by stage 5" "${bpemodel}" "${token_list}"
+    require_files 10 "made by stage 1$([[ -z "$speed_perturb_factors" ]] || echo ", and stage 2 for ${train_set}")" \
+        "${datadir}/${train_set}/wav.scp" "${datadir}/${train_set}/text" "${datadir}/${valid_set}/wav.scp" "${datadir}/${valid_set}/text"
+    log "Stage 10: shape files -> ${asr_stats_dir}"
     ${python} -m espnet_lrsms.bin.make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
         --pair "${datadir}/${train_set}" "${asr_stats_dir}/train" --pair "${datadir}/${valid_set}" "${asr_stats_dir}/valid"
 fi
 
-if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
-    log "Stage 4: training -> ${asr_exp} (log: ${asr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
-    for f in "${token_list}" "${datadir}/${train_set}/wav.scp" "${datadir}/${train_set}/text" \
-             "${datadir}/${valid_set}/wav.scp" "${datadir}/${valid_set}/text" \
-             "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"; do
-        [[ -s "$f" ]] || { log "Stage 4 needs ${f} (made by stages 1-3), which is missing or empty"; exit 1; }
-    done
-    mkdir -p "${asr_exp}"
+if run_stage 11; then
+    log "Stage 11: training -> ${asr_exp} (log: ${asr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
+    require_files 11 "made by stage 5" "${bpemodel}" "${token_list}"
+    require_files 11 "made by stage 1$([[ -z "$speed_perturb_factors" ]] || echo ", and stage 2 for ${train_set}")" \
+        "${datadir}/${train_set}/wav.scp" "${datadir}/${train_set}/text" "${datadir}/${valid_set}/wav.scp" "${datadir}/${valid_set}/text"
+    require_files 11 "made by stage 10" "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"
+    write_run_sh "${asr_exp}" 11
     launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${asr_exp}/train.log" --ngpu "${ngpu}"
                  --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_"
                  --multiprocessing_distributed true)
@@ -181,16 +353,17 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
             ${asr_args}
 fi
 
+# ========================== evaluation, packing, upload: stages 12-16 ==========================
+
 decode_opts=()
 [[ -n "$inference_config" ]] && decode_opts+=(--config "${inference_config}")
-if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
+if run_stage 12; then
+    require_files 12 "made by stage 11, or set --inference_asr_model" "${asr_exp}/config.yaml" "${asr_exp}/${inference_asr_model}"
     _ngpu=0; [[ "$gpu_inference" == true ]] && _ngpu=1
     for dset in ${test_sets}; do
         _dir="${asr_exp}/${inference_tag}/${dset}"
         _logdir="${_dir}/logdir"
-        log "Stage 5: decoding ${dset} with ${asr_exp}/${inference_asr_model} -> ${_dir}"
-        [[ -f "${asr_exp}/${inference_asr_model}" ]] \
-            || { log "no model ${asr_exp}/${inference_asr_model} (run stage 4, or set --inference_asr_model)"; exit 1; }
+        log "Stage 12: decoding ${dset} with ${asr_exp}/${inference_asr_model} -> ${_dir}"
         rm -rf "${_dir}.tmp" && mkdir -p "${_dir}.tmp/logdir"
         ${python} -m espnet_lrsms.bin.decode_jobs split --scp "${datadir}/${dset}/wav.scp" \
             --nj "${inference_nj}" --logdir "${_dir}.tmp/logdir" || { rm -rf "${_dir}.tmp"; exit 1; }
@@ -213,20 +386,24 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
     done
 fi
 
-if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
+if run_stage 13; then
+    for dset in ${test_sets}; do
+        require_files 13 "made by stage 12" "${asr_exp}/${inference_tag}/${dset}/1best_recog/text"
+    done
     for dset in ${test_sets}; do
         _dir="${asr_exp}/${inference_tag}/${dset}"
-        log "Stage 6: scoring ${_dir}"
+        log "Stage 13: scoring ${_dir}"
         ${python} -m espnet_lrsms.bin.score --data_dir "${datadir}/${dset}" --decode_dir "${_dir}" \
             --results_md "${asr_exp}"
     done
     cat "${asr_exp}/RESULTS.md"
 fi
 
-if [[ $stage -le 7 && $stop_stage -ge 7 ]]; then
-    _pack="${asr_exp}/${inference_asr_model%.pth}.zip"
+_pack="${asr_exp}/${inference_asr_model%.pth}.zip"
+if run_stage 14; then
+    require_files 14 "made by stages 11 and 13" "${asr_exp}/config.yaml" "${asr_exp}/${inference_asr_model}" "${asr_exp}/RESULTS.md"
     _tmp_pack="${asr_exp}/.packing_${inference_asr_model%.pth}.zip"  # pack reads the format from the suffix
-    log "Stage 7: packing ${asr_exp}/${inference_asr_model} -> ${_pack}"
+    log "Stage 14: packing ${asr_exp}/${inference_asr_model} -> ${_pack}"
     ${python} -m espnet_lrsms.bin.pack asr \
         --asr_train_config "${asr_exp}/config.yaml" \
         --asr_model_file "${asr_exp}/${inference_asr_model}" \
@@ -236,85 +413,46 @@ if [[ $stage -le 7 && $stop_stage -ge 7 ]]; then
     mv "${_tmp_pack}" "${_pack}"
 fi
 
-if [[ -n "$lm_config" && $stop_stage -ge 8 ]]; then
-    [[ -f "$lm_config" ]] || { echo "$0: --lm_config ${lm_config}: no such file" >&2; exit 1; }
-    for _cfg in "${lora_configs[@]}"; do
-        [[ -f "$_cfg" ]] || { echo "$0: --lora_config: ${_cfg}: no such file" >&2; exit 1; }
-    done
-    [[ -n "$lm_tag" ]] || lm_tag="$(basename "${lm_config}" .yaml)_${lang}_${token_type}${nbpe}"
-    lm_exp="${expdir}/lm_${lm_tag}"
-    lm_stats_dir="${expdir}/lm_stats_${lang}_${token_type}${nbpe}"
-    [[ -n "$lm_train_text" ]] || lm_train_text="${datadir}/${train_set}/text"
-    [[ -n "$lora_train_text" ]] || lora_train_text="${datadir}/${train_set}/text"
-    [[ -n "$lm_tune_set" ]] || lm_tune_set="${valid_set}"
-elif [[ $stop_stage -ge 8 && $stage -le 10 ]]; then
-    log "Stages 8-10 (LM training, LoRA adaptation, n-best rescoring) skipped: no --lm_config"
+if run_stage 15; then
+    require_files 15 "made by stage 14" "${_pack}"
+    log "Stage 15: Hugging Face model repository from ${_pack} -> ${asr_exp}/hf_repo"
+    ${python} -m espnet_lrsms.bin.hf_model_repo --pack "${_pack}" --out_dir "${asr_exp}/hf_repo" \
+        --corpus "${corpus}" --lang "${lang}" --task asr ${hf_repo:+--hf_repo "${hf_repo}"}
 fi
 
-lora_exp_of() {  # <lm_exp>_lora_<config name less a leading "lora_">
-    local name; name=$(basename "$1" .yaml)
-    echo "${lm_exp}_lora_${name#lora_}"
-}
-
-lm_train() {  # <output dir> <set under lm_stats_dir> <config> [lm_train options]: one LM training run
-    local out=$1 set=$2 cfg=$3; shift 3
-    mkdir -p "${out}"
-    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --gpu ${ngpu}" --log "${out}/train.log" --ngpu "${ngpu}" \
-        --num_nodes 1 --init_file_prefix "${out}/.dist_init_" --multiprocessing_distributed true -- \
-        ${python} -m espnet_lrsms.bin.lm_train --ngpu "${ngpu}" --use_preprocessor true \
-            --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" --resume true \
-            --train_data_path_and_name_and_type "${lm_stats_dir}/${set}/text,text,text" \
-            --valid_data_path_and_name_and_type "${lm_stats_dir}/valid/text,text,text" \
-            --train_shape_file "${lm_stats_dir}/${set}/text_shape.${token_type}" \
-            --valid_shape_file "${lm_stats_dir}/valid/text_shape.${token_type}" \
-            --output_dir "${out}" --config "${cfg}" "$@" \
-        || { log "LM training failed; see ${out}/train.log"; exit 1; }
-}
-
-if [[ -n "$lm_config" && $stage -le 8 && $stop_stage -ge 8 ]]; then
-    log "Stage 8: LM texts -> ${lm_stats_dir}; LM training (${lm_train_text}${lm_corpus:+ + ${lm_corpus}}) -> ${lm_exp}"
-    _text_opts=(--text valid "${datadir}/${valid_set}/text")
-    path_list _files "${lm_train_text}"
-    for f in "${_files[@]}"; do _text_opts+=(--text train "${f}"); done
-    path_list _files "${lm_corpus}"
-    for f in "${_files[@]}"; do _text_opts+=(--plain_text train "${f}"); done
-    if [[ -n "$lora_config" ]]; then
-        path_list _files "${lora_train_text}"
-        for f in "${_files[@]}"; do _text_opts+=(--text lora_train "${f}"); done
+if run_stage 16; then
+    if [[ -z "$hf_repo" ]]; then
+        log "Stage 16: nothing uploaded (no --hf_repo)"
+    else
+        require_files 16 "made by stage 15" "${asr_exp}/hf_repo/README.md"
+        log "Stage 16: uploading ${asr_exp}/hf_repo to https://huggingface.co/${hf_repo}"
+        ${python} -m espnet_lrsms.bin.hf_model_repo --repo_dir "${asr_exp}/hf_repo" --hf_repo "${hf_repo}" --push
     fi
-    ${python} -m espnet_lrsms.bin.lm_prepare_text --out_root "${lm_stats_dir}" "${_text_opts[@]}" \
-        --bpemodel "${bpemodel}" --token_list "${token_list}"
-    # shellcheck disable=SC2086
-    lm_train "${lm_exp}" train "${lm_config}" ${lm_args}
 fi
 
-if [[ -n "$lm_config" && -n "$lora_config" && $stage -le 9 && $stop_stage -ge 9 ]]; then
-    for _cfg in "${lora_configs[@]}"; do
-        _lora_exp=$(lora_exp_of "${_cfg}")
-        log "Stage 9: LoRA adaptation of ${lm_exp}/${lm_base_model} (${lora_train_text}) with ${_cfg} -> ${_lora_exp}"
-        # shellcheck disable=SC2086
-        lm_train "${_lora_exp}" lora_train "${_cfg}" --base_lm_config "${lm_exp}/config.yaml" \
-            --base_lm_file "${lm_exp}/${lm_base_model}" ${lora_args}
-        grep -h "LoRA strategy" "${_lora_exp}/train.log" | tail -n 1 | sed 's/^.*INFO: //'
-    done
-fi
+# ========================== this project's: stage 17 ==========================
 
-if [[ -n "$lm_config" && $stage -le 10 && $stop_stage -ge 10 ]]; then
+if run_stage 17 && use_lm 17; then
     _decode_root="${asr_exp}/${inference_tag}"
     if [[ ! -d "${_decode_root}/${lm_tune_set}/1best_recog" ]]; then
-        echo "$0: stage 10 tunes the LM weight on ${lm_tune_set} (--lm_tune_set, default --valid_set), which has no" \
-             "n-best decode in ${_decode_root}/${lm_tune_set}: add it to --test_sets and run stages 5-6, or name a" \
+        echo "$0: stage 17 tunes the LM weight on ${lm_tune_set} (--lm_tune_set, default --valid_set), which has no" \
+             "n-best decode in ${_decode_root}/${lm_tune_set}: add it to --test_sets and run stages 12-13, or name a" \
              "decoded dev set with --lm_tune_set" >&2
         exit 1
     fi
     _lms=("${lm_exp}:${lm_base_model}")
     for _cfg in "${lora_configs[@]}"; do _lms+=("$(lora_exp_of "${_cfg}"):${lora_model}"); done
+    for _lm in "${_lms[@]}"; do
+        _lm_dir=${_lm%%:*}
+        require_files 17 "made by stage $([[ "$_lm_dir" == "$lm_exp" ]] && echo 7 || echo 9)" \
+            "${_lm_dir}/config.yaml" "${_lm_dir}/${_lm#*:}"
+    done
     _decode_opts=()
     for dset in ${test_sets}; do _decode_opts+=(--decode_dir "${_decode_root}/${dset}"); done
     for _lm in "${_lms[@]}"; do
         _lm_dir=${_lm%%:*}; _lm_file="${_lm_dir}/${_lm#*:}"
         _out="${_decode_root}_rescore_$(basename "${_lm_dir}")"
-        log "Stage 10: rescoring ${test_sets} with ${_lm_file} (weights tuned on ${lm_tune_set}) -> ${_out}"
+        log "Stage 17: rescoring ${test_sets} with ${_lm_file} (weights tuned on ${lm_tune_set}) -> ${_out}"
         # shellcheck disable=SC2086
         ${python} -m espnet_lrsms.bin.lm_rescore --lm_train_config "${_lm_dir}/config.yaml" --lm_file "${_lm_file}" \
             --tune_decode_dir "${_decode_root}/${lm_tune_set}" --tune_text "${datadir}/${lm_tune_set}/text" \

@@ -1,6 +1,6 @@
 # Puts the repository's virtual environment (README: .venv) first on PATH when there is one, so the
 # stages' python3 is the one with espnet_lrsms installed; with another environment active, it is used.
-# The recipe's job runner (utils/run_local.sh) goes on PATH too, so the stages name it without
+# The recipe's job runners (utils/run_local.sh, utils/slurm.sh) go on PATH too, so cmd.sh names them without
 # a directory: a command string (--cmd of ESPnet's launcher, ${train_cmd} in the stages) is split into words,
 # and a checkout path with a space in it would split there.
 _here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

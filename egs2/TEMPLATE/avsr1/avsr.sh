@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034  # options are also read by name (${!name}: parse_options.sh, run_stage)
 # The shared audio-visual (AVSR) recipe of espnet-lrsms, on the conventions of ../asr1/asr.sh: ESPnet's
-# stage layout and option names, run from this repository alone. A corpus' run.sh sets the defaults and
-# calls this script; every option below can be given as --name value.
+# stage numbers and option names, run from this repository alone. A corpus' run.sh sets the defaults and
+# calls this script; every option below can be given as --name value (or --name-with-hyphens value).
+# The stages asr.sh has and this recipe lacks are logged as skipped.
 #
 #   1. data prep          data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}: per clip a 16 kHz wav and
 #                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps, cropped around landmarks from
 #                         --landmarks_dir or from the face detector (cached per clip; skipped.txt)
-#   2. tokenizer          SentencePiece (--bpemode, --nbpe) + ESPnet token list
-#   3. shapes             speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
-#   4. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes); in babble noise
-#                         (--train_noise: data/<train_set>_noise/noise.scp -> ESPnet's --noise_scp)
-#   5. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}
-#   6. noise robustness   noise (babble, or --noise_file) added to the test audio at each of --snrs:
-#                         data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
+#   2-4.                  skipped: no speed perturbation (audio and video would drift apart), nothing to
+#                         format (raw audio and ROI arrays are read as they are), no duration filter yet
+#   5. token list         SentencePiece (--bpemode, --nbpe) + ESPnet token list
+#   6-9.                  skipped: no LM stages in this recipe
+#  10. shape files        speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
+#  11. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes); in babble noise
+#                         (--train_noise: data/<train_set>_noise/noise.scp -> ESPnet's --noise_scp);
+#                         <avsr_exp>/run.sh re-runs the command from stage 11
+#  12. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}: each set is
+#                         scored as it is decoded (one process: avsr_snr_sweep)
+#  13. scoring            <avsr_exp>/RESULTS.md from the score files of every decode directory
+#  14-16.                 skipped: no AVSR packing or upload yet
+#  17. noise robustness   this project's: noise (babble, or --noise_file) added to the test audio at each of
+#                         --snrs: data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
 #                         <avsr_exp>/RESULTS.md: WER by SNR as in the paper's Table III
+# As in ESPnet, --skip_data_prep true leaves out stages 1-5, --skip_train 10-11, --skip_eval 12-13 (here also
+# 17). Job runners: the recipe's cmd.sh.
 #
 # Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
 # later stage would take as finished; re-running a stage redoes it (stage 1 reuses its per-clip cache,
-# stage 6 its noisy copies).
+# stage 17 its noisy copies).
 set -euo pipefail
 
+run_args=("$0" "$@")  # the command line, for <avsr_exp>/run.sh
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/avsr1, also via a symlink
 # shellcheck source=/dev/null
@@ -27,7 +39,12 @@ here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMP
 
 # General
 stage=1
-stop_stage=100
+stop_stage=10000
+skip_data_prep=false     # stages 1-5
+skip_train=false         # stages 10-11
+skip_eval=false          # stages 12-13 and 17
+skip_packing=false       # stage 14 (none yet)
+skip_upload_hf=true      # stages 15-16 (none yet)
 ngpu=1
 num_nodes=1
 host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
@@ -36,6 +53,8 @@ inference_nj=4           # parallel decoding jobs
 gpu_inference=false
 python=python3
 cuda_cmd=run_local.sh     # a command name and options, split into words (as asr.sh; path.sh puts utils/ on PATH)
+# shellcheck source=/dev/null
+if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi  # the recipe's job runners (ESPnet's cmd.sh); --cuda_cmd overrides
 
 # Data
 corpus_root=""           # LRS3: holds pretrain/, trainval/, test/
@@ -80,7 +99,8 @@ babble_speakers=6        # other test utterances summed into babble
 noise_seed=0
 
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
-Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
+Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
+  --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
@@ -88,8 +108,9 @@ Options (ESPnet's spelling): --stage --stop_stage --ngpu --num_nodes --host --nj
 
 # shellcheck source=utils/parse_options.sh
 . "${here}/utils/parse_options.sh"
-# shellcheck source=utils/require.sh
-. "${here}/utils/require.sh"
+# shellcheck source=utils/stages.sh
+. "${here}/utils/stages.sh"
+check_skip_options
 
 for var in corpus_root train_set valid_set avsr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
@@ -123,7 +144,7 @@ if [[ -z "$inference_tag" ]]; then
     [[ "$inference_modality" == av ]] || inference_tag+="_${inference_modality}"
 fi
 
-if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+if run_stage 1; then
     [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, LRS3 in db.sh), which does not exist" >&2; exit 1; }
     [[ -z "$landmarks_dir" || -d "$landmarks_dir" ]] || { echo "$0: Stage 1: --landmarks_dir ${landmarks_dir}: no such directory" >&2; exit 1; }
     require_count 1 --nj "${nj}"
@@ -137,34 +158,48 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
         --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}"
 fi
 
-if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
-    require_files 2 "made by stage 1" "${datadir}/${train_set}/text"
-    log "Stage 2: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${train_set}/text -> ${bpedir}"
+if run_stage 2; then
+    log "Stage 2: no speed perturbation in AVSR (the audio would drift from the video)"
+fi
+if run_stage 3; then
+    log "Stage 3: nothing to format: the audio and the mouth ROI arrays are read as stage 1 wrote them"
+fi
+if run_stage 4; then
+    log "Stage 4: no duration filter yet: every clip is kept"
+fi
+
+if run_stage 5; then
+    require_files 5 "made by stage 1" "${datadir}/${train_set}/text"
+    log "Stage 5: ${bpemode} tokenizer with ${nbpe} pieces on ${datadir}/${train_set}/text -> ${bpedir}"
     ${python} -m espnet_lrsms.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
         --out_dir "${bpedir}" --nbpe "${nbpe}" --mode "${bpemode}"
 fi
 
-if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-    require_files 3 "made by stage 2" "${bpemodel}" "${token_list}"
+for _n in 6 7 8 9; do
+    if run_stage "$_n"; then log "Stage ${_n}: no LM stages in the AVSR recipe"; fi
+done
+
+if run_stage 10; then
+    require_files 10 "made by stage 5" "${bpemodel}" "${token_list}"
     for dset in "${train_set}" "${valid_set}"; do
-        require_files 3 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
+        require_files 10 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
     done
-    log "Stage 3: shape files (speech, text, video) -> ${avsr_stats_dir}"
+    log "Stage 10: shape files (speech, text, video) -> ${avsr_stats_dir}"
     ${python} -m espnet_lrsms.bin.make_shapes --bpemodel "${bpemodel}" --token_list "${token_list}" \
         --roi_size "${roi_size}" \
         --pair "${datadir}/${train_set}" "${avsr_stats_dir}/train" --pair "${datadir}/${valid_set}" "${avsr_stats_dir}/valid"
 fi
 
-if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
-    require_files 4 "made by stage 2" "${bpemodel}" "${token_list}"
+if run_stage 11; then
+    require_files 11 "made by stage 5" "${bpemodel}" "${token_list}"
     for dset in "${train_set}" "${valid_set}"; do
-        require_files 4 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
+        require_files 11 "made by stage 1" "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/video.scp" "${datadir}/${dset}/text"
     done
     for split in train valid; do
-        require_files 4 "made by stage 3" "${avsr_stats_dir}/${split}/speech_shape" "${avsr_stats_dir}/${split}/text_shape.${token_type}"
+        require_files 11 "made by stage 10" "${avsr_stats_dir}/${split}/speech_shape" "${avsr_stats_dir}/${split}/text_shape.${token_type}"
     done
-    log "Stage 4: training -> ${avsr_exp} (log: ${avsr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
-    mkdir -p "${avsr_exp}"
+    log "Stage 11: training -> ${avsr_exp} (log: ${avsr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
+    write_run_sh "${avsr_exp}" 11
     launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${avsr_exp}/train.log" --ngpu "${ngpu}"
                  --num_nodes "${num_nodes}" --init_file_prefix "${avsr_exp}/.dist_init_"
                  --multiprocessing_distributed true)
@@ -203,7 +238,7 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
             ${avsr_args}
 fi
 
-# stages 5 and 6: one process per stage decodes (--inference_nj forked jobs), scores and writes RESULTS.md
+# stages 12 and 17: one process per stage decodes (--inference_nj forked jobs), scores and writes RESULTS.md
 sweep_opts=(--exp_dir "${avsr_exp}" --inference_tag "${inference_tag}" --asr_model_file "${avsr_exp}/${inference_avsr_model}"
             --data_root "${datadir}" --nj "${inference_nj}" --modality "${inference_modality}"
             --ngpu "$([[ "$gpu_inference" == true ]] && echo 1 || echo 0)")
@@ -211,7 +246,7 @@ sweep_opts=(--exp_dir "${avsr_exp}" --inference_tag "${inference_tag}" --asr_mod
 require_decoding_inputs() {  # <stage>: a trained model, and every test set prepared by stage 1
     require_count "$1" --inference_nj "${inference_nj}"
     require_words "$1" --test_sets "${test_sets}"
-    require_files "$1" "made by stage 4, or set --inference_avsr_model" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}"
+    require_files "$1" "made by stage 11, or set --inference_avsr_model" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}"
     local dset
     for dset in ${test_sets}; do
         require_files "$1" "made by stage 1 with the set in --test_sets" \
@@ -219,20 +254,32 @@ require_decoding_inputs() {  # <stage>: a trained model, and every test set prep
     done
 }
 
-if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
-    require_decoding_inputs 5
-    log "Stage 5: decoding ${test_sets} (clean, modality ${inference_modality}) -> ${avsr_exp}/${inference_tag}"
+if run_stage 12; then
+    require_decoding_inputs 12
+    log "Stage 12: decoding ${test_sets} (clean, modality ${inference_modality}) -> ${avsr_exp}/${inference_tag}"
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.avsr_snr_sweep "${sweep_opts[@]}" --test_sets ${test_sets} --conditions clean \
         ${inference_args}
 fi
 
-if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
-    require_decoding_inputs 6
-    require_words 6 --snrs "${snrs}"
+if run_stage 13; then
+    for dset in ${test_sets}; do
+        require_files 13 "made by stage 12" "${avsr_exp}/${inference_tag}/${dset}/score_wer/result.txt"
+    done
+    log "Stage 13: ${avsr_exp}/RESULTS.md from the score files (stage 12 scores each set as it decodes it)"
+    ${python} -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir "${avsr_exp}" --results_only
+fi
+
+for _n in 14 15 16; do
+    if run_stage "$_n"; then log "Stage ${_n}: no AVSR packing or upload yet"; fi
+done
+
+if run_stage 17; then
+    require_decoding_inputs 17
+    require_words 17 --snrs "${snrs}"
     noise_opts=(--babble_speakers "${babble_speakers}" --seed "${noise_seed}")
     [[ -n "$noise_file" ]] && noise_opts+=(--noise_file "${noise_file}")
-    log "Stage 6: ${noise_file:-babble} noise at SNR ${snrs} dB on ${test_sets} -> ${avsr_exp}/${inference_tag}_snr<x>"
+    log "Stage 17: ${noise_file:-babble} noise at SNR ${snrs} dB on ${test_sets} -> ${avsr_exp}/${inference_tag}_snr<x>"
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.avsr_snr_sweep "${sweep_opts[@]}" --test_sets ${test_sets} --conditions ${snrs} \
         "${noise_opts[@]}" ${inference_args}

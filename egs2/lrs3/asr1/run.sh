@@ -7,8 +7,8 @@ export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relati
 cd "$(dirname "$0")"
 . ./db.sh
 
-train_set=train     # pretrain + trainval, less the held-out val clips
-valid_set=val
+train_set="train"   # pretrain + trainval, less the held-out val clips
+valid_set="val"
 test_sets="test"
 
 ./asr.sh \

@@ -1,6 +1,8 @@
+# shellcheck shell=bash disable=SC2154  # the sourcing script's variables (stage, stop_stage, help_message, ...)
 # Sourced by the stage scripts (asr.sh, avsr.sh) after their option defaults, as Kaldi's parse_options.sh
 # is: every "--name value" pair on the command line sets the shell variable "name", which must already
-# exist (a default); unknown options, a missing value or a stray argument print "$help_message" and exit.
+# exist (a default), with "-" in the name read as "_" (--stop-stage); unknown options, a missing value or a
+# stray argument print "$help_message" and exit.
 # An option whose default is a whole number (--stage, --nj, --ngpu, ...) takes only a whole number: its
 # value reaches bash arithmetic, which would run commands hidden in it.
 # A *_config option given relative to the directory run.sh was called from (LRSMS_CALLER_DIR, which
@@ -11,6 +13,7 @@ while [[ $# -gt 0 ]]; do
         --help|-h) echo "$help_message"; exit 0 ;;
         --*)
             name=${1#--}
+            name=${name//-/_}  # --stop-stage is --stop_stage, as in Kaldi's parse_options.sh
             if ! declare -p "$name" >/dev/null 2>&1 || [[ "$name" =~ [^a-z_0-9] ]]; then
                 echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
             fi
@@ -20,14 +23,14 @@ while [[ $# -gt 0 ]]; do
             fi
             value=$2
             if [[ "$name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
-                if [[ -e "$value" || -e "${LRSMS_CALLER_DIR}/${value}" ]]; then
+                if [[ -n "$value" && ( -f "$value" || -f "${LRSMS_CALLER_DIR}/${value}" ) ]]; then
                     words=("$value")  # one file, whatever spaces its name holds
                 else
                     read -r -a words <<< "$value"  # --lora_config takes several files
                 fi
                 resolved=()
                 for word in "${words[@]}"; do
-                    [[ "$word" != /* && -e "${LRSMS_CALLER_DIR}/${word}" ]] && word="${LRSMS_CALLER_DIR}/${word}"
+                    [[ "$word" != /* && -f "${LRSMS_CALLER_DIR}/${word}" ]] && word="${LRSMS_CALLER_DIR}/${word}"
                     resolved+=("$word")
                 done
                 value="${resolved[*]}"

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Runs a command on this machine with Kaldi's run.pl calling convention, which ESPnet's launcher
-# (python -m espnet2.bin.launch --cmd ...) and asr.sh use:
+# (python -m espnet2.bin.launch --cmd ...) and the recipes use (cmd.sh):
 #
 #   run_local.sh [--gpu N] [--num_threads N] [--mem X] [--max_jobs_run N] [JOB=1:N] LOG CMD...
 #
-# Resource options are accepted and ignored (one machine). With JOB=a:b the command runs once per
-# job in parallel, "JOB" in LOG and CMD replaced by the job number; it fails if any job fails and
-# names that job's log. Each log starts with the command and ends with its exit status.
+# With JOB=a:b the command runs once per job, "JOB" in LOG and CMD replaced by the job number, in
+# parallel: all at once, or at most N at a time with --max_jobs_run N (--max-jobs-run, as run.pl spells it).
+# It fails if any job fails and names that job's log. Each log starts with the command and ends with its
+# exit status. The other resource options are accepted and ignored (one machine).
 set -uo pipefail
 
+max_jobs=0
 while [[ $# -gt 0 && "$1" == --* ]]; do
     case "$1" in
-        --gpu|--num_threads|--mem|--max_jobs_run|--max-jobs-run|--num_nodes) shift 2 ;;
+        --max_jobs_run|--max-jobs-run)
+            [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "$0: $1 takes a whole number, got '${2:-}'" >&2; exit 1; }
+            max_jobs=$2; shift 2 ;;
+        --gpu|--num_threads|--mem|--num_nodes) shift 2 ;;
         *) echo "$0: unknown option $1" >&2; exit 1 ;;
     esac
 done
@@ -21,19 +26,20 @@ if [[ $# -gt 0 && "$1" =~ ^([A-Za-z_]+)=([0-9]+):([0-9]+)$ ]]; then
     shift
 fi
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 [--gpu N] [JOB=1:N] LOG CMD..." >&2
+    echo "usage: $0 [--gpu N] [--max_jobs_run N] [JOB=1:N] LOG CMD..." >&2
     exit 1
 fi
 log_pattern=$1; shift
 
+log_of() {
+    if [[ -n "$jobvar" ]]; then echo "${log_pattern//$jobvar/$1}"; else echo "$log_pattern"; fi
+}
+
 run_one() {
     local job=$1; shift
-    local log=$log_pattern
-    local args=("$@")
-    if [[ -n "$jobvar" ]]; then
-        log=${log//$jobvar/$job}
-        args=("${args[@]//$jobvar/$job}")
-    fi
+    local log args=("$@")
+    log=$(log_of "$job")
+    [[ -n "$jobvar" ]] && args=("${args[@]//$jobvar/$job}")
     local cmd
     cmd=$(printf '%q ' "${args[@]}")  # quote each argument, as run.pl does
     mkdir -p "$(dirname "$log")"
@@ -49,17 +55,20 @@ run_one() {
     return $status
 }
 
-pids=()
+declare -A pid_of_job=()
 for ((job = first; job <= last; job++)); do
+    if [[ $max_jobs -gt 0 ]]; then
+        while [[ $(jobs -rp | wc -l) -ge $max_jobs ]]; do
+            wait -n 2>/dev/null || true  # a slot is free; each job's own status is read below
+        done
+    fi
     run_one "$job" "$@" &
-    pids+=($!)
+    pid_of_job[$job]=$!
 done
 failed=0
-for i in "${!pids[@]}"; do
-    if ! wait "${pids[$i]}"; then
-        job=$((first + i))
-        log=$log_pattern; [[ -n "$jobvar" ]] && log=${log//$jobvar/$job}
-        echo "$0: job $job failed, see $log" >&2
+for ((job = first; job <= last; job++)); do
+    if ! wait "${pid_of_job[$job]}"; then
+        echo "$0: job $job failed, see $(log_of "$job")" >&2
         failed=1
     fi
 done

@@ -1,0 +1,74 @@
+# shellcheck shell=bash disable=SC2154  # the sourcing script's variables (stage, stop_stage, help_message, ...)
+# Sourced by asr.sh and avsr.sh (after their options are parsed): which stages run, what each needs, and the
+# run.sh a training stage leaves behind. Stage numbers and --skip_* options are ESPnet's asr.sh's.
+#
+#   run_stage <n>                                       true when stage n is in --stage..--stop_stage and no
+#                                                       --skip_* option leaves it out (that is logged)
+#   require_files <stage> <what makes them> <file>...   each file must exist and not be empty
+#   require_count <stage> <option> <value>              a job count: a whole number of at least 1
+#   require_words <stage> <option> <value>              a list option (--test_sets, --snrs) that names something
+#   write_run_sh <dir> <stage>                          <dir>/run.sh: this command line again from <stage>
+# A stage checks its inputs before it writes anything, and stops with exit 1 naming the first one missing
+# (so nothing half-written is left behind).
+run_stage() {
+    [[ $stage -le $1 && $stop_stage -ge $1 ]] || return 1
+    local skip
+    case $1 in
+        [1-5]) skip=skip_data_prep ;;
+        [6-9]|10|11) skip=skip_train ;;
+        12|13|17) skip=skip_eval ;;
+        14) skip=skip_packing ;;
+        15|16) skip=skip_upload_hf ;;
+        *) return 0 ;;
+    esac
+    if [[ "${!skip}" == true ]]; then
+        log "Stage $1 skipped (--${skip} true)"
+        return 1
+    fi
+}
+check_skip_options() {  # ESPnet's --skip_* options take true or false
+    local name
+    for name in skip_data_prep skip_train skip_eval skip_packing skip_upload_hf; do
+        if [[ "${!name}" != true && "${!name}" != false ]]; then
+            echo "$0: --${name} takes true or false, got '${!name}'" >&2
+            exit 1
+        fi
+    done
+}
+require_files() {
+    local stage=$1 source=$2 f
+    shift 2
+    for f in "$@"; do
+        if [[ ! -s "$f" ]]; then
+            echo "$0: Stage ${stage} needs ${f} (${source}), which is missing or empty" >&2
+            exit 1
+        fi
+    done
+}
+require_count() {
+    if [[ ! "$3" =~ ^[0-9]+$ || "$3" -lt 1 ]]; then
+        echo "$0: Stage $1: $2 must be at least 1, got $3" >&2
+        exit 1
+    fi
+}
+require_words() {
+    if [[ -z "${3// /}" ]]; then
+        echo "$0: Stage $1: $2 names nothing" >&2
+        exit 1
+    fi
+}
+write_run_sh() {  # as ESPnet's asr.sh leaves <asr_exp>/run.sh: the command line that ran (run_args), from <stage>
+    local dir=$1 tmp="$1/.run.sh.tmp"
+    mkdir -p "$dir"
+    {
+        echo "#!/usr/bin/env bash"
+        echo "# Written by $(basename "$0") stage $2 on $(date '+%Y-%m-%dT%H:%M:%S'): the command line that ran, from stage $2"
+        echo "# on (options after it win, e.g. --stop_stage $2)."
+        printf 'cd %q && LRSMS_CALLER_DIR=%q' "$PWD" "${LRSMS_CALLER_DIR:-$PWD}"
+        printf ' %q' "${run_args[@]}"
+        printf ' --stage %s "$@"; exit $?\n' "$2"
+    } > "$tmp"
+    chmod +x "$tmp"
+    mv "$tmp" "$dir/run.sh"
+    log "Wrote ${dir}/run.sh: re-runs this command from stage $2"
+}
