@@ -33,7 +33,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from espnet_lrsms.analysis.weights import classify as classify_layer
-from espnet_lrsms.fileio import replaced_on_success, save_figure
+from espnet_lrsms.fileio import load_weights_only, replaced_on_success, save_figure
+from espnet_lrsms.lowrank import load_exact_state_dict
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import score_texts
 
@@ -139,9 +140,9 @@ def _init_worker(setup: DecodeSetup) -> None:
     from espnet2.fileio.sound_scp import SoundScpReader
 
     torch.set_num_threads(setup.threads)
-    speech2text = Speech2Text(
-        asr_train_config=setup.config, asr_model_file=setup.model, device="cpu", **dict(setup.decode_conf)
-    )
+    speech2text = Speech2Text(asr_train_config=setup.config, asr_model_file=None, device="cpu", **dict(setup.decode_conf))
+    # ESPnet would load the checkpoint with strict=False: load it exactly (weights-only) into the same modules
+    load_exact_state_dict(speech2text.asr_model, load_weights_only(setup.model), f"{setup.model} (config {setup.config})")
     reader = SoundScpReader(str(setup.wav_scp), dtype="float32")
     _WORKER.update(
         speech2text=speech2text,
