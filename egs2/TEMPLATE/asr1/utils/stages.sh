@@ -22,7 +22,7 @@ run_stage() {
         *) return 0 ;;
     esac
     if [[ "${!skip}" == true ]]; then
-        log "Stage $1 skipped (--${skip} true)"
+        echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) Stage $1 skipped (--${skip} true)"  # log, with the caller's line
         return 1
     fi
 }
