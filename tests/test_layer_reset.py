@@ -3,11 +3,23 @@ import csv
 
 import pytest
 import torch
+import yaml
 
-from espnet_lrsms.analysis.layer_reset import ResetTarget, ambient_blocks, classify, reset_state, reset_targets
+from espnet_lrsms.analysis.layer_reset import (
+    ResetTarget,
+    ambient_blocks,
+    classify,
+    critical_blocks,
+    rerandom_seed,
+    reset_state,
+    reset_targets,
+    write_random_init,
+)
 from espnet_lrsms.bin import analysis_layer_reset as cli
+from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.tasks.build import dummy_token_list
 
-from conftest import DECODE, LIBRI_RECIPE, TAG
+from conftest import DECODE, LIBRI_RECIPE, REPO, TAG
 
 
 def toy_state():
@@ -65,6 +77,31 @@ def test_ambient_or_critical_by_absolute_or_relative_rise():
     rows = [dict(mode="reinit", module="(all)", block=b, wer_increase=inc, **{"class": c})
             for b, inc, c in ((0, 0.5, "ambient"), (1, 9.0, "critical"), (2, -1.0, "ambient"))]
     assert ambient_blocks(rows, "reinit") == [2, 0]
+    rows += [dict(rows[1], block=3, wer_increase=12.0), dict(rows[1], block=4, wer_increase=9.0)]
+    assert critical_blocks(rows, "reinit") == [3, 1, 4]  # most critical first, ties by block
+
+
+def test_rerandom_is_not_the_initial_weights_of_a_seed_1_model(tmp_path):
+    """ESPnet seeds the init with the config's seed: rerandom with that seed rebuilds W(0) exactly, so the
+    default is the training seed + 1."""
+    from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+
+    parser = LowRankASRTask.get_parser()
+    args = parser.parse_args(["--config", str(REPO / "conf" / "demo" / "train_asr_lrsms_tiny.yaml"),
+                              "--token_list", "x", "--output_dir", str(tmp_path), "--seed", "1"])
+    args.token_list = dummy_token_list(12)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(vars(args)))
+    set_all_random_seed(1)  # as AbsTask.main_worker before build_model
+    initial = LowRankASRTask.build_model(args).state_dict()
+    assert rerandom_seed(config) == (2, 1) and rerandom_seed(config, 7) == (7, 1)
+    rerandom = torch.load(write_random_init(config, 2, tmp_path / "r2.pth"))
+    same_seed = torch.load(write_random_init(config, 1, tmp_path / "r1.pth"))
+    blocks = [k for k in initial if k.startswith("encoder.encoders.") and k.endswith(("weight", ".u", ".vt"))
+              and "norm" not in k]
+    assert len(blocks) > 10
+    assert all(torch.equal(same_seed[k], initial[k]) for k in initial)  # the trap the default avoids
+    assert not any(torch.equal(rerandom[k], initial[k]) for k in blocks)
 
 
 def read_rows(path):
@@ -107,7 +144,8 @@ def test_ablation_on_the_trained_demo_model(librispeech_demo, tmp_path, capsys):
     assert max(rises) > 5.0, rows  # a random block in place of a trained one costs the 2-block encoder
     assert "ambient encoder blocks (reinit), most ambient first: [0" in out
     assert (tmp_path / "out" / "layer_reset.png").stat().st_size > 10_000
-    assert (tmp_path / "out" / "rerandom_seed1.pth").is_file()
+    assert (tmp_path / "out" / "rerandom_seed1.pth").is_file()  # the demo trained with ESPnet's default seed 0
+    assert "rerandom: random weights drawn with seed 1; the experiment trained with seed 0" in out
     # the ablation's decoder is the recipe's: same hypotheses as stage 12's 1-best
     stage5 = (exp / DECODE / "dev_clean" / "1best_recog" / "text").read_text().split("\n")
     ours = (tmp_path / "out" / "hyps" / "trained" / "text").read_text().split("\n")

@@ -6,7 +6,8 @@ time (or one module inside it), put back
 
 * ``reinit``: the block's *initial* weights W(0) (``<exp_dir>/0epoch.pth``, written by training), or
 * ``rerandom``: fresh random weights, i.e. the weights of a newly built model of the same config
-  (the same init as training, drawn with another seed),
+  (the same init as training, drawn with another seed: by default the training seed + 1, since the
+  training seed itself would rebuild the initial weights, :func:`rerandom_seed`),
 
 leave every other weight as trained, decode a dev set and score it. With WER₀ the trained model's
 WER and WER_b the WER after resetting b, the block is
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+import yaml
 
 from espnet_lrsms.analysis.weights import classify as classify_layer
 from espnet_lrsms.fileio import load_weights_only, replaced_on_success, save_figure
@@ -239,6 +241,12 @@ def ambient_blocks(rows: Sequence[Mapping], mode: str) -> List[int]:
     return [int(r["block"]) for r in sorted(mine, key=lambda r: (float(r["wer_increase"]), int(r["block"])))]
 
 
+def critical_blocks(rows: Sequence[Mapping], mode: str) -> List[int]:
+    """The critical blocks under ``mode`` (whole-block rows), most critical (largest WER increase) first."""
+    mine = [r for r in rows if r["mode"] == mode and r["module"] == "(all)" and r["class"] == "critical"]
+    return [int(r["block"]) for r in sorted(mine, key=lambda r: (-float(r["wer_increase"]), int(r["block"])))]
+
+
 def plot_ablation(rows: Sequence[Mapping], threshold: float, threshold_type: str, path: Path, title: str) -> Path:
     """Bar plot: WER after each reset, a group of bars per block (or module), one bar per mode,
     coloured by class; dashed lines at the trained model's WER and at the ambient threshold."""
@@ -284,6 +292,16 @@ def plot_ablation(rows: Sequence[Mapping], threshold: float, threshold_type: str
     save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
+
+
+def rerandom_seed(config: Path, seed: Optional[int] = None) -> Tuple[int, int]:
+    """(seed of the rerandom weights, the experiment's training seed): ``seed`` if given, else the
+    training seed + 1. ESPnet seeds the init with ``seed:`` of ``config`` (0 when absent), so that seed
+    would draw exactly the initial weights again."""
+    trained = (yaml.safe_load(Path(config).read_text()) or {}).get("seed", 0)
+    if isinstance(trained, bool) or not isinstance(trained, int):
+        raise ValueError(f"{config}: seed: expected an integer, got {trained!r}")
+    return (trained + 1 if seed is None else seed), trained
 
 
 def write_random_init(config: Path, seed: int, path: Path) -> Path:

@@ -8,7 +8,8 @@
 Run it from the recipe directory (the experiment's config.yaml names the BPE model relative to it).
 For each block b (or each module of each block), the weights under <submodel>.<stack>.b are put back
 to their initial values (reinit: <exp_dir>/0epoch.pth) or to fresh random ones (rerandom: a new model
-of the same config, --seed), the data set is decoded, and the block is ambient when the WER rises by
+of the same config drawn with --seed, by default the config's training seed + 1: the training seed
+itself would draw the initial weights again), the data set is decoded, and the block is ambient when the WER rises by
 at most --threshold (WER points, or a fraction of the trained model's WER with --threshold_type
 relative), critical otherwise. Factorized layers are reset through their factors u, vt.
 
@@ -38,6 +39,7 @@ from espnet_lrsms.analysis.layer_reset import (
     ablation_rows,
     ambient_blocks,
     plot_ablation,
+    rerandom_seed,
     reset_targets,
     run_ablation,
     write_random_init,
@@ -64,7 +66,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=1.0, help="largest WER increase of an ambient block")
     parser.add_argument("--threshold_type", choices=THRESHOLD_TYPES, default="absolute",
                         help="absolute: WER points; relative: fraction of the trained model's WER")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the rerandom weights")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the rerandom weights (default: the seed in the experiment's config.yaml + 1)")
     parser.add_argument("--max_utts", type=int, default=0, help="decode only the first N utterances (0: all)")
     parser.add_argument("--nj", type=int, default=1, help="parallel decoding processes")
     parser.add_argument("--output_dir", type=Path, default=None)
@@ -118,7 +121,13 @@ def main(cmd=None) -> int:
             )
         sources.append(("reinit", initial))
     if "rerandom" in args.modes:
-        sources.append(("rerandom", write_random_init(config, args.seed, out / f"rerandom_seed{args.seed}.pth")))
+        try:
+            seed, trained_seed = rerandom_seed(config, args.seed)
+        except ValueError as e:
+            raise SystemExit(f"layer_reset: {e}")
+        same = " (the training seed: these are the initial weights, rerandom = reinit)" if seed == trained_seed else ""
+        print(f"rerandom: random weights drawn with seed {seed}; the experiment trained with seed {trained_seed}{same}")
+        sources.append(("rerandom", write_random_init(config, seed, out / f"rerandom_seed{seed}.pth")))
 
     refs = read_text(args.data_dir / "text")
     uttids = sorted(refs)[: args.max_utts or None]
@@ -156,8 +165,8 @@ def main(cmd=None) -> int:
     if args.granularity == "block" and args.submodel == "encoder":
         ambient = ambient_by_mode[args.modes[0]]
         if ambient:
-            print("for ambient-targeted dropout (see README), e.g. the 2 most ambient blocks:")
-            print(f"  encoder_conf:\n    ffn_unit_dropout:\n      blocks: {ambient[:2]}\n      rate: 0.5")
+            print("for ambient-targeted dropout (docs/analysis.md), e.g. the 2 most ambient blocks:")
+            print(f"  encoder_conf:\n    unit_dropout:\n      blocks: {ambient[:2]}\n      rate: 0.5")
     print(f"wrote {csv_path}, {png_path}")
     return 0
 
