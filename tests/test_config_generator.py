@@ -1,12 +1,13 @@
 """The committed paper configs are exactly what ``espnet_lrsms.bin.make_paper_configs`` writes, the
-committed unit-dropout pair what its ``Written by`` line writes, and the one YAML writer
+committed unit-dropout configs what their ``Written by`` line writes, and the one YAML writer
 (``espnet_lrsms.fileio.config_yaml``) keeps its layout."""
 import shlex
 
+import pytest
 import yaml
 from conftest import REPO
 
-from espnet_lrsms.bin import analysis_unit_dropout_pair, make_paper_configs
+from espnet_lrsms.bin import analysis_unit_dropout_configs, make_paper_configs
 from espnet_lrsms.fileio import config_yaml
 from espnet_lrsms.recipe.paper_configs import ASR_ROWS, AVSR_ROWS, MANIFEST
 
@@ -38,18 +39,23 @@ def test_every_generated_config_says_how_it_was_made_and_parses():
             assert yaml.safe_load(text)["encoder_conf"]["output_size"] == 768
 
 
-def test_the_committed_unit_dropout_pair_is_the_commands_output(tmp_path, monkeypatch, capsys):
-    committed = sorted((CONF / "analysis").glob("*_dropout.yaml"))
-    assert len(committed) == 2
+@pytest.mark.parametrize("directory, base_dir", [("analysis", "asr"), ("demo", None)])
+def test_the_committed_unit_dropout_configs_are_the_commands_output(tmp_path, monkeypatch, capsys, directory, base_dir):
+    committed = sorted((CONF / directory).glob("*_dropout.yaml"))
+    assert [p.name.rsplit("_", 2)[1] for p in committed] == ["ambient", "critical", "flat"]
     written_by = committed[0].read_text().splitlines()[3]
-    command = "# Written by: python -m espnet_lrsms.bin.analysis_unit_dropout_pair "
+    command = "# Written by: python -m espnet_lrsms.bin.analysis_unit_dropout_configs "
     assert written_by.startswith(command)
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "asr").symlink_to(CONF / "asr")  # --base conf/asr/…; the pair goes to tmp_path/conf/analysis
+    (tmp_path / "conf" / directory).mkdir(parents=True)
+    if base_dir:  # --base conf/asr/…
+        (tmp_path / "conf" / base_dir).symlink_to(CONF / base_dir)
+    else:  # --base conf/demo/<base>.yaml, next to the configs written
+        base = committed[0].name.replace("_ambient_dropout", "")
+        (tmp_path / "conf" / directory / base).symlink_to(CONF / directory / base)
     monkeypatch.chdir(tmp_path)
-    assert analysis_unit_dropout_pair.main(shlex.split(written_by[len(command):])) == 0
+    assert analysis_unit_dropout_configs.main(shlex.split(written_by[len(command):])) == 0
     for path in committed:
-        assert (tmp_path / "conf" / "analysis" / path.name).read_text() == path.read_text(), path.name
+        assert (tmp_path / "conf" / directory / path.name).read_text() == path.read_text(), path.name
 
 
 def test_one_config_layout():

@@ -6,8 +6,8 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from torch import nn
 from typeguard import typechecked
 
-from espnet_lrsms.asr.ffn_unit_dropout import apply_ffn_unit_dropout
 from espnet_lrsms.asr.lowrank_blocks import factorize_block_stack, signature_with
+from espnet_lrsms.asr.unit_dropout import apply_unit_dropout
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, CONV_MODULE, ENCODER_BLOCK_MODULES
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ class LowRankConformerEncoder(ConformerEncoder):
     * ``conv_norm``: ``batch_norm`` (ESPnet's, default) or ``group_norm``, i.e.
       ``nn.GroupNorm(conv_norm_groups, output_size)`` in each convolution module; ``conv_norm_groups``
       (default 32) must divide ``output_size``. Padded frames count in its statistics.
-    * ``ffn_unit_dropout`` (``{blocks: [...] or "all", rate: r}``): drops a random fraction r of the
-      FFN hidden units of the given blocks at each training step (:mod:`espnet_lrsms.asr.ffn_unit_dropout`).
+    * ``unit_dropout`` (``{blocks: [...] or "all", rate: r, modules: [mhsa, ffn, conv]}``): federated
+      dropout, a random fraction r of the given blocks' units left out at each training step
+      (:mod:`espnet_lrsms.asr.unit_dropout`); ``ffn_unit_dropout: {blocks, rate}`` is its old form, the
+      FFN units only.
 
     Shapes are those of ``ConformerEncoder``: (B, T, input_size) → (B, T', output_size). Why group
     norm and unit dropout: docs/lowrank_models.md and docs/analysis.md.
@@ -42,6 +44,7 @@ class LowRankConformerEncoder(ConformerEncoder):
         lowrank: Optional[Dict[str, Any]] = None,
         conv_norm: str = "batch_norm",
         conv_norm_groups: int = 32,
+        unit_dropout: Optional[Dict[str, Any]] = None,
         ffn_unit_dropout: Optional[Dict[str, Any]] = None,
         **conformer_kwargs,
     ):
@@ -56,11 +59,12 @@ class LowRankConformerEncoder(ConformerEncoder):
         self.conv_norm = conv_norm
         if conv_norm == "group_norm":
             self._use_group_norm(conv_norm_groups)
-        self.ffn_unit_dropout_plan = apply_ffn_unit_dropout(self, ffn_unit_dropout)
+        self.unit_dropout_plan = apply_unit_dropout(self, unit_dropout, ffn_unit_dropout)
 
     __init__.__signature__ = signature_with(
         ConformerEncoder.__init__,
-        {"lowrank": None, "conv_norm": "batch_norm", "conv_norm_groups": 32, "ffn_unit_dropout": None},
+        {"lowrank": None, "conv_norm": "batch_norm", "conv_norm_groups": 32, "unit_dropout": None,
+         "ffn_unit_dropout": None},
     )
 
     def _use_group_norm(self, groups: int) -> None:

@@ -8,13 +8,16 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 
+from espnet_lrsms.asr.unit_dropout import hold_dropped_units
+
 
 class HookedTrainer(Trainer):
     """``Trainer.run`` between :meth:`before_run` and :meth:`after_run`.
 
     ``run`` is called by ``AbsTask.main_worker`` with the model built, on its device, initialised and
     loaded from ``--init_param``, before any resume or DDP wrapping. Subclasses override the hooks,
-    not ``run``.
+    not ``run``. While it runs, the units that federated dropout leaves out of a step stay unchanged
+    through that optimizer step (:func:`espnet_lrsms.asr.unit_dropout.hold_dropped_units`).
     """
 
     @classmethod
@@ -46,6 +49,7 @@ class HookedTrainer(Trainer):
     ) -> None:
         cls.before_run(model, optimizers, train_iter_factory, trainer_options, distributed_option)
         completed = False
+        held = hold_dropped_units(model, optimizers)
         try:
             super().run(
                 model=model,
@@ -59,4 +63,6 @@ class HookedTrainer(Trainer):
             )
             completed = True
         finally:
+            for handle in held:
+                handle.remove()
             cls.after_run(model, trainer_options, distributed_option, completed)
