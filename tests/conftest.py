@@ -81,6 +81,11 @@ def run_recipe(recipe, env_name, corpus, work, *args):
     return result.stdout
 
 
+def results_tables(results_md: str) -> str:
+    """RESULTS.md less ESPnet's "## Environments" block (its date and git commit change with every run)."""
+    return re.sub(r"^## Environments\n(?:(?!## ).*\n)*", "", results_md, flags=re.M)
+
+
 def wer_of(results_md, dataset):
     match = re.search(rf"^\|{re.escape(DECODE)}/{dataset}\|(\d+)\|(\d+)\|[\d.]+\|[\d.]+\|[\d.]+\|[\d.]+\|([\d.]+)\|", results_md, re.M)
     assert match, results_md
