@@ -152,9 +152,28 @@ def test_rerun_continues_from_the_per_clip_cache(corpus, tmp_path):
 
 
 def test_landmark_mode_without_landmarks_dir_is_refused_with_a_hint(corpus, tmp_path, caplog):
-    from espnet_lrsms.bin import avsr_prepare_data
+    from espnet_lrsms.bin import prepare_data
 
-    code = avsr_prepare_data.main(["--corpus_root", str(corpus), "--sets", "test", "--data_dir", str(tmp_path / "data"),
-                                   "--roi_method", "landmarks"])
+    code = prepare_data.main(["--task", "avsr", "--corpus_root", str(corpus), "--sets", "test", "--data_dir",
+                              str(tmp_path / "data"), "--roi_method", "landmarks"])
     assert code == 1
     assert "--roi_method landmarks needs --landmarks_dir" in caplog.text and "use --roi_method detect" in caplog.text
+
+
+@pytest.mark.parametrize("value", [1e9, np.inf])
+def test_absurd_landmarks_skip_the_clip_naming_file_and_frame(corpus, tmp_path, value):
+    marks = tmp_path / "landmarks" / "test" / "spk"
+    marks.mkdir(parents=True)
+    frames, frames_1 = (len(read_video_mp4(corpus / "test" / "spk" / f"0000{i}.mp4")) for i in (0, 1))
+    absurd = np.full((frames, 68, 2), 100.0)
+    absurd[:, 54, 0] = 150.0
+    absurd[3, 54] = (value, 100.0)  # frame 3's right mouth corner far outside the 224x224 frame
+    np.save(marks / "00000.npy", absurd)
+    np.save(marks / "00001.npy", np.full((frames_1, 68, 2), 100.0) + np.arange(68)[None, :, None])
+    settings = RoiSettings(method="landmarks", landmarks_dir=str(tmp_path / "landmarks"), smooth_window=1)
+    out = prepare_av_set(corpus, "test", tmp_path / "data", settings, nj=1, on_error="skip")
+    kind, message = read_skipped(out / "skipped.txt")["spk_00000"]
+    assert kind == "bad_landmarks"
+    assert message.startswith(f"{marks / '00000.npy'}: frame 3, point 54: ({value:g}, 100)")
+    assert "224x224" in message
+    assert (out / "video.scp").read_text().split()[0] == "spk_00001"

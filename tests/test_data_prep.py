@@ -86,13 +86,14 @@ def test_bad_utterances_stop_the_stage_naming_them(tmp_path, small_corpus):
     with pytest.raises(DataPrepError) as err:
         prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="stop")
     message = str(err.value)
-    assert "set dev_clean: 4 of 5 utterances have problems" in message
+    assert ("set dev_clean: 4 of 5 utterances have problems "
+            "(empty_audio: 1, no_audio: 1, no_transcript: 1, unreadable: 1)") in message
     assert "100-1001-0000: zero-length audio" in message
     assert not (tmp_path / "data" / "dev_clean").exists()  # nothing a later stage would take as done
     listing = (tmp_path / "data" / "dev_clean.failed" / "skipped.txt").read_text()
-    assert "100-1001-0001\tunreadable audio" in listing
-    assert "100-1001-0002\ttranscript without audio" in listing
-    assert "100-1001-0099\taudio without transcript" in listing
+    assert "100-1001-0001\tunreadable\tunreadable audio" in listing
+    assert "100-1001-0002\tno_audio\ttranscript without audio" in listing
+    assert "100-1001-0099\tno_transcript\taudio without transcript" in listing
 
 
 def test_bad_utterances_are_skipped_counted_and_listed(tmp_path, small_corpus, caplog):
@@ -124,6 +125,119 @@ def test_mp4_without_audio_track(tmp_path):
     (clip / "00000.txt").write_text("Text:  HELLO\n")
     shutil.copytree(DEMO_LRS3 / "test" / sorted(p.name for p in (DEMO_LRS3 / "test").iterdir())[0], clip.parent / "good")
     out = prepare_set("lrs3", tmp_path / "lrs3", "test", tmp_path / "data", on_error="skip")
-    assert "spk_00000\t" in (out / "skipped.txt").read_text()
+    assert "spk_00000\tno_audio\t" in (out / "skipped.txt").read_text()
     assert "no audio track" in (out / "skipped.txt").read_text()
     assert len(_lines(out / "text")) == 6  # the good speaker's 6 demo clips
+
+
+# ---- duplicated ids (issue 17 item 5)
+
+def test_a_duplicated_librispeech_id_stops_naming_both_files_or_is_dropped(tmp_path, small_corpus, caplog):
+    root, chapter = small_corpus
+    other = root / "LibriSpeech" / "dev-other" / "100" / "1001"  # the same id in a second subset of `dev`
+    other.mkdir(parents=True)
+    shutil.copy(chapter / "100-1001-0003.flac", other)
+    (other / "100-1001.trans.txt").write_text("100-1001-0003 ANOTHER TRANSCRIPT\n")
+    trans = chapter / "100-1001.trans.txt"
+    with pytest.raises(DataPrepError) as err:
+        prepare_set("librispeech", root, "dev", tmp_path / "data", on_error="stop")
+    message = str(err.value)
+    assert "set dev: 1 of 4 utterances have problems (duplicate_id: 1)" in message
+    assert f"100-1001-0003: utterance id in {trans}:4 and {other / '100-1001.trans.txt'}:1" in message
+    with caplog.at_level(logging.WARNING):
+        out = prepare_set("librispeech", root, "dev", tmp_path / "data", on_error="skip")
+    assert [line.split()[0] for line in _lines(out / "text")] == ["100-1001-0000", "100-1001-0001", "100-1001-0002"]
+    assert _lines(out / "skipped.txt")[0].startswith("100-1001-0003\tduplicate_id\tutterance id in ")
+    assert "set dev: skipped 1 of 4 utterances (duplicate_id: 1)" in caplog.text
+
+
+def test_the_same_id_twice_in_one_transcript_file(tmp_path, small_corpus):
+    root, chapter = small_corpus
+    trans = chapter / "100-1001.trans.txt"
+    trans.write_text(trans.read_text() + "100-1001-0001 THE SAME ID AGAIN\n")
+    with pytest.raises(DataPrepError, match=f"100-1001-0001: utterance id in {trans}:2 and {trans}:5"):
+        prepare_set("librispeech", root, "dev_clean", tmp_path / "data")
+
+
+def _lrs3_clip(root, split, speaker, clip, source):
+    folder = root / split / speaker
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, folder / f"{clip}.mp4")
+    shutil.copy(source.with_suffix(".txt"), folder / f"{clip}.txt")
+
+
+def test_a_clip_in_both_pretrain_and_trainval_is_reported(tmp_path):
+    demo = sorted((DEMO_LRS3 / "test").glob("*/*.mp4"))
+    root = tmp_path / "lrs3"
+    _lrs3_clip(root, "pretrain", "spk", "00000", demo[0])
+    _lrs3_clip(root, "trainval", "spk", "00000", demo[1])  # spk_00000 is not in val (crc32 % 20 != 0)
+    _lrs3_clip(root, "trainval", "spk", "00001", demo[2])
+    with pytest.raises(DataPrepError) as err:
+        prepare_set("lrs3", root, "train", tmp_path / "data", on_error="stop")
+    assert (f"spk_00000: clip id in {root / 'pretrain' / 'spk' / '00000.mp4'} and "
+            f"{root / 'trainval' / 'spk' / '00000.mp4'}") in str(err.value)
+    out = prepare_set("lrs3", root, "train", tmp_path / "data", on_error="skip")
+    assert [line.split()[0] for line in _lines(out / "text")] == ["spk_00001"]
+    assert _lines(out / "skipped.txt")[0].startswith("spk_00000\tduplicate_id\t")
+
+
+# ---- audio that would fail in training (issue 17 item 8)
+
+def test_stereo_and_truncated_flac_are_bad_input(tmp_path, small_corpus):
+    root, chapter = small_corpus
+    mono, rate = soundfile.read(chapter / "100-1001-0000.flac", dtype="int16")
+    soundfile.write(chapter / "100-1001-0000.flac", np.stack([mono, mono], axis=1), rate)
+    truncated = chapter / "100-1001-0001.flac"
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # the header still announces every sample
+    assert soundfile.info(truncated).frames > 0
+    out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="skip")
+    skipped = {line.split("\t")[0]: line.split("\t")[1:] for line in _lines(out / "skipped.txt")}
+    assert skipped["100-1001-0000"] == ["channels", f"2 channels, expected mono ({chapter / '100-1001-0000.flac'})"]
+    kind, message = skipped["100-1001-0001"]
+    assert kind == "truncated" and message.startswith(f"truncated or damaged audio ({truncated}): ")
+    assert "lost sync" in message
+    assert len(_lines(out / "text")) == 2
+
+
+# ---- ESPnet's duration filter, on the sets named (issue 17 item 8)
+
+def test_duration_filter_leaves_out_and_lists_short_and_long_utterances(tmp_path, small_corpus, caplog):
+    from espnet_lrsms.recipe.data_prep import DurationFilter
+
+    root, chapter = small_corpus
+    soundfile.write(chapter / "100-1001-0000.flac", np.full(304, 0.1, dtype=np.float32), 16000)  # 19 ms
+    lengths = {f.stem: soundfile.info(f).frames for f in sorted(chapter.glob("*.flac"))}
+    longest = max(lengths, key=lengths.get)
+    limit = lengths[longest] / 16000  # ESPnet keeps n < int(max·fs): the longest one goes
+    with caplog.at_level(logging.INFO):
+        out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", durations=DurationFilter(0.1, limit))
+    filtered = dict(line.split("\t") for line in _lines(out / "filtered.txt"))
+    assert filtered == {
+        "100-1001-0000": "0.019 s, not above --min_wav_duration 0.1",
+        longest: f"{limit:.3f} s, not below --max_wav_duration {limit:g}",
+    }
+    assert sorted(line.split()[0] for line in _lines(out / "text")) == sorted(set(lengths) - set(filtered))
+    assert "set dev_clean: 2 utterances outside 0.1-" in caplog.text and str(out / "filtered.txt") in caplog.text
+    assert not (out / "skipped.txt").exists()
+    with pytest.raises(DataPrepError, match="need 0 <= min < max"):
+        DurationFilter(5, 1)
+
+
+def test_one_command_filters_only_the_sets_named(tmp_path, small_corpus, caplog):
+    from espnet_lrsms.bin.prepare_data import main
+
+    root, chapter = small_corpus
+    soundfile.write(chapter / "100-1001-0000.flac", np.full(304, 0.1, dtype=np.float32), 16000)
+    shutil.copytree(root / "LibriSpeech" / "dev-clean", root / "LibriSpeech" / "test-clean")
+    data = tmp_path / "data"
+    common = ["--corpus", "librispeech", "--corpus_root", str(root), "--data_dir", str(data), "--nj", "1"]
+    assert main([*common, "--sets", "dev_clean", "test_clean", "--filter_sets", "dev_clean"]) == 0
+    assert len(_lines(data / "dev_clean" / "text")) == 3 and _lines(data / "dev_clean" / "filtered.txt")[0].startswith("100-1001-0000\t")
+    assert len(_lines(data / "test_clean" / "text")) == 4 and not (data / "test_clean" / "filtered.txt").exists()
+    assert main([*common, "--sets", "dev_clean", "--filter_sets", "train_clean_100"]) == 1
+    assert "--filter_sets train_clean_100: not among --sets dev_clean" in caplog.text
+    with pytest.raises(SystemExit):  # an AVSR option without --task avsr
+        main([*common, "--sets", "dev_clean", "--landmarks_dir", str(tmp_path)])
+    assert main(["--task", "avsr", *common, "--sets", "dev_clean"]) == 1
+    assert "--task avsr needs --corpus lrs3" in caplog.text

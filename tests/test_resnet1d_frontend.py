@@ -48,7 +48,9 @@ def test_z_normalisation_makes_it_gain_and_offset_invariant(frontend):
 
 
 def test_too_short_and_bad_options_are_errors(frontend):
-    with pytest.raises(ValueError, match="at least 640 samples"):
+    from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+
+    with pytest.raises(TooShortUttError, match="at least 640 samples"):
         frontend(torch.randn(1, 600), torch.tensor([600]))
     with pytest.raises(ValueError, match="frontend_conf.fs: resnet1d expects 16000 Hz audio, got 8000"):
         ResNet1DFrontend(fs=8000)
@@ -62,3 +64,38 @@ def test_narrow_channels_for_demos():
     narrow = ResNet1DFrontend(channels=[16, 16, 32, 64]).eval()
     feats, lengths = narrow(torch.randn(1, 6400), torch.tensor([6400]))
     assert narrow.output_size() == 64 and feats.shape == (1, 10, 64) and lengths.tolist() == [10]
+
+
+def test_a_19_ms_utterance_decodes_to_an_empty_hypothesis(tone_data, tmp_path):
+    """ESPnet's decoding loop writes an empty hypothesis for TooShortUttError, and goes on."""
+    import numpy as np
+    import soundfile
+    from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+
+    from espnet_lrsms.bin.asr_inference import main as asr_inference
+    from espnet_lrsms.bin.asr_train import main as asr_train
+
+    from test_training import train_command
+
+    with pytest.raises(TooShortUttError) as err:
+        ResNet1DFrontend()(torch.randn(1, 304), torch.tensor([304]))
+    assert (err.value.actual_size, err.value.limit) == (304, SAMPLES_PER_FRAME)
+    model = tmp_path / "model"
+    asr_train(train_command(tone_data, model, "--dry_run", "true")[3:])
+    from espnet_lrsms.tasks.asr import LowRankASRTask
+
+    built, _ = LowRankASRTask.build_model_from_file(model / "config.yaml", None, "cpu")
+    torch.save(built.state_dict(), model / "init.pth")
+    short = tmp_path / "short.wav"
+    soundfile.write(short, np.zeros(304, dtype=np.float32), 16000)  # 19 ms
+    first = (tone_data / "train" / "wav.scp").read_text().splitlines()[0]
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"{first}\nshort {short}\n")
+    out = tmp_path / "decode"
+    asr_inference([
+        "--batch_size", "1", "--ngpu", "0", "--beam_size", "2", "--data_path_and_name_and_type", f"{scp},speech,sound",
+        "--asr_train_config", str(model / "config.yaml"), "--asr_model_file", str(model / "init.pth"),
+        "--output_dir", str(out),
+    ])
+    text = dict(line.partition(" ")[::2] for line in (out / "1best_recog" / "text").read_text().splitlines())
+    assert sorted(text) == ["short", "utt000"] and text["short"].strip() == ""

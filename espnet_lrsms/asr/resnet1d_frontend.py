@@ -6,6 +6,7 @@
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 from typeguard import typechecked
@@ -73,10 +74,12 @@ class ResNet1DFrontend(AbsFrontend):
         if input.dim() == 3:  # (B, L, 1) from a mono sound reader
             input = input.squeeze(-1)
         num_frames = input.size(1) // SAMPLES_PER_FRAME
-        if num_frames == 0:
-            raise ValueError(
+        if num_frames == 0:  # ESPnet's decoding writes an empty hypothesis for this error and goes on
+            raise TooShortUttError(
                 f"resnet1d needs at least {SAMPLES_PER_FRAME} samples (40 ms at 16 kHz); "
-                f"got a batch of {input.size(1)}"
+                f"got a batch of {input.size(1)}",
+                input.size(1),
+                SAMPLES_PER_FRAME,
             )
         x = input[:, : num_frames * SAMPLES_PER_FRAME]
         lengths = torch.clamp(input_lengths, max=x.size(1))

@@ -153,6 +153,29 @@ def crop_square(frame: np.ndarray, centre: np.ndarray, side: int) -> np.ndarray:
 
 
 @typechecked
+def check_mouth_points(landmarks: np.ndarray, frame_shape: Tuple[int, int], source: str = "landmarks") -> None:
+    """Refuse mouth points that are infinite or more than half a frame outside the ``(H, W)`` frames
+    (NaN rows, no face, are fine): such a point would make a crop of absurd size.
+
+    Raises:
+        LandmarkError: naming ``source``, the frame, the point (68-point index) and its value.
+    """
+    mouth = mouth_points(landmarks)
+    offset = MOUTH_68.start if landmarks.shape[1] == 68 else 0
+    height, width = frame_shape
+    found = ~np.isnan(mouth).any(axis=(1, 2))
+    x, y = mouth[..., 0], mouth[..., 1]
+    outside = ~((x >= -width / 2) & (x <= 1.5 * width) & (y >= -height / 2) & (y <= 1.5 * height))
+    outside &= found[:, None]
+    if outside.any():
+        t, p = np.argwhere(outside)[0]
+        raise LandmarkError(
+            f"{source}: frame {t}, point {p + offset}: ({x[t, p]:g}, {y[t, p]:g}) is not a finite point within "
+            f"half a frame of the {width}x{height} frames ({int(outside.sum())} such points)"
+        )
+
+
+@typechecked
 def crop_mouth_rois(
     frames: np.ndarray,
     landmarks: np.ndarray,
@@ -164,11 +187,17 @@ def crop_mouth_rois(
     """``(T, size, size)`` uint8 mouth crops of grey ``frames`` (T, H, W) from landmarks (T, P, 2).
 
     ``frames`` and ``landmarks`` must have the same number of frames (the caller checks and names the
-    files); the crop side is ``crop_scale`` × the median mouth width, at least 8 pixels.
+    files); the crop side is ``crop_scale`` × the median mouth width, at least 8 pixels. Mouth points
+    far outside the frames (:func:`check_mouth_points`) or a mouth wider than the frames are refused.
     """
     if len(frames) != len(landmarks):
         raise LandmarkError(f"{source}: {len(landmarks)} frames of landmarks for a video of {len(frames)} frames")
+    check_mouth_points(landmarks, frames.shape[1:], source)
     centres, width = mouth_track(landmarks, smooth_window, source)
+    if width > max(frames.shape[1:]):
+        raise LandmarkError(
+            f"{source}: median mouth width {width:.0f} px is wider than the {frames.shape[2]}x{frames.shape[1]} frames"
+        )
     side = max(8, int(round(crop_scale * width)))
     crops = np.stack([crop_square(frame, centre, side) for frame, centre in zip(frames, centres)])
     return resize_frames(crops, size)

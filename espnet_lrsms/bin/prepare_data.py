@@ -1,25 +1,97 @@
-"""Stage 1: corpus → data/<set>/{wav.scp,text,utt2spk,spk2utt} (see espnet_lrsms.recipe.data_prep)."""
+"""Stage 1 of both recipes: corpus → data/<set>/{wav.scp,text,utt2spk,spk2utt} (+ video.scp with --task avsr).
+
+    python -m espnet_lrsms.bin.prepare_data --corpus librispeech --corpus_root $LIBRISPEECH \\
+        --sets train_clean_100 dev_clean test_clean --filter_sets train_clean_100 dev_clean [--nj 8] [--on_error skip]
+    python -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root $LRS3 --sets train val test \\
+        --filter_sets train val [--landmarks_dir $LRS3_LANDMARKS]
+
+--task asr (default): audio and text (espnet_lrsms.recipe.data_prep). --task avsr: LRS3 audio and 96x96
+mouth ROIs per clip (espnet_lrsms.recipe.avsr_data_prep); --corpus defaults to lrs3 there.
+--filter_sets: the sets ESPnet's duration filter applies to (its asr.sh stage 4 filters the training and
+validation sets, never test sets): utterances not longer than --min_wav_duration or not shorter than
+--max_wav_duration are left out and listed in data/<set>/filtered.txt.
+Bad input (see README, "bad input"): --on_error stop fails naming it, skip leaves it out (data/<set>/skipped.txt).
+
+AVSR ROI options (--task avsr only):
+--roi_method auto (default): landmarks when --landmarks_dir is given, else detect.
+--roi_method landmarks: per clip <landmarks_dir>/<split>/<speaker>/<clip>.pkl (list of (68, 2) arrays
+or None per frame, as Auto-AVSR's released LRS3 landmarks) or .npy ((T, 68, 2), NaN = no face).
+--roi_method detect: dlib's face detector and 68-point shape predictor (models inside the dlib-bin and
+face_recognition_models wheels; nothing downloaded) find the landmarks, kept in
+<data_dir>/av/<set>/landmarks/<split>/<speaker>/<clip>.npy.
+--roi_method as_is: the videos already show the mouth; frames are only resized to --roi_size.
+"""
 import argparse
 import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.recipe.data_prep import DataPrepError, prepare_set
+from espnet_lrsms.recipe.avsr_data_prep import ROI_METHODS, RoiSettings
+from espnet_lrsms.recipe.data_prep import TASKS, DataPrepError, DurationFilter, prepare_data
+
+AVSR_DEFAULTS = {
+    "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "roi_size": 96, "crop_scale": 2.0,
+    "smooth_window": 12, "max_frame_mismatch": 3,
+}
 
 
-def main(cmd=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--corpus", choices=["librispeech", "lrs3"], required=True)
-    parser.add_argument("--corpus_root", type=Path, required=True)
-    parser.add_argument("--sets", nargs="+", required=True, help="ESPnet set names, e.g. train_clean_100 dev_clean")
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, default="asr", help="asr: audio only; avsr: audio and mouth ROIs (LRS3)")
+    parser.add_argument("--corpus", choices=["librispeech", "lrs3"], default=None,
+                        help="required with --task asr; lrs3 (the default) with --task avsr")
+    parser.add_argument("--corpus_root", type=Path, required=True,
+                        help="LibriSpeech: holds LibriSpeech/; LRS3: holds pretrain/, trainval/, test/")
+    parser.add_argument("--sets", nargs="+", required=True,
+                        help="ESPnet set names, e.g. train_clean_100 dev_clean; LRS3: pretrain trainval test train val")
     parser.add_argument("--data_dir", type=Path, default=Path("data"))
     parser.add_argument("--nj", type=int, default=4)
     parser.add_argument("--on_error", choices=["stop", "skip"], default="stop")
+    parser.add_argument("--filter_sets", nargs="*", default=[],
+                        help="sets of --sets the duration filter applies to (training and validation sets)")
+    parser.add_argument("--min_wav_duration", type=float, default=0.1, help="seconds; ESPnet's default")
+    parser.add_argument("--max_wav_duration", type=float, default=20.0, help="seconds; ESPnet's default")
+    avsr = parser.add_argument_group("AVSR (--task avsr)")
+    avsr.add_argument("--roi_method", choices=ROI_METHODS, default=None,
+                      help=f"default {AVSR_DEFAULTS['roi_method']}")
+    avsr.add_argument("--landmarks_dir", type=str, default=None)
+    avsr.add_argument("--detect_upsample", type=int, default=None,
+                      help="detect: times each frame is upsampled before face detection (default 0: faces >= ~80 px)")
+    avsr.add_argument("--roi_size", type=int, default=None, help="default 96")
+    avsr.add_argument("--crop_scale", type=float, default=None, help="crop side / median mouth width (default 2.0)")
+    avsr.add_argument("--smooth_window", type=int, default=None, help="frames the mouth centre is averaged over (default 12)")
+    avsr.add_argument("--max_frame_mismatch", type=int, default=None,
+                      help="audio/video difference allowed, 40 ms frames (default 3)")
+    return parser
+
+
+def main(cmd=None) -> int:
+    parser = get_parser()
     args = parser.parse_args(cmd)
+    given = [name for name in AVSR_DEFAULTS if getattr(args, name) is not None]
+    if args.task == "asr":
+        if given:
+            parser.error(f"--{given[0]} is an AVSR option: add --task avsr")
+        if args.corpus is None:
+            parser.error("--task asr needs --corpus librispeech or --corpus lrs3")
+    avsr = {name: AVSR_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in AVSR_DEFAULTS}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     try:
-        for set_name in dict.fromkeys(args.sets):
-            prepare_set(args.corpus, args.corpus_root, set_name, args.data_dir, args.nj, args.on_error)
+        roi = None
+        if args.task == "avsr":
+            roi = RoiSettings(
+                method=avsr["roi_method"],
+                landmarks_dir=str(Path(avsr["landmarks_dir"]).resolve()) if avsr["landmarks_dir"] else None,
+                size=avsr["roi_size"],
+                crop_scale=avsr["crop_scale"],
+                smooth_window=avsr["smooth_window"],
+                detect_upsample=avsr["detect_upsample"],
+            )
+        prepare_data(
+            args.task, args.corpus or "lrs3", args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error,
+            args.filter_sets, DurationFilter(args.min_wav_duration, args.max_wav_duration), roi,
+            avsr["max_frame_mismatch"],
+        )
     except DataPrepError as err:
         logging.error("%s", err)
         return 1

@@ -21,25 +21,24 @@ decoding again. The ROI settings are kept in ``av/<set>/roi/settings.json``; oth
 the cached ROIs.
 
 A clip with a problem is never dropped silently. Kinds (column 2 of ``skipped.txt``):
-``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
-``no_video``, ``frame_rate``, ``no_landmarks`` (no landmark file), ``bad_landmarks``, ``no_face``,
+``duplicate_id`` (the clip id in both ``pretrain`` and ``trainval`` of one set), ``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
+``no_video``, ``frame_rate``, ``no_landmarks`` (no landmark file), ``bad_landmarks`` (unreadable, or points
+not finite or far outside the frame), ``no_face``,
 ``length_mismatch`` (audio and video differ by more than ``max_frame_mismatch`` 40 ms frames, or the
 landmarks do not have one entry per video frame). ``on_error="stop"`` raises naming the clips and
 files; ``"skip"`` leaves them out, writes ``data/<set>/skipped.txt`` (``<utt>\\t<kind>\\t<message>``)
-and logs the count per kind.
+and logs the count per kind (the policy, the parallel pass and the writer are
+:mod:`espnet_lrsms.recipe.data_prep`'s, shared with ASR).
 """
 import json
 import logging
 import shutil
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile
-from tqdm import tqdm
 from typeguard import typechecked
 
 from espnet_lrsms.avsr.roi import (
@@ -53,7 +52,14 @@ from espnet_lrsms.avsr.roi import (
 )
 from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_video_mp4
 from espnet_lrsms.fileio import replaced_on_success
-from espnet_lrsms.recipe.data_prep import DataPrepError, scan_lrs3, write_kaldi_data_dir
+from espnet_lrsms.recipe.data_prep import (
+    DataPrepError,
+    DurationFilter,
+    check_in_parallel,
+    check_on_error,
+    finish_set,
+    scan_lrs3,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +97,7 @@ class AVClip:
     relative: Optional[Path] = None  # <split>/<speaker>/<clip>, for the landmark file
     wav: Optional[Path] = None
     roi: Optional[Path] = None
-    audio_samples: int = 0
+    num_samples: int = 0  # of the audio
     video_frames: int = 0
     kind: Optional[str] = None
     problem: Optional[str] = None
@@ -195,6 +201,8 @@ def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings, out_dir: 
             return crop_mouth_rois(frames, landmarks, settings.size, settings.crop_scale, settings.smooth_window, str(path))
         except NoFaceError as err:
             raise ClipProblem("no_face", f"{clip.source}: the face detector found no face in any of its {len(frames)} frames") from err
+        except LandmarkError as err:
+            raise ClipProblem("bad_landmarks", str(err)) from err
     landmark_dir = Path(settings.landmarks_dir)
     path = find_landmark_file(landmark_dir, clip.relative)
     if path is None:
@@ -215,10 +223,10 @@ def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings, out_dir: 
 def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_mismatch: int) -> AVClip:
     """Fill ``clip.wav``/``clip.roi`` (decoding and cropping unless cached) or ``clip.kind``/``clip.problem``."""
     try:
-        if clip.text is None and clip.problem is None:
+        if clip.problem is not None:  # found by the scan: duplicate_id, no_transcript
+            raise ClipProblem(clip.kind, clip.problem)
+        if clip.text is None:
             raise ClipProblem("no_transcript", f"{clip.source}: no transcript (.txt with a 'Text:' line)")
-        if clip.problem is not None:
-            raise ClipProblem("no_transcript", clip.problem)
         if clip.source is None:
             raise ClipProblem("no_mp4", f"transcript without a video file ({clip.relative}.txt)")
         wav = out_dir / "audio" / clip.speaker / f"{clip.source.stem}.wav"
@@ -235,7 +243,7 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
         else:
             check_lengths(clip.source, cached[0], cached[1], max_frame_mismatch)
         clip.wav, clip.roi = wav, roi
-        clip.audio_samples, clip.video_frames = cached
+        clip.num_samples, clip.video_frames = cached
     except ClipProblem as err:
         clip.kind, clip.problem = err.kind, str(err)
     return clip
@@ -262,7 +270,7 @@ def _clips_of(corpus_root: Path, set_name: str) -> List[AVClip]:
             relative = utt.source.relative_to(corpus_root).with_suffix("")
         else:  # a .txt without its .mp4 (scan_lrs3 keeps no path for it): speaker/clip, for the message
             relative = Path(utt.speaker) / utt.uttid[len(utt.speaker) + 1 :]
-        clips.append(AVClip(utt.uttid, utt.speaker, utt.text, utt.source, relative, problem=utt.problem))
+        clips.append(AVClip(utt.uttid, utt.speaker, utt.text, utt.source, relative, kind=utt.kind, problem=utt.problem))
     return clips
 
 
@@ -286,10 +294,10 @@ def prepare_av_set(
     nj: int = 1,
     on_error: str = "stop",
     max_frame_mismatch: int = 3,
+    durations: Optional[DurationFilter] = None,
 ) -> Path:
     """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it."""
-    if on_error not in ("stop", "skip"):
-        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    check_on_error(on_error)
     if settings.method not in ROI_METHODS:
         raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
     settings = settings.resolved()
@@ -311,40 +319,15 @@ def prepare_av_set(
     out_dir = data_dir / "av" / set_name
     _use_cache(out_dir, settings)
     jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
-    with ProcessPoolExecutor(max_workers=max(1, nj), initializer=_init_worker) as pool:
-        done = list(tqdm(pool.map(_process_star, jobs, chunksize=4), total=len(jobs), desc=f"av data prep {set_name}", unit="clip"))
-    good = [c for c in done if c.problem is None]
-    bad = [c for c in done if c.problem is not None]
-    out = data_dir / set_name
-    write_av_data_dir(out, good, bad)
-    if bad:
-        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(Counter(c.kind for c in bad).items()))
-        examples = "; ".join(f"{c.uttid}: {c.problem}" for c in bad[:3])
-        if on_error == "stop":
-            failed = out.with_name(out.name + ".failed")
-            shutil.move(str(out), str(failed))
-            raise DataPrepError(
-                f"set {set_name}: {len(bad)} of {len(done)} clips have problems ({counts}), e.g. {examples}; "
-                f"full list in {failed / 'skipped.txt'} (re-run with --on_error skip to leave them out)"
-            )
-        logger.warning("set %s: skipped %d of %d clips (%s); list in %s", set_name, len(bad), len(done), counts, out / "skipped.txt")
-    if not good:
-        raise DataPrepError(f"set {set_name}: no usable clip (see {out / 'skipped.txt'})")
-    hours = sum(c.audio_samples for c in good) / FS / 3600
-    logger.info("set %s: %d clips (%.2f h) -> %s", set_name, len(good), hours, out)
-    return out
+    done = check_in_parallel(_process_star, jobs, nj, f"av data prep {set_name}", "clip", chunksize=4, initializer=_init_worker)
+    return finish_set(data_dir / set_name, done, av_tables, on_error, "clip", durations)
 
 
-def write_av_data_dir(out: Path, good: List[AVClip], bad: List[AVClip]) -> None:
-    """wav.scp, video.scp, text, utt2spk, spk2utt, utt2num_video_frames (+ skipped.txt)."""
-    write_kaldi_data_dir(
-        out,
-        {
-            "wav.scp": {c.uttid: str(c.wav.resolve()) for c in good},
-            "video.scp": {c.uttid: str(c.roi.resolve()) for c in good},
-            "text": {c.uttid: c.text for c in good},
-            "utt2num_video_frames": {c.uttid: str(c.video_frames) for c in good},
-        },
-        {c.uttid: c.speaker for c in good},
-        [f"{c.uttid}\t{c.kind}\t{c.problem}\n" for c in sorted(bad, key=lambda c: c.uttid)],
-    )
+def av_tables(good: List[AVClip]) -> Dict[str, Dict[str, str]]:
+    """wav.scp, video.scp, text, utt2num_video_frames."""
+    return {
+        "wav.scp": {c.uttid: str(c.wav.resolve()) for c in good},
+        "video.scp": {c.uttid: str(c.roi.resolve()) for c in good},
+        "text": {c.uttid: c.text for c in good},
+        "utt2num_video_frames": {c.uttid: str(c.video_frames) for c in good},
+    }

@@ -7,23 +7,36 @@ subsets, ``dev`` = dev-clean + dev-other). LRS3: ``$LRS3/<split>/<id>/<clip>.mp4
 a hash of their id, ``train`` = ``pretrain`` + the rest of ``trainval``). LRS3 audio is decoded from the
 mp4 to 16 kHz mono FLAC with PyAV (its wheels bring FFmpeg's codecs), cached per clip.
 
-Problems (missing audio or transcript, unreadable or empty audio, mp4 without audio) are collected per
-utterance: ``on_error="stop"`` raises naming them, ``"skip"`` leaves them out, logs how many and where
-the list is (``data/<set>/skipped.txt``). Each data directory is written to ``<set>.tmp`` and renamed.
+:func:`prepare_data` is the one entry of ASR and AVSR (``task="avsr"``: video and mouth ROIs too, made by
+:mod:`espnet_lrsms.recipe.avsr_data_prep`); both share the set handling, the parallel pass
+(:func:`check_in_parallel`), the bad-input policy and summary (:func:`finish_set`) and the writer.
+
+Problems are collected per utterance with a kind (column 2 of ``skipped.txt``): ``duplicate_id`` (an id
+twice in the transcripts, or an LRS3 clip in both ``pretrain`` and ``trainval`` of one set),
+``no_audio``, ``no_transcript``, ``unreadable``, ``empty_audio``, ``sample_rate``, ``channels`` (not mono),
+``truncated`` (the whole file is decoded: it fails, or gives fewer samples than its header says).
+``on_error="stop"`` raises naming them, ``"skip"`` leaves them out and logs the count per kind and where
+the list is (``data/<set>/skipped.txt``). Sets given a :class:`DurationFilter` (ESPnet's stage 4: training
+sets only) also leave out utterances outside it, listed in ``data/<set>/filtered.txt``. Each data
+directory is written to ``<set>.tmp`` and renamed.
 """
 import logging
 import shutil
 import zlib
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
 from tqdm import tqdm
 
 from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
+
+if TYPE_CHECKING:
+    from espnet_lrsms.recipe.avsr_data_prep import RoiSettings
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +45,7 @@ LIBRISPEECH_COMBINED = {
     "train_960": ("train-clean-100", "train-clean-360", "train-other-500"),
     "dev": ("dev-clean", "dev-other"),
 }
+TASKS = ("asr", "avsr")
 
 
 class DataPrepError(RuntimeError):
@@ -45,7 +59,29 @@ class Utterance:
     text: Optional[str]  # None: no transcript found
     source: Optional[Path]  # None: no audio found
     audio: Optional[Path] = None  # the file wav.scp points at (set by the checks)
+    num_samples: int = 0  # of ``audio`` (set by the checks)
+    kind: Optional[str] = None
     problem: Optional[str] = None
+
+    def fail(self, kind: str, problem: str) -> "Utterance":
+        self.kind, self.problem = kind, problem
+        return self
+
+
+class _Duplicates:
+    """Where each id was seen: ids seen in more than one place become ``duplicate_id`` problems."""
+
+    def __init__(self, noun: str):
+        self.noun = noun
+        self.places: Dict[str, List[str]] = {}
+
+    def add(self, uttid: str, place: str) -> None:
+        self.places.setdefault(uttid, []).append(place)
+
+    def mark(self, utts: Mapping[str, Utterance]) -> None:
+        for uttid, places in self.places.items():
+            if len(places) > 1:
+                utts[uttid].fail("duplicate_id", f"{self.noun} id in {', '.join(places[:-1])} and {places[-1]}")
 
 
 # ------------------------------------------------------------------ LibriSpeech
@@ -54,11 +90,13 @@ def librispeech_subsets(set_name: str) -> Tuple[str, ...]:
 
 
 def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
-    """Pair every ``*.flac`` with its line of the chapter's ``*.trans.txt``."""
+    """Pair every ``*.flac`` with its line of the chapter's ``*.trans.txt``; an id on two lines (or two
+    ``.flac`` files of one id) is a ``duplicate_id`` problem naming both places."""
     base = corpus_root / "LibriSpeech"
     if not base.is_dir():
         raise DataPrepError(f"LIBRISPEECH={corpus_root}: no LibriSpeech/ directory in it")
     utts: Dict[str, Utterance] = {}
+    lines, flacs = _Duplicates("utterance"), _Duplicates("audio file of utterance")
     for subset in librispeech_subsets(set_name):
         folder = base / subset
         if not folder.is_dir():
@@ -68,16 +106,19 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
                 if not line.strip():
                     continue
                 uttid, text = split_kaldi_line(line)
-                speaker = uttid.split("-")[0]
-                utts[uttid] = Utterance(uttid, speaker, text.strip() or None, None)
+                lines.add(uttid, f"{trans}:{number}")
+                utts[uttid] = Utterance(uttid, uttid.split("-")[0], text.strip() or None, None)
                 if not text.strip():
-                    utts[uttid].problem = f"empty transcript ({trans}:{number})"
+                    utts[uttid].fail("no_transcript", f"empty transcript ({trans}:{number})")
         for flac in sorted(folder.glob("*/*/*.flac")):
             uttid = flac.stem
+            flacs.add(uttid, str(flac))
             if uttid in utts:
                 utts[uttid].source = flac
             else:
                 utts[uttid] = Utterance(uttid, uttid.split("-")[0], None, flac)
+    flacs.mark(utts)
+    lines.mark(utts)
     return [utts[k] for k in sorted(utts)]
 
 
@@ -90,7 +131,8 @@ def _in_lrs3_val(uttid: str) -> bool:
 
 
 def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
-    """Pair every ``<id>/<clip>.mp4`` with the ``Text:`` line of ``<id>/<clip>.txt``."""
+    """Pair every ``<id>/<clip>.mp4`` with the ``Text:`` line of ``<id>/<clip>.txt``; a clip id in both
+    ``pretrain`` and ``trainval`` of one set is a ``duplicate_id`` problem naming both files."""
     if set_name in LRS3_SPLITS:
         parts = [(set_name, None)]
     elif set_name == "train":
@@ -100,10 +142,12 @@ def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
     else:
         raise DataPrepError(f"LRS3 has no set {set_name!r}; known: {list(LRS3_SPLITS) + ['train', 'val']}")
     utts: Dict[str, Utterance] = {}
+    clips = _Duplicates("clip")
     for split, want_val in parts:
         folder = corpus_root / split
         if not folder.is_dir():
             raise DataPrepError(f"set {set_name}: {folder} does not exist (LRS3={corpus_root})")
+        seen = set()
         for path in sorted(folder.glob("*/*")):
             if path.suffix not in (".mp4", ".txt"):
                 continue
@@ -111,13 +155,18 @@ def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
             uttid = f"{speaker}_{clip}"
             if want_val is not None and _in_lrs3_val(uttid) != want_val:
                 continue
+            if uttid not in seen:  # once per split: the .mp4 when there is one, else the .txt
+                seen.add(uttid)
+                mp4 = path.with_suffix(".mp4")
+                clips.add(uttid, str(mp4 if mp4.is_file() else path))
             utt = utts.setdefault(uttid, Utterance(uttid, speaker, None, None))
             if path.suffix == ".mp4":
                 utt.source = path
             else:
                 utt.text = _lrs3_text(path)
                 if utt.text is None:
-                    utt.problem = f"no 'Text:' line in {path}"
+                    utt.fail("no_transcript", f"no 'Text:' line in {path}")
+    clips.mark(utts)
     return [utts[k] for k in sorted(utts)]
 
 
@@ -150,16 +199,20 @@ def decode_mp4_audio(mp4: Path, out: Path) -> None:
 
 
 # --------------------------------------------------------------- shared checks
+def decoded_frames(path: Path) -> int:
+    """Samples (per channel) that decoding the whole file gives, read block by block."""
+    return sum(len(block) for block in soundfile.blocks(str(path), blocksize=1 << 16, dtype="int16"))
+
+
 def check_audio(utt: Utterance, audio_dir: Optional[Path]) -> Utterance:
-    """Fill ``utt.audio`` (decoding mp4 into ``audio_dir`` when needed) or ``utt.problem``."""
+    """Fill ``utt.audio`` and ``utt.num_samples`` (decoding mp4 into ``audio_dir`` when needed, and
+    decoding the whole file to find truncation) or ``utt.kind``/``utt.problem``."""
     if utt.problem:
         return utt
     if utt.source is None:
-        utt.problem = "transcript without audio"
-        return utt
+        return utt.fail("no_audio", "transcript without audio")
     if utt.text is None:
-        utt.problem = f"audio without transcript ({utt.source})"
-        return utt
+        return utt.fail("no_transcript", f"audio without transcript ({utt.source})")
     try:
         if utt.source.suffix == ".mp4":
             target = audio_dir / utt.speaker / f"{utt.source.stem}.flac"
@@ -169,23 +222,118 @@ def check_audio(utt: Utterance, audio_dir: Optional[Path]) -> Utterance:
         else:
             path = utt.source
         info = soundfile.info(str(path))
-        if info.frames == 0:
-            utt.problem = f"zero-length audio ({path})"
-        elif info.samplerate != FS:
-            utt.problem = f"{info.samplerate} Hz audio, expected {FS} ({path})"
-        else:
-            utt.audio = path
     except DataPrepError as err:
-        utt.problem = str(err)
+        return utt.fail("no_audio", str(err))
     except ImportError:  # a missing package is the installation's fault, not this utterance's
         raise
     except Exception as err:  # soundfile/PyAV errors: unreadable file
-        utt.problem = f"unreadable audio ({utt.source}): {type(err).__name__}: {err}"
+        return utt.fail("unreadable", f"unreadable audio ({utt.source}): {type(err).__name__}: {err}")
+    if info.frames == 0:
+        return utt.fail("empty_audio", f"zero-length audio ({path})")
+    if info.samplerate != FS:
+        return utt.fail("sample_rate", f"{info.samplerate} Hz audio, expected {FS} ({path})")
+    if info.channels != 1:
+        return utt.fail("channels", f"{info.channels} channels, expected mono ({path})")
+    try:
+        frames = decoded_frames(path)
+    except Exception as err:  # libsndfile: "flac decoder lost sync" and the like
+        return utt.fail("truncated", f"truncated or damaged audio ({path}): {type(err).__name__}: {err}")
+    if frames < info.frames:
+        return utt.fail("truncated", f"truncated or damaged audio ({path}): {frames} of the {info.frames} samples its header announces")
+    utt.audio, utt.num_samples = path, frames
     return utt
 
 
 def _check_star(args):
     return check_audio(*args)
+
+
+@dataclass(frozen=True)
+class DurationFilter:
+    """ESPnet's asr.sh stage 4 on training sets: an utterance of ``n`` samples is kept when
+    ``int(min_seconds·fs) < n < int(max_seconds·fs)`` (``--min_wav_duration``/``--max_wav_duration``)."""
+
+    min_seconds: float = 0.1
+    max_seconds: float = 20.0
+    fs: int = FS
+
+    def __post_init__(self):
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise DataPrepError(
+                f"--min_wav_duration {self.min_seconds} and --max_wav_duration {self.max_seconds}: "
+                "need 0 <= min < max (seconds)"
+            )
+
+    def reason(self, num_samples: int) -> Optional[str]:
+        """Why an utterance of ``num_samples`` is left out, or None when it is kept."""
+        seconds = num_samples / self.fs
+        if num_samples <= int(self.min_seconds * self.fs):
+            return f"{seconds:.3f} s, not above --min_wav_duration {self.min_seconds:g}"
+        if num_samples >= int(self.max_seconds * self.fs):
+            return f"{seconds:.3f} s, not below --max_wav_duration {self.max_seconds:g}"
+        return None
+
+
+def check_in_parallel(check: Callable, jobs: Sequence, nj: int, desc: str, unit: str, chunksize: int = 16,
+                      initializer: Optional[Callable] = None) -> list:
+    """``check(job)`` for every job in ``nj`` processes, in order, with a progress bar."""
+    with ProcessPoolExecutor(max_workers=max(1, nj), initializer=initializer) as pool:
+        return list(tqdm(pool.map(check, jobs, chunksize=chunksize), total=len(jobs), desc=desc, unit=unit))
+
+
+def finish_set(
+    out: Path,
+    checked: Sequence,
+    tables: Callable[[list], Mapping[str, Mapping[str, str]]],
+    on_error: str,
+    noun: str,
+    durations: Optional[DurationFilter] = None,
+) -> Path:
+    """Write the data directory ``out`` of checked utterances (or clips), then apply the policy.
+
+    ``checked``: items with ``uttid``, ``speaker``, ``num_samples``, ``kind`` and ``problem``; ``tables``:
+    the Kaldi tables of the good ones. ``on_error="stop"`` renames ``out`` to ``<out>.failed`` and raises
+    when any has a problem; ``"skip"`` logs the count per kind. ``durations`` leaves out (and lists in
+    ``filtered.txt``) the good ones outside it.
+    """
+    set_name = out.name
+    good = [u for u in checked if u.problem is None]
+    bad = sorted((u for u in checked if u.problem is not None), key=lambda u: u.uttid)
+    filtered = []
+    if durations is not None:
+        reasons = {u.uttid: durations.reason(u.num_samples) for u in good}
+        filtered = [f"{u.uttid}\t{reasons[u.uttid]}\n" for u in good if reasons[u.uttid]]
+        good = [u for u in good if not reasons[u.uttid]]
+    write_kaldi_data_dir(
+        out, tables(good), {u.uttid: u.speaker for u in good},
+        [f"{u.uttid}\t{u.kind}\t{u.problem}\n" for u in bad], filtered,
+    )
+    if bad:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(Counter(u.kind for u in bad).items()))
+        examples = "; ".join(f"{u.uttid}: {u.problem}" for u in bad[:3])
+        if on_error == "stop":
+            failed = out.with_name(out.name + ".failed")
+            shutil.move(str(out), str(failed))
+            raise DataPrepError(
+                f"set {set_name}: {len(bad)} of {len(checked)} {noun}s have problems ({counts}), e.g. {examples}; "
+                f"full list in {failed / 'skipped.txt'} (re-run with --on_error skip to leave them out)"
+            )
+        logger.warning("set %s: skipped %d of %d %ss (%s), e.g. %s; list in %s",
+                       set_name, len(bad), len(checked), noun, counts, examples, out / "skipped.txt")
+    if filtered:
+        logger.info("set %s: %d %ss outside %g-%g s left out by the duration filter; list in %s",
+                    set_name, len(filtered), noun, durations.min_seconds, durations.max_seconds, out / "filtered.txt")
+    if not good:
+        listed = " and ".join(str(out / name) for name in ("skipped.txt", "filtered.txt") if (out / name).is_file())
+        raise DataPrepError(f"set {set_name}: no usable {noun} (see {listed})")
+    hours = sum(u.num_samples for u in good) / FS / 3600
+    logger.info("set %s: %d %ss (%.2f h) -> %s", set_name, len(good), noun, hours, out)
+    return out
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ("stop", "skip"):
+        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
 
 
 def prepare_set(
@@ -195,10 +343,10 @@ def prepare_set(
     data_dir: Path,
     nj: int = 1,
     on_error: str = "stop",
+    durations: Optional[DurationFilter] = None,
 ) -> Path:
-    """Write ``data_dir/<set_name>``; returns its path."""
-    if on_error not in ("stop", "skip"):
-        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    """Write the ASR data directory ``data_dir/<set_name>``; returns its path."""
+    check_on_error(on_error)
     corpus_root = Path(corpus_root)
     if not corpus_root.is_dir():
         raise DataPrepError(f"corpus root {corpus_root} does not exist (set {corpus.upper()} in db.sh or the environment)")
@@ -206,42 +354,68 @@ def prepare_set(
     utts = scan(corpus_root, set_name)
     if not utts:
         raise DataPrepError(f"set {set_name}: no utterances found under {corpus_root}")
-    out = data_dir / set_name
     audio_dir = data_dir / "audio" / set_name  # decoded LRS3 audio, kept across re-runs
-    jobs = [(u, audio_dir) for u in utts]
-    with ProcessPoolExecutor(max_workers=max(1, nj)) as pool:
-        checked = list(
-            tqdm(pool.map(_check_star, jobs, chunksize=16), total=len(jobs), desc=f"data prep {set_name}", unit="utt")
-        )
-    good = [u for u in checked if u.problem is None]
-    bad = [u for u in checked if u.problem is not None]
-    write_data_dir(out, good, bad)
-    if bad:
-        listing = out / "skipped.txt"
-        examples = "; ".join(f"{u.uttid}: {u.problem}" for u in bad[:3])
-        if on_error == "stop":
-            shutil.move(str(out), str(out.with_name(out.name + ".failed")))
-            raise DataPrepError(
-                f"set {set_name}: {len(bad)} of {len(checked)} utterances have problems, e.g. {examples}; "
-                f"full list in {out.with_name(out.name + '.failed') / 'skipped.txt'} "
-                "(re-run with --on_error skip to leave them out)"
-            )
-        logger.warning("set %s: skipped %d of %d utterances (%s); list in %s", set_name, len(bad), len(checked), examples, listing)
-    if not good:
-        raise DataPrepError(f"set {set_name}: no usable utterance (see {out / 'skipped.txt'})")
-    logger.info("set %s: %d utterances -> %s", set_name, len(good), out)
-    return out
+    checked = check_in_parallel(_check_star, [(u, audio_dir) for u in utts], nj, f"data prep {set_name}", "utt")
+    return finish_set(data_dir / set_name, checked, audio_tables, on_error, "utterance", durations)
+
+
+def audio_tables(good: Sequence[Utterance]) -> Dict[str, Dict[str, str]]:
+    """wav.scp and text of the audio recipes."""
+    return {"wav.scp": {u.uttid: str(u.audio.resolve()) for u in good}, "text": {u.uttid: u.text for u in good}}
+
+
+def prepare_data(
+    task: str,
+    corpus: str,
+    corpus_root: Path,
+    sets: Sequence[str],
+    data_dir: Path,
+    nj: int = 1,
+    on_error: str = "stop",
+    filter_sets: Sequence[str] = (),
+    durations: DurationFilter = DurationFilter(),
+    roi: Optional["RoiSettings"] = None,
+    max_frame_mismatch: int = 3,
+) -> List[Path]:
+    """Stage 1 of either recipe: every set of ``sets`` (once each, in order) into ``data_dir/<set>``.
+
+    ``task="asr"``: audio and text of ``corpus``; ``"avsr"`` (LRS3 only): also mouth ROIs made with
+    ``roi`` (see :func:`espnet_lrsms.recipe.avsr_data_prep.prepare_av_set`). ``durations`` applies to
+    ``filter_sets`` only (ESPnet filters training sets, never test sets).
+    """
+    if task not in TASKS:
+        raise DataPrepError(f"--task {task!r}: expected one of {TASKS}")
+    sets = list(dict.fromkeys(sets))
+    unknown = [s for s in filter_sets if s not in sets]
+    if unknown:
+        raise DataPrepError(f"--filter_sets {' '.join(unknown)}: not among --sets {' '.join(sets)}")
+    if task == "avsr":
+        if corpus != "lrs3":
+            raise DataPrepError(f"--task avsr needs --corpus lrs3 (audio-visual clips), got --corpus {corpus}")
+        from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set  # it imports this module
+
+        roi = roi or RoiSettings()
+        return [
+            prepare_av_set(corpus_root, s, data_dir, roi, nj, on_error, max_frame_mismatch,
+                           durations if s in filter_sets else None)
+            for s in sets
+        ]
+    return [prepare_set(corpus, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None) for s in sets]
 
 
 def write_kaldi_data_dir(
-    out: Path, tables: Mapping[str, Mapping[str, str]], utt2spk: Mapping[str, str], skipped: Sequence[str] = ()
+    out: Path,
+    tables: Mapping[str, Mapping[str, str]],
+    utt2spk: Mapping[str, str],
+    skipped: Sequence[str] = (),
+    filtered: Sequence[str] = (),
 ) -> None:
     """An ESPnet (Kaldi-style) data directory, the one writer of every recipe's data prep.
 
     ``tables``: file name → {utterance id → value}, each written as ``<id> <value>`` lines sorted by
-    id (as ESPnet requires); ``utt2spk`` and ``spk2utt`` come from ``utt2spk``; ``skipped``: lines
-    of ``skipped.txt`` (written only when there are some). The directory is written under a
-    temporary name and renamed; the ``<out>.failed`` left by an earlier stopped run is removed.
+    id (as ESPnet requires); ``utt2spk`` and ``spk2utt`` come from ``utt2spk``; ``skipped``/``filtered``:
+    lines of ``skipped.txt``/``filtered.txt`` (each written only when there are some). The directory is
+    written under a temporary name and renamed; the ``<out>.failed`` left by an earlier stopped run is removed.
     """
     spk2utt: Dict[str, List[str]] = {}
     for uttid in sorted(utt2spk):
@@ -249,8 +423,9 @@ def write_kaldi_data_dir(
     files = {name: [f"{k} {v}\n" for k, v in sorted(table.items())] for name, table in tables.items()}
     files["utt2spk"] = [f"{k} {v}\n" for k, v in sorted(utt2spk.items())]
     files["spk2utt"] = [f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())]
-    if skipped:
-        files["skipped.txt"] = list(skipped)
+    for name, lines in (("skipped.txt", skipped), ("filtered.txt", filtered)):
+        if lines:
+            files[name] = list(lines)
     with replaced_on_success(out) as tmp:
         tmp.mkdir()
         for name, lines in files.items():
@@ -258,14 +433,3 @@ def write_kaldi_data_dir(
     failed = out.with_name(out.name + ".failed")
     if failed.exists():
         shutil.rmtree(failed)
-
-
-def write_data_dir(out: Path, good: Iterable[Utterance], bad: Iterable[Utterance]) -> None:
-    """wav.scp, text, utt2spk, spk2utt (+ skipped.txt) of the audio recipes."""
-    good = list(good)
-    write_kaldi_data_dir(
-        out,
-        {"wav.scp": {u.uttid: str(u.audio.resolve()) for u in good}, "text": {u.uttid: u.text for u in good}},
-        {u.uttid: u.speaker for u in good},
-        [f"{u.uttid}\t{u.problem}\n" for u in bad],
-    )

@@ -153,7 +153,7 @@ if run_stage 1; then
               --detect_upsample "${detect_upsample}")
     [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
     # shellcheck disable=SC2086
-    ${python} -m espnet_lrsms.bin.avsr_prepare_data --corpus_root "${corpus_root}" \
+    ${python} -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root "${corpus_root}" \
         --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
         --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}"
 fi
