@@ -157,6 +157,12 @@ def test_the_same_id_twice_in_one_transcript_file(tmp_path, small_corpus):
     trans.write_text(trans.read_text() + "100-1001-0001 THE SAME ID AGAIN\n")
     with pytest.raises(DataPrepError, match=f"100-1001-0001: utterance id in {trans}:2 and {trans}:5"):
         prepare_set("librispeech", root, "dev_clean", tmp_path / "data")
+    stray = chapter.parent / "2002" / "100-1001-0002.flac"  # one transcript line, two audio files
+    stray.parent.mkdir()
+    shutil.copy(chapter / "100-1001-0002.flac", stray)
+    out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="skip")
+    skipped = dict(line.split("\t", 1) for line in _lines(out / "skipped.txt"))
+    assert skipped["100-1001-0002"] == f"duplicate_id\tutterance id of {chapter / '100-1001-0002.flac'} and {stray}"
 
 
 def _lrs3_clip(root, split, speaker, clip, source):

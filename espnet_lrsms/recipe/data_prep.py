@@ -71,8 +71,8 @@ class Utterance:
 class _Duplicates:
     """Where each id was seen: ids seen in more than one place become ``duplicate_id`` problems."""
 
-    def __init__(self, noun: str):
-        self.noun = noun
+    def __init__(self, message: str):
+        self.message = message  # "<what> in {}": the places joined
         self.places: Dict[str, List[str]] = {}
 
     def add(self, uttid: str, place: str) -> None:
@@ -81,7 +81,7 @@ class _Duplicates:
     def mark(self, utts: Mapping[str, Utterance]) -> None:
         for uttid, places in self.places.items():
             if len(places) > 1:
-                utts[uttid].fail("duplicate_id", f"{self.noun} id in {', '.join(places[:-1])} and {places[-1]}")
+                utts[uttid].fail("duplicate_id", self.message.format(f"{', '.join(places[:-1])} and {places[-1]}"))
 
 
 # ------------------------------------------------------------------ LibriSpeech
@@ -96,7 +96,7 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
     if not base.is_dir():
         raise DataPrepError(f"LIBRISPEECH={corpus_root}: no LibriSpeech/ directory in it")
     utts: Dict[str, Utterance] = {}
-    lines, flacs = _Duplicates("utterance"), _Duplicates("audio file of utterance")
+    lines, flacs = _Duplicates("utterance id in {}"), _Duplicates("utterance id of {}")
     for subset in librispeech_subsets(set_name):
         folder = base / subset
         if not folder.is_dir():
@@ -142,7 +142,7 @@ def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
     else:
         raise DataPrepError(f"LRS3 has no set {set_name!r}; known: {list(LRS3_SPLITS) + ['train', 'val']}")
     utts: Dict[str, Utterance] = {}
-    clips = _Duplicates("clip")
+    clips = _Duplicates("clip id in {}")
     for split, want_val in parts:
         folder = corpus_root / split
         if not folder.is_dir():
