@@ -1,7 +1,6 @@
 """Stage 1 on the bundled demo corpora, and every bad-input case named with what is at fault."""
 import logging
 import shutil
-from fractions import Fraction
 
 import numpy as np
 import pytest
