@@ -104,6 +104,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_memory", action="store_true",
                         help="skip the memory measurement (on the CPU it builds each model again "
                              "in a child process)")
+    parser.add_argument("--plain", action="store_true",
+                        help="also time B with every FactorizedLinear replaced by two nn.Linear of the same "
+                             "rank (the overhead of this package's layer against a textbook factorization)")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time B with ESPnet's own q/k/v projections (one Vᵀx per layer, no fusion)")
     parser.add_argument("--out", default=None, help="also write the table to this CSV file")
     return parser
 
@@ -139,6 +144,34 @@ def kaiming_overrides(config: str) -> dict:
             sub["lowrank"]["init"] = "kaiming"
             overrides[key] = sub
     return overrides
+
+
+def two_linear_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each ``FactorizedLinear`` as ``nn.Sequential(Linear(n, r), Linear(r, m))``,
+    the same weights, and ESPnet's own attention forward (no fused projections)."""
+    from espnet_lrsms.lowrank import FactorizedLinear
+
+    model = unfused_copy(model)
+    for name, layer in list(model.named_modules()):
+        if isinstance(layer, FactorizedLinear):
+            inner = nn.Linear(layer.in_features, layer.rank, bias=False)
+            outer = nn.Linear(layer.rank, layer.out_features, bias=layer.bias is not None)
+            with torch.no_grad():
+                inner.weight.copy_(layer.vt)
+                outer.weight.copy_(layer.u)
+                if layer.bias is not None:
+                    outer.bias.copy_(layer.bias)
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, nn.Sequential(inner, outer))
+    return model
+
+
+def unfused_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose attention modules compute q, k, v with ESPnet's own ``forward_qkv``."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        module.__dict__.pop("forward_qkv", None)
+    return model
 
 
 def linear_layers(module: nn.Module):
@@ -353,6 +386,14 @@ def main(argv=None) -> int:
         print(f"  built in {time.perf_counter() - start:.1f} s: {rows[-1]['params'] / 1e6:.2f} M parameters",
               flush=True)
 
+    variants = [("plain", two_linear_copy, args.plain), ("unfused", unfused_copy, args.unfused)]
+    for suffix, make, wanted in variants:
+        if wanted:
+            source = rows[1]
+            model = make(source["model"]).to(device).train()
+            rows.append({**source, "config": f"{source['config']}_{suffix}", "path": None, "model": model,
+                         "optimizer": make_optimizer(model), "times": []})
+
     # Warm-up; the first step also counts linear MACs, the warm-up gives CUDA memory.
     for row in rows:
         print(f"warm-up {row['config']} ...", flush=True)
@@ -382,8 +423,9 @@ def main(argv=None) -> int:
         torch.cuda.empty_cache()
     elif not args.no_memory:
         for row in rows:
-            print(f"measuring CPU memory of {row['config']} in a child process ...", flush=True)
-            row["memory"] = measure_cpu_memory(row["path"], args)
+            if row["path"] is not None:  # the --plain/--unfused copies have B's shapes
+                print(f"measuring CPU memory of {row['config']} in a child process ...", flush=True)
+                row["memory"] = measure_cpu_memory(row["path"], args)
 
     report(rows, args)
     return 0

@@ -6,11 +6,13 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from torch import nn
 
 from espnet_lrsms.lowrank import (
+    FactorizedLinear,
     LayerPlan,
     LowRankConfig,
     factorize_planned_linears,
     plan_block_ranks,
     require_exact_keys_on_load,
+    shared_input_linears,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,38 @@ def factorize_block_stack(
     )
     require_exact_keys_on_load(owner, f"{type(owner).__name__} ({where})")
     owner.lowrank_config = config
+    fuse_shared_input_projections(owner)
     return plans
+
+
+class SharedInputQKV:
+    """``forward_qkv`` of an ESPnet attention module whose ``linear_q/k/v`` are factorized: the ones
+    that read the same tensor (all three in self-attention, k and v in source attention) share one
+    ``Vᵀx`` product (:func:`espnet_lrsms.lowrank.shared_input_linears`). Same outputs, same keys."""
+
+    def __init__(self, attention: nn.Module):
+        self.attention = attention
+
+    def __call__(self, query, key, value, expand_kv=False):
+        att = self.attention
+        if expand_kv:  # ESPnet's partially autoregressive decoding: its own path
+            return type(att).forward_qkv(att, query, key, value, expand_kv)
+        q, k, v = shared_input_linears((att.linear_q, att.linear_k, att.linear_v), (query, key, value))
+        n_batch = query.size(0)
+        q, k, v = (t.view(n_batch, -1, att.h, att.d_k).transpose(1, 2) for t in (q, k, v))
+        return att.q_norm(q), att.k_norm(k), v
+
+
+def fuse_shared_input_projections(owner: nn.Module) -> int:
+    """Give every attention module below ``owner`` with factorized ``linear_q/k/v`` a
+    :class:`SharedInputQKV`; returns how many."""
+    count = 0
+    for module in owner.modules():
+        linears = [getattr(module, name, None) for name in ("linear_q", "linear_k", "linear_v")]
+        if all(isinstance(layer, FactorizedLinear) for layer in linears) and hasattr(module, "q_norm"):
+            module.forward_qkv = SharedInputQKV(module)
+            count += 1
+    return count
 
 
 def signature_with(parent_init, extra: Dict[str, Any]) -> inspect.Signature:

@@ -9,7 +9,12 @@ from espnet_lrsms.lowrank.factorize import (
     reinit_factorized_,
     require_exact_keys_on_load,
 )
-from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear, break_even_rank, truncated_svd_factors
+from espnet_lrsms.lowrank.factorized_linear import (
+    FactorizedLinear,
+    break_even_rank,
+    shared_input_linears,
+    truncated_svd_factors,
+)
 from espnet_lrsms.lowrank.schedule import AlphaSchedule, LowRankConfig, LowRankConfigError, rank_for
 
 __all__ = [
@@ -27,5 +32,6 @@ __all__ = [
     "rank_for",
     "reinit_factorized_",
     "require_exact_keys_on_load",
+    "shared_input_linears",
     "truncated_svd_factors",
 ]

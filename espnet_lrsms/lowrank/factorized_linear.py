@@ -245,6 +245,38 @@ class FactorizedLinear(nn.Module):
         )
 
 
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+
+
+def shared_input_linears(layers, inputs):
+    """``[layer(x) for layer, x in zip(layers, inputs)]``, with one ``Vᵀx`` product for the
+    factorized layers that read the same tensor (q, k and v of self-attention).
+
+    The fused product multiplies ``x`` by the concatenated ``Vᵀ`` (read once, one matrix product
+    forward and one for its gradient) and splits it by rank. A layer with hooks (unit dropout's
+    masks, MAC counters) is called as a module, so its hooks run.
+    """
+    outputs = [None] * len(layers)
+    groups = {}
+    for i, (layer, x) in enumerate(zip(layers, inputs)):
+        if isinstance(layer, FactorizedLinear) and not _hooked(layer):
+            groups.setdefault(id(x), []).append(i)
+        else:
+            outputs[i] = layer(x)
+    for members in groups.values():
+        x = inputs[members[0]]
+        if len(members) == 1:
+            outputs[members[0]] = layers[members[0]](x)
+            continue
+        fused = [layers[i].materialize_() for i in members]
+        inner = F.linear(x, torch.cat([layer.vt for layer in fused]))
+        for i, layer, h in zip(members, fused, inner.split([layer.rank for layer in fused], dim=-1)):
+            outputs[i] = F.linear(h, layer.u, layer.bias)
+    return outputs
+
+
 @torch.no_grad()
 def truncated_svd_factors(weight: torch.Tensor, rank: int):
     """``(U √Σ_r, √Σ_r Vᵀ)`` of the top-``rank`` singular triplets of ``weight`` (m × n).
