@@ -29,13 +29,14 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def write_trained_model(config: Path, out_dir: Path, vocab_size: int):
-    """A config.yaml with its token list and a checkpoint of the model it builds, as training leaves them."""
+def write_trained_model(config: Path, out_dir: Path, vocab_size: int, overrides=None):
+    """A config.yaml with its token list and a checkpoint of the model it builds, as training leaves them
+    (``overrides``: top-level config keys changed for building the weights, not written to config.yaml)."""
     from espnet_lrsms.tasks.build import build_asr_model, dummy_token_list
 
     from espnet_lrsms.tasks.asr import LowRankASRTask
 
-    model = build_asr_model(config, vocab_size=vocab_size)
+    model = build_asr_model(config, vocab_size=vocab_size, overrides=overrides)
     args = LowRankASRTask.get_parser().parse_args(["--config", str(config), "--token_list", "x", "--output_dir", "x"])
     args.token_list = dummy_token_list(vocab_size)
     out_dir.mkdir(parents=True, exist_ok=True)

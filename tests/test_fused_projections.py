@@ -97,3 +97,29 @@ def test_checkpoints_keep_their_keys_and_load_both_ways(build):
         torch.testing.assert_close(a, b)
     assert isinstance(copy.deepcopy(fresh).encoders[0].self_attn.forward_qkv if hasattr(fresh, "encoders")
                       else copy.deepcopy(fresh).decoders[0].self_attn.forward_qkv, SharedInputQKV)
+
+
+def test_an_expanded_input_is_projected_once_with_the_same_result():
+    torch.manual_seed(0)
+    layers = [FactorizedLinear(12, 10, 3), FactorizedLinear(12, 10, 4), nn.Linear(12, 10)]
+    memory = torch.randn(1, 7, 12).expand(5, 7, 12)  # as beam search passes the encoder output
+    outs = shared_input_linears(layers, (memory, memory, memory))
+    for out, layer in zip(outs, layers):
+        assert out.stride(0) == 0
+        torch.testing.assert_close(out, layer(memory.contiguous()), rtol=1e-5, atol=1e-6)
+
+
+def test_beam_search_scores_equal_espnets_own_attention_for_low_rank_and_dense_decoders():
+    from espnet_lrsms.asr.lowrank_blocks import fuse_shared_input_projections
+
+    torch.manual_seed(0)
+    decoder = _decoder().eval()
+    dense = LowRankTransformerDecoder(20, 32, attention_heads=2, linear_units=64, num_blocks=2).eval()
+    assert fuse_shared_input_projections(dense) == 0 and fuse_shared_input_projections(dense, dense=True) == 4
+    memory = torch.randn(8, 32).expand(3, 8, 32)
+    ys = torch.tensor([[19, 4, 7], [19, 4, 2], [19, 5, 1]])
+    for model in (decoder, dense):
+        with torch.no_grad():
+            score, _ = model.batch_score(ys, [None] * 3, memory)
+            ref, _ = _unfused(model).batch_score(ys, [None] * 3, memory)
+        torch.testing.assert_close(score, ref, rtol=1e-5, atol=1e-5)

@@ -48,9 +48,10 @@ def factorize_block_stack(
 
 
 class SharedInputQKV:
-    """``forward_qkv`` of an ESPnet attention module whose ``linear_q/k/v`` are factorized: the ones
-    that read the same tensor (all three in self-attention, k and v in source attention) share one
-    ``Vᵀx`` product (:func:`espnet_lrsms.lowrank.shared_input_linears`). Same outputs, same keys."""
+    """``forward_qkv`` of an ESPnet attention module through :func:`espnet_lrsms.lowrank.shared_input_linears`:
+    factorized q, k, v that read the same tensor (all three in self-attention, k and v in source
+    attention) share one ``Vᵀx`` product, and the encoder output that beam search expands to every
+    hypothesis is projected once. Same outputs, same state-dict keys."""
 
     def __init__(self, attention: nn.Module):
         self.attention = attention
@@ -61,17 +62,18 @@ class SharedInputQKV:
             return type(att).forward_qkv(att, query, key, value, expand_kv)
         q, k, v = shared_input_linears((att.linear_q, att.linear_k, att.linear_v), (query, key, value))
         n_batch = query.size(0)
-        q, k, v = (t.view(n_batch, -1, att.h, att.d_k).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.reshape(n_batch, -1, att.h, att.d_k).transpose(1, 2) for t in (q, k, v))
         return att.q_norm(q), att.k_norm(k), v
 
 
-def fuse_shared_input_projections(owner: nn.Module) -> int:
-    """Give every attention module below ``owner`` with factorized ``linear_q/k/v`` a
-    :class:`SharedInputQKV`; returns how many."""
+def fuse_shared_input_projections(owner: nn.Module, dense: bool = False) -> int:
+    """Give every attention module below ``owner`` whose ``linear_q/k/v`` are factorized (any
+    ``nn.Linear`` too with ``dense``) a :class:`SharedInputQKV`; returns how many."""
+    kinds = (FactorizedLinear, nn.Linear) if dense else (FactorizedLinear,)
     count = 0
     for module in owner.modules():
         linears = [getattr(module, name, None) for name in ("linear_q", "linear_k", "linear_v")]
-        if all(isinstance(layer, FactorizedLinear) for layer in linears) and hasattr(module, "q_norm"):
+        if all(isinstance(layer, kinds) for layer in linears) and hasattr(module, "q_norm"):
             module.forward_qkv = SharedInputQKV(module)
             count += 1
     return count

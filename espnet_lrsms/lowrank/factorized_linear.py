@@ -250,30 +250,45 @@ def _hooked(module: nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
 
 
-def shared_input_linears(layers, inputs):
-    """``[layer(x) for layer, x in zip(layers, inputs)]``, with one ``Vᵀx`` product for the
-    factorized layers that read the same tensor (q, k and v of self-attention).
+def _expanded_rows(x: torch.Tensor) -> bool:
+    """True when ``x`` is one batch row repeated by ``expand`` (stride 0), as beam search passes the encoder output."""
+    return x.dim() >= 2 and x.size(0) > 1 and x.stride(0) == 0
 
-    The fused product multiplies ``x`` by the concatenated ``Vᵀ`` (read once, one matrix product
-    forward and one for its gradient) and splits it by rank. A layer with hooks (unit dropout's
-    masks, MAC counters) is called as a module, so its hooks run.
+
+def shared_input_linears(layers, inputs):
+    """``[layer(x) for layer, x in zip(layers, inputs)]``, computed with less work, same results:
+
+    * the factorized layers that read the same tensor (q, k and v of self-attention) share one
+      ``Vᵀx`` product: ``x`` times the concatenated ``Vᵀ``, split by rank;
+    * an input that is one row expanded along the batch (stride 0) is projected once and the
+      output expanded (dense layers too).
+
+    A layer with hooks (unit dropout's masks, MAC counters) is called as a module on the input as
+    given, so its hooks run.
     """
     outputs = [None] * len(layers)
     groups = {}
     for i, (layer, x) in enumerate(zip(layers, inputs)):
-        if isinstance(layer, FactorizedLinear) and not _hooked(layer):
+        if _hooked(layer):
+            outputs[i] = layer(x)
+        elif isinstance(layer, FactorizedLinear):
             groups.setdefault(id(x), []).append(i)
         else:
-            outputs[i] = layer(x)
+            outputs[i] = layer(x[:1]).expand(x.size(0), *x.shape[1:-1], -1) if _expanded_rows(x) else layer(x)
     for members in groups.values():
         x = inputs[members[0]]
-        if len(members) == 1:
-            outputs[members[0]] = layers[members[0]](x)
-            continue
+        rows = x.size(0) if _expanded_rows(x) else None
+        if rows is not None:
+            x = x[:1]
         fused = [layers[i].materialize_() for i in members]
-        inner = F.linear(x, torch.cat([layer.vt for layer in fused]))
-        for i, layer, h in zip(members, fused, inner.split([layer.rank for layer in fused], dim=-1)):
-            outputs[i] = F.linear(h, layer.u, layer.bias)
+        if len(fused) == 1:
+            parts = [fused[0](x)]
+        else:
+            inner = F.linear(x, torch.cat([layer.vt for layer in fused]))
+            hidden = inner.split([layer.rank for layer in fused], dim=-1)
+            parts = [F.linear(h, layer.u, layer.bias) for layer, h in zip(fused, hidden)]
+        for i, out in zip(members, parts):
+            outputs[i] = out if rows is None else out.expand(rows, *out.shape[1:])
     return outputs
 
 
