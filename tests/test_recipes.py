@@ -101,7 +101,9 @@ def test_missing_corpus_root_is_named(tmp_path):
         cwd=LIBRI_RECIPE, env=env, capture_output=True, text=True,
     )
     assert result.returncode != 0
-    assert f"corpus root {tmp_path / 'nowhere'} does not exist" in result.stdout + result.stderr
+    message = result.stdout + result.stderr
+    assert f"Stage 1 needs the corpus root {tmp_path / 'nowhere'}" in message
+    assert "which does not exist" in message
 
 
 def test_interrupted_training_resumes_to_the_planned_epochs(tone_data, tmp_path):
