@@ -1,6 +1,6 @@
 """Mouth regions of interest (ROIs) for the AVSR recipe: 96×96 grey crops at 25 frames/s.
 
-Two ways to get them from a clip's grey frames ``(T, H, W)`` (``egs2/lrs3/avsr1`` stage 1):
+Two ways to get them from a clip's grey frames ``(T, H, W)`` (``egs2/lrs3/avsr1_lrsms`` stage 1):
 
 - **landmarks** — per-frame facial landmarks, 68-point (iBUG/dlib/FAN layout; the mouth is points
   48–67, 0-based) or the 20 mouth points alone. Frames without a face (``None`` in a ``.pkl`` list,

@@ -5,7 +5,7 @@ and the tests).
 
     python -m espnet_lrsms.bin.make_paper_configs [--conf_dir conf]
 
-The configs are committed, and ``tests/test_config_generator.py`` checks that they are exactly what
+The configs are committed, and ``tests/recipe/test_config_generator.py`` checks that they are exactly what
 this module writes: change a row or a shared block here, never a generated file. ``ROWS`` is the one
 list of rows; the manifests are written from it. Every file is complete on its own, as ESPnet users
 expect.

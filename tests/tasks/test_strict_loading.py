@@ -8,28 +8,13 @@ import yaml
 
 from espnet_lrsms.tasks.asr import LowRankASRTask
 from espnet_lrsms.tasks.avsr import AVSRTask
-from espnet_lrsms.tasks.build import dummy_token_list
 from espnet_lrsms.tasks.lm import LoRALMTask
 
 from avsr_test_data import tiny_config as tiny_avsr_config
+from asr_test_data import TINY_ASR, experiment
 from conftest import REPO
 
-TINY_ASR = REPO / "conf" / "demo" / "train_asr_lrsms_tiny.yaml"
 LM_CONF = REPO / "conf" / "lm" / "demo"
-
-
-def experiment(task, config, out, vocab_size=12, **overrides):
-    """``out/config.yaml`` and ``out/model.pth`` of a model ``task`` builds from ``config``, as ESPnet saves them."""
-    out.mkdir(parents=True, exist_ok=True)
-    args = task.get_parser().parse_args(["--config", str(config), "--token_list", "x", "--output_dir", str(out)])
-    args.token_list = dummy_token_list(vocab_size)
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    torch.manual_seed(0)
-    model = task.build_model(args)
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    torch.save(model.state_dict(), out / "model.pth")
-    return out, model.state_dict()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 
 from espnet_lrsms.lm.nbest import read_nbest, parse_score
 
-from test_training import train_command
+from asr_test_data import train_command
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 
-RECIPES = [REPO / "egs2" / "librispeech" / "asr1", REPO / "egs2" / "lrs3" / "avsr1"]
+RECIPES = [REPO / "egs2" / "librispeech" / "asr1", REPO / "egs2" / "lrs3" / "avsr1_lrsms"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.parent.name + "/" + p.name)
@@ -73,7 +73,7 @@ def test_overriding_args_are_part_of_the_tags_and_training_checks_its_inputs(tmp
     assert not (tmp_path / "exp").exists()  # checked before anything is written
 
 
-AVSR_RECIPE = REPO / "egs2" / "lrs3" / "avsr1"
+AVSR_RECIPE = REPO / "egs2" / "lrs3" / "avsr1_lrsms"
 AVSR_EXP = "avsr_train_avsr_lrsms_tiny_raw_en_bpe30"
 
 

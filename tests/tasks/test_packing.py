@@ -12,7 +12,7 @@ import espnet_lrsms
 from espnet_lrsms.bin import pack
 from espnet_lrsms.tasks.asr import LowRankASRTask
 
-from test_strict_loading import TINY_ASR, experiment
+from asr_test_data import TINY_ASR, experiment
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""egs2/lrs3/avsr1 end to end on demo/lrs3 (mp4 → audio + mouth ROIs → train → decode clean and in babble)."""
+"""egs2/lrs3/avsr1_lrsms end to end on demo/lrs3 (mp4 → audio + mouth ROIs → train → decode clean and in babble)."""
 import json
 import os
 import re
@@ -16,7 +16,7 @@ from avsr_test_data import REPO
 
 pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
 
-RECIPE = REPO / "egs2" / "lrs3" / "avsr1"
+RECIPE = REPO / "egs2" / "lrs3" / "avsr1_lrsms"
 SNRS = ["-7.5", "-2.5", "2.5", "7.5", "12.5"]
 # the overriding --avsr_args / --inference_args below are part of the tags, as in ESPnet
 EXP = "avsr_train_avsr_lrsms_tiny_raw_en_bpe30_max_epoch1_num_iters_per_epoch1_batch_bins400000_num_att_plot0"

@@ -75,7 +75,7 @@ def test_a_19_ms_utterance_decodes_to_an_empty_hypothesis(tone_data, tmp_path):
     from espnet_lrsms.bin.asr_inference import main as asr_inference
     from espnet_lrsms.bin.asr_train import main as asr_train
 
-    from test_training import train_command
+    from asr_test_data import train_command
 
     with pytest.raises(TooShortUttError) as err:
         ResNet1DFrontend()(torch.randn(1, 304), torch.tensor([304]))

@@ -9,7 +9,7 @@ from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
 from espnet_lrsms.asr.unit_dropout import count_dropped, flat_rate_matching, hold_dropped_units
 
 from conftest import REPO
-from test_training import train_command
+from asr_test_data import train_command
 
 
 def encoder(unit_dropout=None, num_blocks=4, seed=0, linear_units=64, conv_norm="group_norm", **kwargs):

@@ -8,7 +8,7 @@ from espnet2.train.dataset import ESPnetDataset
 import espnet_lrsms.tasks.avsr  # noqa: F401  (registers the data types)
 from espnet_lrsms.avsr.video_io import VideoError, read_video_mp4, read_video_npy
 
-DEMO_MP4 = Path(__file__).resolve().parents[1] / "demo" / "lrs3" / "pretrain" / "prspk00enus" / "00000.mp4"
+DEMO_MP4 = Path(__file__).resolve().parents[2] / "demo" / "lrs3" / "pretrain" / "prspk00enus" / "00000.mp4"
 
 
 def test_espnet_dataset_reads_a_video_scp_of_npy_and_npz(tmp_path):

@@ -11,7 +11,7 @@ from espnet_lrsms.analysis.signatures import weight_changes
 from espnet_lrsms.bin import analysis_numerical_signatures as cli
 from espnet_lrsms.tasks.asr import InitialStateTrainer, LowRankASRTask, save_initial_state
 
-from test_training import train_command
+from asr_test_data import train_command
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import pytest
 from espnet_lrsms.bin import count_params
 from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "avsr"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "avsr"
 PAPER_ROWS = read_paper_rows(CONF)
 
 # measured here, 5000 tokens

@@ -1,6 +1,5 @@
 """Real ESPnet training through espnet_lrsms.bin.asr_train on generated data, then reload via Speech2Text."""
 import subprocess
-import sys
 
 import pytest
 import soundfile
@@ -9,35 +8,7 @@ import yaml
 
 from espnet_lrsms.lowrank import FactorizedLinear
 
-from conftest import REPO
-
-TINY = REPO / "conf" / "demo" / "train_asr_lrsms_tiny.yaml"
-
-
-def train_command(data, out, *extra):
-    train = data / "train"
-    return [
-        sys.executable, "-m", "espnet_lrsms.bin.asr_train",
-        "--config", str(TINY),
-        "--output_dir", str(out),
-        "--ngpu", "0",
-        "--seed", "0",
-        "--token_type", "char",
-        "--token_list", str(data / "tokens.txt"),
-        "--use_preprocessor", "true",
-        "--train_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
-        "--train_data_path_and_name_and_type", f"{train}/text,text,text",
-        "--valid_data_path_and_name_and_type", f"{train}/wav.scp,speech,sound",
-        "--valid_data_path_and_name_and_type", f"{train}/text,text,text",
-        "--train_shape_file", f"{train}/speech_shape",
-        "--valid_shape_file", f"{train}/speech_shape",
-        "--use_tensorboard", "false",
-        "--batch_type", "unsorted",
-        "--batch_size", "4",
-        "--scheduler_conf", "warmup_epochs=0.5",
-        *extra,
-    ]
-
+from asr_test_data import TINY, train_command
 
 @pytest.fixture(scope="module")
 def trained(tone_data, tmp_path_factory):

@@ -9,7 +9,7 @@ from espnet_lrsms.bin import count_params
 from espnet_lrsms.lowrank import LowRankConfigError
 from espnet_lrsms.tasks.build import build_asr_model, factorized_layers, parameter_summary, read_paper_rows
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "asr"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "asr"
 PAPER_ROWS = read_paper_rows(CONF)
 
 

@@ -1,7 +1,6 @@
 """The recipes end to end on the bundled demo corpora, through run.sh as a user runs them."""
 import os
 import pickle
-import re
 import signal
 import subprocess
 import sys
@@ -107,7 +106,7 @@ def test_missing_corpus_root_is_named(tmp_path):
 
 
 def test_interrupted_training_resumes_to_the_planned_epochs(tone_data, tmp_path):
-    from test_training import train_command
+    from asr_test_data import train_command
 
     out = tmp_path / "exp"
     cmd = train_command(tone_data, out, "--max_epoch", "3", "--resume", "true", "--batch_size", "2")
