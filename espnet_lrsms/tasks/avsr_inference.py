@@ -5,9 +5,12 @@ ESPnet's ``asr_inference`` builds its model through ``ASRTask`` and feeds only `
 the same search (scorers ``decoder``, ``ctc``, ``length_bonus`` and an optional ESPnet ``lm``) over
 :meth:`ESPnetAVSRModel.encode`. Output as ESPnet's: ``<output_dir>/<n>best_recog/{text,token,
 token_int,score}``. Modality ``audio`` or ``video`` decodes with the other stream missing (zero
-features, as modality dropout in training); giving only one stream does the same.
+features, as modality dropout in training); giving only one stream does the same. An utterance too short
+for a front end (ESPnet's ``TooShortUttError``, e.g. audio under one 40 ms ``resnet1d`` frame) gets ESPnet's
+empty hypothesis (text ``" "``, token ``<space>``, id 2, score 0) and a warning, and decoding goes on.
 """
 import argparse
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,6 +23,7 @@ from espnet2.utils import config_argparse
 from espnet2.utils.types import str2triple_str, str_or_none
 from espnet.nets.batch_beam_search import BatchBeamSearch
 from espnet.nets.beam_search import BeamSearch, Hypothesis
+from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet.nets.scorers.ctc import CTCPrefixScorer
 from espnet.nets.scorers.length_bonus import LengthBonus
@@ -161,7 +165,12 @@ def inference(
     with DatadirWriter(output_dir) as writer:
         for keys, batch in loader:
             batch = {k: v[0] for k, v in batch.items() if not k.endswith("_lengths")}
-            results = speech2text(speech=batch.get("speech"), video=batch.get("video"))
+            try:
+                results = speech2text(speech=batch.get("speech"), video=batch.get("video"))
+            except TooShortUttError as error:  # as ESPnet's asr_inference: an empty hypothesis, and go on
+                logging.warning("Utterance %s %s", keys, error)
+                hyp = Hypothesis(score=0.0, scores={}, states={}, yseq=[])
+                results = [(" ", ["<space>"], [2], hyp)] * speech2text.nbest
             for n, (text, tokens, token_int, hyp) in enumerate(results, 1):
                 best = writer[f"{n}best_recog"]
                 best["token"][keys[0]] = " ".join(tokens)

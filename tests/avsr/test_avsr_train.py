@@ -79,3 +79,32 @@ def test_speech2text_zeroed_audio_and_missing_video(trained):
         assert all(1 <= t < 8 for t in token_int) and np.isfinite(float(hyp.score))
     with pytest.raises(ValueError, match="nothing to decode"):
         s2t()
+
+
+def test_too_short_utterance_decodes_to_an_empty_hypothesis(trained, tmp_path, caplog):
+    """ESPnet's asr_inference writes an empty hypothesis for a TooShortUttError and goes on; so does AVSR's."""
+    import shutil
+
+    import numpy as np
+    import soundfile
+
+    _, train, out = trained
+    data = tmp_path / "data"
+    data.mkdir()
+    soundfile.write(data / "short.wav", np.zeros(304, dtype=np.float32), 16000)  # 19 ms: no 40 ms audio frame
+    np.save(data / "short.npy", np.load(train / "video" / "utt000.npy")[:1])
+    shutil.copy(train / "wav" / "utt000.wav", data / "utt000.wav")
+    (data / "wav.scp").write_text(f"short {data / 'short.wav'}\nutt000 {data / 'utt000.wav'}\n")
+    (data / "video.scp").write_text(f"short {data / 'short.npy'}\nutt000 {train / 'video' / 'utt000.npy'}\n")
+    decode = tmp_path / "decode"
+    avsr_inference.main([
+        "--asr_train_config", str(out / "config.yaml"), "--asr_model_file", str(out / "1epoch.pth"),
+        "--output_dir", str(decode), "--beam_size", "2", "--ctc_weight", "0.3", "--maxlenratio", "0.5", "--nbest", "2",
+        "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
+        "--data_path_and_name_and_type", f"{data}/video.scp,video,video_npy", "--num_workers", "0",
+    ])
+    assert "Utterance ['short'] resnet1d needs at least 640 samples" in caplog.text
+    for n in (1, 2):
+        token_int = dict(line.split(maxsplit=1) for line in (decode / f"{n}best_recog" / "token_int").read_text().splitlines())
+        assert token_int["short"] == "2" and "utt000" in token_int  # ESPnet's empty hypothesis; the next one decoded
+    assert (decode / "1best_recog" / "score").read_text().startswith("short 0.0\n")
