@@ -1,7 +1,8 @@
 """Test data for the LM tests: the demo corpus' transcripts (digit strings) and noisy n-best lists."""
+import logging
 import random
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from conftest import REPO
 
@@ -60,3 +61,55 @@ def write_decode_dir(decode_dir: Path, nbest: Dict[str, List[tuple]]) -> Path:
         (sub / "text").write_text("".join(f"{k} {nbest[k][n - 1][0]}\n" for k in keys))
         (sub / "score").write_text("".join(f"{k} tensor({nbest[k][n - 1][1]:.4f})\n" for k in keys))
     return decode_dir
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def train_lm(cmd: Sequence[str]) -> List[str]:
+    """One run of espnet_lrsms.bin.lm_train (ESPnet's LMTask.main) in this process; returns its log."""
+    from espnet_lrsms.bin.lm_train import main
+
+    handler = _Collect()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        main([*cmd, "--use_matplotlib", "false"])
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return handler.messages
+
+
+def write_word_lm_data(work: Path, sets: Dict[str, Sequence[Path]], vocabulary_texts: Sequence[Path]) -> Dict[str, object]:
+    """Word-level LM data: a token list of the words of ``vocabulary_texts`` and, for each name of
+    ``sets`` (Kaldi texts), ``<work>/stats/<name>/{text,text_shape.word}``. Returns the token list, the
+    stats dir and ``args(train_set)``: ESPnet's data options for training on ``train_set``
+    (validating on ``valid``)."""
+    from espnet_lrsms.lm.text import write_lm_text, write_text_shapes
+
+    words = sorted({w for t in vocabulary_texts for line in Path(t).read_text().splitlines() for w in line.split()[1:]})
+    token_list = work / "tokens.txt"
+    token_list.write_text("\n".join(["<blank>", "<unk>", *words, "<sos/eos>"]) + "\n")
+    stats = work / "stats"
+    for name, texts in sets.items():
+        write_text_shapes(write_lm_text(stats / name, texts), stats / name, None, token_list, token_type="word")
+
+    def args(train_set: str) -> List[str]:
+        return [
+            "--ngpu", "0", "--seed", "0", "--token_type", "word", "--token_list", str(token_list),
+            "--train_data_path_and_name_and_type", f"{stats / train_set / 'text'},text,text",
+            "--valid_data_path_and_name_and_type", f"{stats / 'valid' / 'text'},text,text",
+            "--train_shape_file", str(stats / train_set / "text_shape.word"),
+            "--valid_shape_file", str(stats / "valid" / "text_shape.word"),
+        ]
+
+    return {"token_list": token_list, "stats": stats, "args": args}

@@ -10,6 +10,12 @@ before ``optimizer.zero_grad()``. A strategy registers on that optimizer:
   its adapters. The post-hook also counts the step in the model's ``lora_optimizer_steps`` buffer.
 
 ``vanilla`` and ``mixed`` only count steps: their ranks are fixed when the adapters are attached.
+
+What a strategy keeps between steps beyond the model's tensors (``dynamic``: AdaLoRA's smoothed
+importance scores and its current rank pattern) travels in the optimizer's state dict under
+``"lora_strategy"``: ESPnet saves it in ``checkpoint.pth`` every epoch and loads it back on
+``--resume true`` after the model (so the step counter is known by then), and a resumed run goes
+on exactly as an uninterrupted one.
 """
 import json
 import logging
@@ -36,6 +42,7 @@ from espnet_lrsms.lowrank.factorized_linear import truncated_svd_factors
 logger = logging.getLogger(__name__)
 
 RANKS_FILE = "lora_ranks.json"
+STATE_KEY = "lora_strategy"  # the strategy's state in the optimizer's state dict
 
 
 class LoRAStrategy:
@@ -102,6 +109,8 @@ class LoRAStrategy:
         self.check_schedule()
         self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
         self._handles.append(optimizer.register_step_post_hook(self._post_hook))
+        self._handles.append(optimizer.register_state_dict_post_hook(self._save_state))
+        self._handles.append(optimizer.register_load_state_dict_pre_hook(self._load_state))
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -110,6 +119,25 @@ class LoRAStrategy:
 
     def check_schedule(self) -> None:
         pass
+
+    # -- state across a resume -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What the strategy needs, beyond the model's tensors, to go on after a resume."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def _save_state(self, optimizer, state_dict: dict) -> dict:
+        state_dict[STATE_KEY] = self.state_dict()
+        return state_dict
+
+    def _load_state(self, optimizer, state_dict: dict) -> dict:
+        state_dict = dict(state_dict)
+        state = state_dict.pop(STATE_KEY, None)
+        if state is not None:
+            self.load_state_dict(state)
+        return state_dict
 
     @property
     def step(self) -> int:
@@ -211,21 +239,36 @@ class DynamicRankStrategy(LoRAStrategy):
                 "lora_conf.total_step: the number of optimizer steps of this run cannot be counted from its "
                 "iterator; set total_step"
             )
+        if config.total_step is not None and self.total_steps is not None and config.total_step > self.total_steps:
+            raise LoRAConfigError(
+                f"lora_conf.total_step={config.total_step} is more than the {self.total_steps} optimizer steps of this "
+                f"run (max_epoch x batches per epoch / accum_grad): the final allocation at step "
+                f"{config.total_step - config.tfinal} would never happen; set total_step: null or at most {self.total_steps}"
+            )
         if config.tinit >= total - config.tfinal:
             raise LoRAConfigError(
                 f"lora_conf: tinit={config.tinit} and tfinal={config.tfinal} leave no budget phase in a run of "
                 f"{total} optimizer steps (need tinit < total_step - tfinal)"
             )
         tuner.rankallocator.set_total_step(total)
+        tuner.peft_config[ADAPTER_NAME].total_step = total
         self.total_steps = total
-        peft_config = tuner.peft_config[ADAPTER_NAME]
-        if self.step > total - config.tfinal and peft_config.rank_pattern is None:
-            # resumed after the final allocation: recover it from the masked singular values
-            peft_config.rank_pattern = {
-                name: (p != 0).view(-1).tolist()
-                for name, p in self.model.named_parameters()
-                if f"lora_E.{ADAPTER_NAME}" in name
-            }
+
+    def state_dict(self) -> dict:
+        allocator = self.adapters.tuner.rankallocator
+        return {
+            "ipt": dict(allocator.ipt),
+            "exp_avg_ipt": dict(allocator.exp_avg_ipt),
+            "exp_avg_unc": dict(allocator.exp_avg_unc),
+            "rank_pattern": self.adapters.tuner.peft_config[ADAPTER_NAME].rank_pattern,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        allocator = self.adapters.tuner.rankallocator
+        device = next(self.model.parameters()).device
+        for key in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
+            setattr(allocator, key, {n: t.to(device) for n, t in state[key].items()})
+        self.adapters.tuner.peft_config[ADAPTER_NAME].rank_pattern = state["rank_pattern"]
 
     def before_step(self, optimizer) -> None:
         weight = self.config.orth_reg_weight
@@ -237,6 +280,15 @@ class DynamicRankStrategy(LoRAStrategy):
                 (weight * penalty).backward()
 
     def after_step(self, optimizer, step: int) -> None:
+        peft_config = self.adapters.tuner.peft_config[ADAPTER_NAME]
+        if step > self.total_steps - self.config.tfinal and peft_config.rank_pattern is None:
+            # resumed from a checkpoint without the strategy's state, after the final allocation: the
+            # allocation is in the masked singular values
+            peft_config.rank_pattern = {
+                name: (p != 0).view(-1).tolist()
+                for name, p in self.model.named_parameters()
+                if f"lora_E.{ADAPTER_NAME}" in name
+            }
         self.adapters.tuner.update_and_allocate(step)
 
 

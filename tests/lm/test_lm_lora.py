@@ -1,49 +1,21 @@
 """LM training and the four LoRA strategies through ESPnet's real LM task and trainer (in this process),
 on the demo corpus' transcripts with word tokens; then rescoring and NPRR with the trained LMs."""
 import json
-import logging
 import re
 
 import pytest
 import torch
 
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
-from espnet_lrsms.lm.text import write_lm_text, write_text_shapes
 
 from conftest import REPO
-from lm_test_data import demo_transcripts, noisy_nbest, write_data_dir, write_decode_dir
+from lm_test_data import demo_transcripts, noisy_nbest, train_lm, write_data_dir, write_decode_dir, write_word_lm_data
 
 LM_CONF = REPO / "conf" / "lm" / "demo"
 STRATEGIES = ("vanilla", "dynamic", "warmup", "mixed")
 # the demo LM: 2 blocks; attention 64 x 64 (linear_q/k/v/out), feed-forward 64 <-> 256 (w_1, w_2)
 LAYERS = 12
 MIXED_RANKS = {("mhsa", 0): 2, ("mhsa", 1): 5, ("ffn", 0): 4, ("ffn", 1): 6}  # conf/lm/demo/lora_mixed_tiny.yaml
-
-
-class Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def train(cmd):
-    """One run of espnet_lrsms.bin.lm_train (ESPnet's LMTask.main) in this process; returns its log."""
-    from espnet_lrsms.bin.lm_train import main
-
-    handler = Collect()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        main([*cmd, "--use_matplotlib", "false"])
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-    return handler.messages
 
 
 @pytest.fixture(scope="module")
@@ -53,31 +25,20 @@ def lm_setup(tmp_path_factory):
     data = work / "data"
     for split in ("train_clean_100", "dev_clean", "test_clean"):
         write_data_dir(data, split)
-    words = sorted({w for s in ("train_clean_100", "dev_clean") for t in demo_transcripts(s).values() for w in t.split()})
-    token_list = work / "tokens.txt"
-    token_list.write_text("\n".join(["<blank>", "<unk>", *words, "<sos/eos>"]) + "\n")
-    stats = work / "stats"
-    sets = {"train": [data / "train_clean_100" / "text", data / "dev_clean" / "text"], "valid": [data / "dev_clean" / "text"],
-            "adapt": [data / "train_clean_100" / "text"]}
-    for name, texts in sets.items():
-        write_text_shapes(write_lm_text(stats / name, texts), stats / name, None, token_list, token_type="word")
-
-    def common(train_set):
-        return [
-            "--ngpu", "0", "--seed", "0", "--token_type", "word", "--token_list", str(token_list),
-            "--train_data_path_and_name_and_type", f"{stats / train_set / 'text'},text,text",
-            "--valid_data_path_and_name_and_type", f"{stats / 'valid' / 'text'},text,text",
-            "--train_shape_file", str(stats / train_set / "text_shape.word"),
-            "--valid_shape_file", str(stats / "valid" / "text_shape.word"),
-        ]
+    texts = {split: data / split / "text" for split in ("train_clean_100", "dev_clean")}
+    lm_data = write_word_lm_data(
+        work, {"train": list(texts.values()), "valid": [texts["dev_clean"]], "adapt": [texts["train_clean_100"]]},
+        vocabulary_texts=list(texts.values()),
+    )
+    common = lm_data["args"]
 
     base = work / "lm_base"
-    train([*common("train"), "--config", str(LM_CONF / "train_lm_transformer_tiny.yaml"), "--output_dir", str(base),
+    train_lm([*common("train"), "--config", str(LM_CONF / "train_lm_transformer_tiny.yaml"), "--output_dir", str(base),
            "--max_epoch", "4", "--batch_size", "32", "--optim_conf", "lr=0.005", "--scheduler_conf", "warmup_steps=5"])
     adapted, logs = {}, {}
     for strategy in STRATEGIES:
         out = work / f"lora_{strategy}"
-        logs[strategy] = train([
+        logs[strategy] = train_lm([
             *common("adapt"), "--config", str(LM_CONF / f"lora_{strategy}_tiny.yaml"), "--output_dir", str(out),
             "--base_lm_config", str(base / "config.yaml"), "--base_lm_file", str(base / "latest.pth"), "--max_epoch", "3",
         ])
