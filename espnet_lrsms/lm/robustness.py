@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from espnet_lrsms.lm.nbest import Hypothesis, NBest, read_references
 from espnet_lrsms.lm.perturb import PerturbationConfig, PerturbationCounts, Perturber, Pronunciations
+from espnet_lrsms.lm.text import lm_vocabulary
 from espnet_lrsms.lm.rescore import SentenceScorer, chosen_words, corpus_wer, lm_scores, rescore
 
 
@@ -104,11 +105,34 @@ def _fmt(value) -> str:
 
 
 def add_perturbation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--substitution_rate", type=float, default=0.3, help="homophone / confusable substitutions")
+    from espnet2.utils.types import str2bool
+
+    parser.add_argument("--substitution_rate", type=float, default=0.3, help="homophone substitutions")
     parser.add_argument("--deletion_rate", type=float, default=0.0)
     parser.add_argument("--insertion_rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--substitution_vocabulary", type=Path, help="Kaldi text whose words are the only allowed substitutes")
+    parser.add_argument(
+        "--near_homophones", type=str2bool, default=False,
+        help="a word without a homophone may be replaced by a word one phone away (default: homophones only)",
+    )
+    parser.add_argument(
+        "--substitution_vocabulary", default="lm",
+        help="the only words substitutes may be: 'lm' (the LM's vocabulary: its word token list, or the words "
+        "of its base LM's training text), a Kaldi text, or 'none' (all of CMUdict)",
+    )
+
+
+def substitution_vocabulary(spec: str, lm_train_config: Optional[Path]) -> Tuple[Optional[List[str]], str]:
+    """The allowed substitutes of ``--substitution_vocabulary`` and a description of them."""
+    if spec == "none":
+        return None, "all of CMUdict"
+    if spec == "lm":
+        if lm_train_config is None:
+            raise ValueError("--substitution_vocabulary lm needs the LM's config")
+        words, origin = lm_vocabulary(lm_train_config)
+        return words, f"{len(words)} words of {origin}"
+    words = sorted({w for ws in read_references(Path(spec)).values() for w in ws})
+    return words, f"{len(words)} words of {spec}"
 
 
 def robustness_report(
@@ -122,17 +146,18 @@ def robustness_report(
     pronunciations: Optional[Pronunciations] = None,
 ) -> Tuple[str, dict]:
     """The printed table and a JSON-ready dict of NPRR / 1-best PRR (perturbation options from ``args``)."""
-    config = PerturbationConfig(args.substitution_rate, args.deletion_rate, args.insertion_rate, args.seed)
+    config = PerturbationConfig(
+        args.substitution_rate, args.deletion_rate, args.insertion_rate, args.seed, near_homophones=args.near_homophones
+    )
     vocab = sorted({w for hyps in nbest.values() for h in hyps for w in h.words})
-    allowed = None
-    if args.substitution_vocabulary is not None:
-        allowed = sorted({w for words in read_references(args.substitution_vocabulary).values() for w in words})
+    allowed, allowed_origin = substitution_vocabulary(args.substitution_vocabulary, getattr(args, "lm_train_config", None))
     perturber = Perturber(config, pronunciations or Pronunciations.shared(), insertion_vocabulary=vocab, substitution_vocabulary=allowed)
     result = evaluate_robustness(nbest, refs, scorer, perturber, lm_weight, length_bonus, am_components)
     n = result["nbest_counts"]
     lines = [
         f"λ = {lm_weight:g}, β = {length_bonus:g}; perturbation: seed {config.seed}, substitution "
-        f"{config.substitution_rate:g} (homophones, else phone-distance-1 words), deletion {config.deletion_rate:g}, "
+        f"{config.substitution_rate:g} ({'homophones, else phone-distance-1 words' if config.near_homophones else 'homophones'} "
+        f"from {allowed_origin}), deletion {config.deletion_rate:g}, "
         f"insertion {config.insertion_rate:g}; over all hypotheses: {n.words} words, {n.substituted} substituted "
         f"({n.unsubstitutable} drawn without a candidate), {n.deleted} deleted, {n.inserted} inserted",
         f"{'':18s} {'WER clean':>10s} {'WER N-pert':>11s} {'WER 1-pert':>11s} {'NPRR':>9s} {'1-best PRR':>11s}",
@@ -149,6 +174,6 @@ def robustness_report(
         name: dict(vars(result[name]), nprr=result[name].nprr, one_best_prr=result[name].one_best_prr)
         for name in ("lm", "first_pass")
     }
-    payload["perturbation"] = vars(config)
+    payload["perturbation"] = dict(vars(config), substitution_vocabulary=allowed_origin)
     payload["perturbed_nbest_counts"] = vars(n)
     return "\n".join(lines), payload

@@ -3,12 +3,16 @@
 Two kinds of input: Kaldi ``text`` files (transcripts, ids kept) and plain text, one sentence a line,
 optionally gzipped (the LibriSpeech LM corpus, ``librispeech-lm-norm.txt.gz``), whose lines get ids
 ``<file stem>-<line number>``. The shape file ``text_shape.<token_type>`` holds ``<id> <tokens>,<vocab>``
-for ESPnet's batch samplers, as :mod:`espnet_lrsms.recipe.shapes` writes for the ASR text.
+for ESPnet's batch samplers, as :mod:`espnet_lrsms.recipe.shapes` writes for the ASR text. Next to
+``text``, ``words.txt`` lists its distinct words: an LM's vocabulary (:func:`lm_vocabulary`) without
+reading its whole training text again.
 """
 import gzip
 import logging
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import yaml
 
 from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
 
@@ -50,6 +54,7 @@ def write_lm_text(out_dir: Path, kaldi_texts: Sequence[Path] = (), plain_texts: 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "text"
     seen = set()
+    words_seen = set()
     count = 0
     with replaced_on_success(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         sources = [(Path(p), read_kaldi_text) for p in kaldi_texts] + [(Path(p), read_plain_text) for p in plain_texts]
@@ -59,11 +64,49 @@ def write_lm_text(out_dir: Path, kaldi_texts: Sequence[Path] = (), plain_texts: 
                     raise ValueError(f"{path}: utterance id {key} appears twice in the LM text")
                 seen.add(key)
                 f.write(f"{key} {words}\n")
+                words_seen.update(words.split())
                 count += 1
         if count == 0:
             raise ValueError(f"LM text from {[str(p) for p in list(kaldi_texts) + list(plain_texts)]} is empty")
-    logger.info("%d sentences -> %s", count, out)
+    with replaced_on_success(out_dir / WORDS_FILE) as tmp:
+        Path(tmp).write_text("".join(f"{w}\n" for w in sorted(words_seen)), encoding="utf-8")
+    logger.info("%d sentences, %d distinct words -> %s", count, len(words_seen), out)
     return out
+
+
+WORDS_FILE = "words.txt"
+SPECIAL_TOKENS = ("<blank>", "<unk>", "<sos/eos>")
+
+
+def text_words(path: Union[str, Path]) -> List[str]:
+    """The distinct words of a Kaldi ``text`` (ids left out), sorted; a ``words.txt`` next to it is read instead."""
+    path = Path(path)
+    if (path.parent / WORDS_FILE).is_file() and path.name == "text":
+        return (path.parent / WORDS_FILE).read_text(encoding="utf-8").split()
+    return sorted({w for _, words in read_kaldi_text(path) for w in words.split()})
+
+
+def lm_vocabulary(lm_train_config: Union[str, Path]) -> Tuple[List[str], str]:
+    """The words an ESPnet LM knows, and where they came from.
+
+    An adapted LM (``lora_conf`` with ``base_lm_config``) answers for its base LM, so a base LM and its
+    adaptations share one vocabulary. A word-level LM: its token list (special tokens left out);
+    otherwise the words of its training text(s) (``train_data_path_and_name_and_type``, type ``text``).
+    Relative paths are relative to the directory the LM was trained from, as in ESPnet.
+    """
+    with open(lm_train_config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    if conf.get("lora_conf") and conf.get("base_lm_config") and Path(conf["base_lm_config"]).is_file():
+        return lm_vocabulary(conf["base_lm_config"])
+    if conf.get("token_type") == "word":
+        tokens = conf["token_list"]
+        if isinstance(tokens, str):
+            tokens = Path(tokens).read_text(encoding="utf-8").split()
+        return [t for t in tokens if t not in SPECIAL_TOKENS], f"the token list of {lm_train_config}"
+    texts = [entry[0] for entry in conf.get("train_data_path_and_name_and_type", []) if entry[2] == "text"]
+    if not texts:
+        raise ValueError(f"{lm_train_config}: no word token list and no training text to take a vocabulary from")
+    return sorted({w for t in texts for w in text_words(t)}), f"the training text of {lm_train_config}"
 
 
 def write_text_shapes(

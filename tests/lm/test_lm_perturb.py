@@ -1,7 +1,11 @@
-"""Seeded homophone / confusable substitutions, deletions and insertions from CMUdict."""
+"""Seeded homophone (near-homophone on request) substitutions, deletions and insertions from CMUdict;
+the substitutes' vocabulary."""
 import pytest
+import yaml
 
 from espnet_lrsms.lm.perturb import PerturbationConfig, Perturber, Pronunciations
+from espnet_lrsms.lm.robustness import substitution_vocabulary
+from espnet_lrsms.lm.text import write_lm_text
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +27,17 @@ def test_confusables_are_one_phone_away(cmu):
     assert "heaven" in conf and "seven" not in conf
     assert "seventh" in cmu.confusables("seven")  # one phone inserted (S EH V AH N TH)
     assert "cat" in cmu.confusables("cast") and "cat" in cmu.confusables("at")  # deletion / insertion
-    assert cmu.substitutes("SEVEN") == conf  # no homophone: the confusables stand in
-    assert cmu.substitutes("TWO") == cmu.homophones("TWO")
+    assert cmu.substitutes("SEVEN") == []  # homophones only, unless asked
+    assert cmu.substitutes("SEVEN", near_homophones=True) == conf  # no homophone: the confusables stand in
+    assert cmu.substitutes("TWO") == cmu.substitutes("TWO", near_homophones=True) == cmu.homophones("TWO")
+
+
+def test_near_homophones_are_an_explicit_option(cmu):
+    words = ["SEVEN", "TWO"]
+    plain, counts = Perturber(PerturbationConfig(substitution_rate=1.0), cmu).perturb(words, "k")
+    assert plain[0] == "SEVEN" and plain[1] != "TWO" and counts.unsubstitutable == 1
+    near, counts = Perturber(PerturbationConfig(substitution_rate=1.0, near_homophones=True), cmu).perturb(words, "k")
+    assert near[0].lower() in cmu.confusables("SEVEN") and counts.substituted == 2
 
 
 def test_perturbation_is_seeded_per_hypothesis(cmu):
@@ -73,3 +86,33 @@ def test_bad_rates_are_named():
         PerturbationConfig(deletion_rate=1.5)
     with pytest.raises(ValueError, match="substitution_rate \\+ deletion_rate must be <= 1"):
         PerturbationConfig(substitution_rate=0.7, deletion_rate=0.6)
+
+
+def test_a_vocabulary_keeps_rare_spellings_out(cmu):
+    assert "thee" in cmu.homophones("the") and "ranck" in cmu.homophones("rank")  # all of CMUdict
+    vocabulary = ["THE", "RANK", "TO", "TOO", "TWO", "A"]
+    perturber = Perturber(PerturbationConfig(substitution_rate=1.0), cmu, substitution_vocabulary=vocabulary)
+    out, counts = perturber.perturb(["THE", "RANK", "TWO"], "k")
+    assert out[:2] == ["THE", "RANK"] and out[2] in {"TO", "TOO"} and counts.unsubstitutable == 2
+
+
+def test_the_recipe_takes_the_lms_vocabulary(tmp_path):
+    """Word LM: its token list; BPE LM: the words of its training text (words.txt from stage 6); an adapted
+    LM: its base LM's, so every LM of a recipe sees the same perturbed n-best lists."""
+    transcripts = tmp_path / "transcripts"
+    transcripts.write_text("u1 TWO FOR ONE\nu2 THE RANK\n")
+    text = write_lm_text(tmp_path / "lm_stats" / "train", [transcripts])
+    assert (text.parent / "words.txt").read_text().split() == ["FOR", "ONE", "RANK", "THE", "TWO"]
+    bpe = tmp_path / "bpe_lm.yaml"
+    bpe.write_text(yaml.safe_dump({"token_type": "bpe", "token_list": ["<blank>", "▁T"],
+                                   "train_data_path_and_name_and_type": [[str(text), "text", "text"]]}))
+    word = tmp_path / "word_lm.yaml"
+    word.write_text(yaml.safe_dump({"token_type": "word", "token_list": ["<blank>", "<unk>", "TO", "TWO", "<sos/eos>"]}))
+    adapted = tmp_path / "adapted_lm.yaml"
+    adapted.write_text(yaml.safe_dump({"token_type": "bpe", "lora_conf": {"strategy": "vanilla", "rank": 2},
+                                       "base_lm_config": str(bpe), "train_data_path_and_name_and_type": [[str(transcripts), "text", "text"]]}))
+    assert substitution_vocabulary("lm", bpe)[0] == ["FOR", "ONE", "RANK", "THE", "TWO"]
+    assert substitution_vocabulary("lm", adapted) == substitution_vocabulary("lm", bpe)
+    assert substitution_vocabulary("lm", word)[0] == ["TO", "TWO"]
+    assert substitution_vocabulary(str(transcripts), None)[0] == ["FOR", "ONE", "RANK", "THE", "TWO"]
+    assert substitution_vocabulary("none", word) == (None, "all of CMUdict")

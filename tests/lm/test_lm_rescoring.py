@@ -100,3 +100,42 @@ def test_nprr_is_the_relative_wer_degradation_under_perturbation(tmp_path):
     assert fp.wer_clean == pytest.approx(100 * 3 / 9)
     assert fp.nprr == pytest.approx(100 * (fp.wer_nbest_perturbed - fp.wer_clean) / fp.wer_clean)
     assert fp.one_best_prr == pytest.approx(fp.nprr)  # without an LM only the first hypothesis matters
+
+
+# Hand-computed NPRR. Homophones: TWO/TO, SEE/SEA, FOR/FOUR (each the other's only one); DOG, CAT have none.
+# With substitution rate 1 every homophone-bearing word is swapped. λ = 1, β = 0: score = AM + log P.
+TOY_PRONUNCIATIONS = {"two": [["T", "UW1"]], "to": [["T", "UW1"]], "see": [["S", "IY1"]], "sea": [["S", "IY1"]],
+                      "for": [["F", "AO1", "R"]], "four": [["F", "AO1", "R"]], "dog": [["D", "AO1", "G"]], "cat": [["K", "AE1", "T"]]}
+TOY_LM = {"TWO DOG": -1.0, "TO DOG": -5.0, "DOG": -2.0, "SEE CAT": -1.0, "SEA CAT": -5.0, "CAT": -2.0,
+          "FOUR DOG": -4.0, "FOR DOG": -1.0}
+TOY_REFS = {"u1": "TWO DOG", "u2": "SEE CAT", "u3": "FOR DOG", "u4": "SEE CAT"}  # 8 words
+TOY_NBEST = {  # (text, AM)
+    "u1": [("TWO DOG", -1.0), ("DOG", -3.0)],
+    "u2": [("SEE CAT", -1.0), ("CAT", -2.0)],
+    "u3": [("FOUR DOG", -1.0), ("FOR DOG", -5.0)],
+    "u4": [("SEE CAT", -1.0), ("SEA CAT", -1.5)],
+}
+
+
+def test_nprr_and_one_best_prr_on_a_hand_computed_nbest_set():
+    nbest = {k: [Hypothesis(t, s) for t, s in hyps] for k, hyps in TOY_NBEST.items()}
+    refs = {k: v.split() for k, v in TOY_REFS.items()}
+    perturber = Perturber(PerturbationConfig(substitution_rate=1.0), Pronunciations(TOY_PRONUNCIATIONS))
+    result = evaluate_robustness(nbest, refs, lambda sentences: [TOY_LM[s] for s in sentences], perturber, lm_weight=1.0)
+    lm = result["lm"]
+    # clean:   u1 -2 vs -5 -> TWO DOG (0); u2 -2 vs -4 -> SEE CAT (0); u3 -5 vs -6 -> FOUR DOG (1 sub);
+    #          u4 -2 vs -6.5 -> SEE CAT (0)                                                  WER 1/8 = 12.5 %
+    assert lm.wer_clean == pytest.approx(12.5)
+    # N-best:  u1 TO DOG -6 vs DOG -5 -> DOG (1 del); u2 SEA CAT -6 vs CAT -4 -> CAT (1 del);
+    #          u3 FOR DOG -2 vs FOUR DOG -9 -> FOR DOG (0); u4 SEA CAT -6 vs SEE CAT -2.5 -> (0)   WER 2/8 = 25 %
+    assert lm.wer_nbest_perturbed == pytest.approx(25.0)
+    assert lm.nprr == pytest.approx(100.0)  # 100 (25 - 12.5) / 12.5
+    # 1-best:  u1, u2 as N-best (1 + 1); u3 FOR DOG -2 vs FOR DOG -6 (0); u4 SEA CAT -6 vs SEA CAT -6.5 (1)  3/8
+    assert lm.wer_1best_perturbed == pytest.approx(37.5)
+    assert lm.one_best_prr == pytest.approx(200.0)  # 100 (37.5 - 12.5) / 12.5
+    # first pass alone keeps the first hypothesis: TWO DOG, SEE CAT, FOUR DOG (1), SEE CAT -> 1/8; perturbed:
+    # TO DOG (1), SEA CAT (1), FOR DOG (0), SEA CAT (1) -> 3/8 both ways
+    fp = result["first_pass"]
+    assert (fp.wer_clean, fp.wer_nbest_perturbed, fp.wer_1best_perturbed) == pytest.approx((12.5, 37.5, 37.5))
+    assert fp.nprr == pytest.approx(200.0) and fp.one_best_prr == pytest.approx(200.0)
+    assert result["nbest_counts"].substituted == 6 and result["nbest_counts"].unsubstitutable == 8  # of 14 words
