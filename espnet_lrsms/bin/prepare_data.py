@@ -2,14 +2,18 @@
 
     python -m espnet_lrsms.bin.prepare_data --corpus librispeech --corpus_root $LIBRISPEECH \\
         --sets train_clean_100 dev_clean test_clean --filter_sets train_clean_100 dev_clean [--nj 8] [--on_error skip]
-    python -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root $LRS3 --sets train val test \\
-        --filter_sets train val [--landmarks_dir $LRS3_LANDMARKS]
+    python -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root $LRS3 --sets train dev test \\
+        --filter_sets train dev [--landmarks_dir $LRS3_LANDMARKS] [--valid_speakers dev_speakers.txt]
 
 --task asr (default): audio and text (espnet_lrsms.recipe.data_prep). --task avsr: LRS3 audio and 96x96
 mouth ROIs per clip (espnet_lrsms.recipe.avsr_data_prep); --corpus defaults to lrs3 there.
 --filter_sets: the sets ESPnet's duration filter applies to (its asr.sh stage 4 filters the training and
 validation sets, never test sets): utterances not longer than --min_wav_duration or not shorter than
 --max_wav_duration are left out and listed in data/<set>/filtered.txt.
+LRS3's dev (the old name val works too) is ESPnet's speaker-disjoint one: the trainval clips of 8 % of its
+speakers; train = pretrain + trainval less those speakers' clips. The speakers come from --valid_speakers
+(one id per line, first column: a plain list or an spk2utt), else from <data_dir>/lrs3_dev_speakers.txt left
+by an earlier run, else ESPnet's egs2/lrs3/asr1 rule; they are written to <data_dir>/lrs3_dev_speakers.txt.
 Bad input (see README, "bad input"): --on_error stop fails naming it, skip leaves it out (data/<set>/skipped.txt).
 
 AVSR ROI options (--task avsr only):
@@ -43,7 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus_root", type=Path, required=True,
                         help="LibriSpeech: holds LibriSpeech/; LRS3: holds pretrain/, trainval/, test/")
     parser.add_argument("--sets", nargs="+", required=True,
-                        help="ESPnet set names, e.g. train_clean_100 dev_clean; LRS3: pretrain trainval test train val")
+                        help="ESPnet set names, e.g. train_clean_100 dev_clean; LRS3: pretrain trainval test train dev")
     parser.add_argument("--data_dir", type=Path, default=Path("data"))
     parser.add_argument("--nj", type=int, default=4)
     parser.add_argument("--on_error", choices=["stop", "skip"], default="stop")
@@ -51,6 +55,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="sets of --sets the duration filter applies to (training and validation sets)")
     parser.add_argument("--min_wav_duration", type=float, default=0.1, help="seconds; ESPnet's default")
     parser.add_argument("--max_wav_duration", type=float, default=20.0, help="seconds; ESPnet's default")
+    parser.add_argument("--valid_speakers", type=Path, default=None,
+                        help="LRS3: file of dev speaker ids (first column; e.g. ESPnet's data/dev/spk2utt)")
     avsr = parser.add_argument_group("AVSR (--task avsr)")
     avsr.add_argument("--roi_method", choices=ROI_METHODS, default=None,
                       help=f"default {AVSR_DEFAULTS['roi_method']}")
@@ -90,7 +96,7 @@ def main(cmd=None) -> int:
         prepare_data(
             args.task, args.corpus or "lrs3", args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error,
             args.filter_sets, DurationFilter(args.min_wav_duration, args.max_wav_duration), roi,
-            avsr["max_frame_mismatch"],
+            avsr["max_frame_mismatch"], args.valid_speakers,
         )
     except DataPrepError as err:
         logging.error("%s", err)

@@ -1,10 +1,11 @@
 """AVSR stage 1: LRS3 mp4 clips → ``data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}``.
 
-Per clip ``<LRS3>/<split>/<speaker>/<clip>.mp4`` (+ ``.txt``; the layout and the ``train``/``val``
-sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`):
+Per clip ``<LRS3>/<split>/<speaker>/<clip>.mp4`` (+ ``.txt``; the layout, the ids and the ``train``/``dev``
+sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``<name>`` below is the clip, ``pretrain_<clip>`` in
+``pretrain``):
 
-- ``<data_dir>/av/<set>/audio/<speaker>/<clip>.wav``: the first audio stream, 16 kHz mono 16-bit;
-- ``<data_dir>/av/<set>/roi/<speaker>/<clip>.npy``: uint8 ``(T, 96, 96)`` grey mouth crops, one per
+- ``<data_dir>/av/<set>/audio/<speaker>/<name>.wav``: the first audio stream, 16 kHz mono 16-bit;
+- ``<data_dir>/av/<set>/roi/<speaker>/<name>.npy``: uint8 ``(T, 96, 96)`` grey mouth crops, one per
   video frame (the video must be at 25 frames/s), made by :mod:`espnet_lrsms.avsr.roi` around mouth
   landmarks or from the frames as they are. ``roi_method``:
 
@@ -21,7 +22,7 @@ decoding again. The ROI settings are kept in ``av/<set>/roi/settings.json``; oth
 the cached ROIs.
 
 A clip with a problem is never dropped silently. Kinds (column 2 of ``skipped.txt``):
-``duplicate_id`` (the clip id in both ``pretrain`` and ``trainval`` of one set), ``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
+``duplicate_id`` (one id for two clips), ``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
 ``no_video``, ``frame_rate``, ``no_landmarks`` (no landmark file), ``bad_landmarks`` (unreadable, or points
 not finite or far outside the frame), ``no_face``,
 ``length_mismatch`` (audio and video differ by more than ``max_frame_mismatch`` 40 ms frames, or the
@@ -35,7 +36,7 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 import soundfile
@@ -58,6 +59,7 @@ from espnet_lrsms.recipe.data_prep import (
     check_in_parallel,
     check_on_error,
     finish_set,
+    clip_name,
     scan_lrs3,
 )
 
@@ -229,8 +231,9 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
             raise ClipProblem("no_transcript", f"{clip.source}: no transcript (.txt with a 'Text:' line)")
         if clip.source is None:
             raise ClipProblem("no_mp4", f"transcript without a video file ({clip.relative}.txt)")
-        wav = out_dir / "audio" / clip.speaker / f"{clip.source.stem}.wav"
-        roi = out_dir / "roi" / clip.speaker / f"{clip.source.stem}.npy"
+        name = clip_name(clip.uttid, clip.speaker)  # the clip, or pretrain_<clip>: unique per speaker
+        wav = out_dir / "audio" / clip.speaker / f"{name}.wav"
+        roi = out_dir / "roi" / clip.speaker / f"{name}.npy"
         cached = _cached_lengths(wav, roi)
         if cached is None:
             samples = decode_audio(clip.source)
@@ -262,10 +265,10 @@ def _init_worker() -> None:
 
 
 # ---------------------------------------------------------------------------------- a set
-def _clips_of(corpus_root: Path, set_name: str) -> List[AVClip]:
+def _clips_of(corpus_root: Path, set_name: str, dev_speakers: Optional[FrozenSet[str]] = None) -> List[AVClip]:
     """The set's clips as :func:`scan_lrs3` pairs them (mp4 + transcript), with their ``<split>/<speaker>/<clip>``."""
     clips = []
-    for utt in scan_lrs3(corpus_root, set_name):
+    for utt in scan_lrs3(corpus_root, set_name, dev_speakers):
         if utt.source is not None:
             relative = utt.source.relative_to(corpus_root).with_suffix("")
         else:  # a .txt without its .mp4 (scan_lrs3 keeps no path for it): speaker/clip, for the message
@@ -295,8 +298,10 @@ def prepare_av_set(
     on_error: str = "stop",
     max_frame_mismatch: int = 3,
     durations: Optional[DurationFilter] = None,
+    dev_speakers: Optional[FrozenSet[str]] = None,
 ) -> Path:
-    """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it."""
+    """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it
+    (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`)."""
     check_on_error(on_error)
     if settings.method not in ROI_METHODS:
         raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
@@ -313,7 +318,7 @@ def prepare_av_set(
     corpus_root = Path(corpus_root)
     if not corpus_root.is_dir():
         raise DataPrepError(f"corpus root {corpus_root} does not exist (set LRS3 in db.sh or the environment)")
-    clips = _clips_of(corpus_root, set_name)
+    clips = _clips_of(corpus_root, set_name, dev_speakers)
     if not clips:
         raise DataPrepError(f"set {set_name}: no clips found under {corpus_root}")
     out_dir = data_dir / "av" / set_name

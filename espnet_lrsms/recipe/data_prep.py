@@ -3,16 +3,18 @@
 LibriSpeech: ``$LIBRISPEECH/LibriSpeech/<subset>/<spk>/<chapter>/<utt>.flac`` + ``<spk>-<chapter>.trans.txt``;
 set names are ESPnet's (``train_clean_100`` ↔ ``train-clean-100``; ``train_960`` = the three training
 subsets, ``dev`` = dev-clean + dev-other). LRS3: ``$LRS3/<split>/<id>/<clip>.mp4`` + ``<clip>.txt`` (a ``Text:`` line); sets
-``pretrain``, ``trainval``, ``test``, and ``train``/``val`` (``val`` = 5 % of ``trainval`` clips chosen by
-a hash of their id, ``train`` = ``pretrain`` + the rest of ``trainval``). LRS3 audio is decoded from the
-mp4 to 16 kHz mono FLAC with PyAV (its wheels bring FFmpeg's codecs), cached per clip.
+``pretrain``, ``trainval``, ``test``, and ESPnet's speaker-disjoint ``dev`` (``val``: the same) and
+``train``: ``dev`` holds the ``trainval`` clips of 8 % of its speakers, ``train`` = ``pretrain`` +
+``trainval`` less those speakers' clips (:func:`lrs3_dev_speakers`). Ids are ESPnet's ``<speaker>_<clip>``
+(``<speaker>_pretrain_<clip>`` in ``pretrain``); ``{LG}``-like markers are removed from the transcripts.
+LRS3 audio is decoded from the mp4 to 16 kHz mono FLAC with PyAV (its wheels bring FFmpeg's codecs), cached per clip.
 
 :func:`prepare_data` is the one entry of ASR and AVSR (``task="avsr"``: video and mouth ROIs too, made by
 :mod:`espnet_lrsms.recipe.avsr_data_prep`); both share the set handling, the parallel pass
 (:func:`check_in_parallel`), the bad-input policy and summary (:func:`finish_set`) and the writer.
 
 Problems are collected per utterance with a kind (column 2 of ``skipped.txt``): ``duplicate_id`` (an id
-twice in the transcripts, or an LRS3 clip in both ``pretrain`` and ``trainval`` of one set),
+twice in the transcripts),
 ``no_audio``, ``no_transcript``, ``unreadable``, ``empty_audio``, ``sample_rate``, ``channels`` (not mono),
 ``truncated`` (the whole file is decoded: it fails, or gives fewer samples than its header says).
 ``on_error="stop"`` raises naming them, ``"skip"`` leaves them out and logs the count per kind and where
@@ -21,13 +23,13 @@ sets only) also leave out utterances outside it, listed in ``data/<set>/filtered
 directory is written to ``<set>.tmp`` and renamed.
 """
 import logging
+import re
 import shutil
-import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
@@ -124,26 +126,109 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
 
 # ------------------------------------------------------------------------ LRS3
 LRS3_SPLITS = ("pretrain", "trainval", "test")
+LRS3_SETS = LRS3_SPLITS + ("train", "dev", "val")  # val: the old name of dev, same clips
+DEV_SPEAKERS_FILE = "lrs3_dev_speakers.txt"  # in the data directory: the split every set of it used
+ESPNET_TRAIN_SHARE, ESPNET_SPLIT_SEED = 0.92, 0
+_LRS3_MARKER = re.compile(r"\{[^{}]*\}")  # {LG} (laughter) and any other {...} tag of the transcripts
 
 
-def _in_lrs3_val(uttid: str) -> bool:
-    return zlib.crc32(uttid.encode()) % 20 == 0
+def espnet_dev_speakers(speakers: Sequence[str], train_share: float = ESPNET_TRAIN_SHARE,
+                        seed: int = ESPNET_SPLIT_SEED) -> List[str]:
+    """The dev speakers of ESPnet's ``egs2/lrs3/asr1`` (sorted): ``speakers`` shuffled by numpy's legacy
+    generator seeded with ``seed``, the first ``int(train_share · n)`` train, the rest dev.
+
+    ESPnet shuffles ``os.listdir(trainval)``, whose order depends on the file system; here the input is
+    the sorted speaker list, so the same speakers land in dev when ESPnet's listing was sorted too.
+    Otherwise give ESPnet's own list (``--valid_speakers``, e.g. its ``data/dev/spk2utt``)."""
+    order = list(speakers)
+    np.random.RandomState(seed).shuffle(order)
+    return sorted(order[int(train_share * len(order)):])
 
 
-def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
-    """Pair every ``<id>/<clip>.mp4`` with the ``Text:`` line of ``<id>/<clip>.txt``; a clip id in both
-    ``pretrain`` and ``trainval`` of one set is a ``duplicate_id`` problem naming both files."""
-    if set_name in LRS3_SPLITS:
-        parts = [(set_name, None)]
-    elif set_name == "train":
-        parts = [("pretrain", None), ("trainval", False)]
-    elif set_name == "val":
-        parts = [("trainval", True)]
+def read_speaker_list(path: Path) -> List[str]:
+    """Speaker ids: the first column of every line that is neither empty nor a ``#`` comment (a plain
+    list, or an ``spk2utt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataPrepError(f"dev speaker list {path}: no such file")
+    ids = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()
+           if line.strip() and not line.lstrip().startswith("#")]
+    if not ids:
+        raise DataPrepError(f"dev speaker list {path}: no speaker id in it")
+    return sorted(set(ids))
+
+
+def lrs3_dev_speakers(corpus_root: Path, data_dir: Path, valid_speakers: Optional[Path] = None) -> FrozenSet[str]:
+    """The speakers of LRS3's ``dev`` set (whose ``trainval`` clips it holds; ``train`` has none of
+    theirs), kept in ``data_dir/lrs3_dev_speakers.txt`` so that every set and every re-run use one split.
+
+    From ``valid_speakers`` when given (copied there), else from that file when an earlier stage 1 left
+    it, else ESPnet's rule (:func:`espnet_dev_speakers`) on the speaker folders of ``corpus_root/trainval``.
+    Listed speakers missing from ``trainval`` are logged; a list with none of them is refused."""
+    if not Path(corpus_root).is_dir():
+        raise DataPrepError(f"corpus root {corpus_root} does not exist (set LRS3 in db.sh or the environment)")
+    trainval = Path(corpus_root) / "trainval"
+    if not trainval.is_dir():
+        raise DataPrepError(f"the dev/train split needs {trainval}, which does not exist (LRS3={corpus_root})")
+    present = sorted(p.name for p in trainval.iterdir() if p.is_dir())
+    kept = Path(data_dir) / DEV_SPEAKERS_FILE
+    if valid_speakers is not None:
+        speakers, origin = read_speaker_list(valid_speakers), f"--valid_speakers {valid_speakers}"
+    elif kept.is_file():
+        speakers, origin = read_speaker_list(kept), f"{kept} (from an earlier stage 1)"
     else:
-        raise DataPrepError(f"LRS3 has no set {set_name!r}; known: {list(LRS3_SPLITS) + ['train', 'val']}")
+        speakers = espnet_dev_speakers(present)
+        origin = (f"ESPnet's egs2/lrs3/asr1 rule: the {len(present)} trainval speakers, sorted, shuffled by "
+                  f"numpy.random.RandomState({ESPNET_SPLIT_SEED}), the last {len(present) - int(ESPNET_TRAIN_SHARE * len(present))} "
+                  f"(ESPnet's 8 %)")
+    missing = sorted(set(speakers) - set(present))
+    if len(missing) == len(speakers):
+        raise DataPrepError(
+            f"dev speakers from {origin}: none of the {len(speakers)} is a speaker folder of {trainval} "
+            f"(e.g. {missing[0]}); another corpus's list? Give --valid_speakers or remove {kept}"
+        )
+    if missing:
+        logger.warning("dev speakers from %s: %d of %d are not in %s (e.g. %s)", origin, len(missing),
+                       len(speakers), trainval, ", ".join(missing[:3]))
+    if valid_speakers is not None or not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_on_success(kept) as tmp:
+            tmp.write_text(f"# LRS3 dev speakers (trainval speaker folders): {origin}\n"
+                           + "".join(f"{s}\n" for s in speakers), encoding="utf-8")
+    logger.info("LRS3 dev: %d speakers from %s; list in %s", len(speakers), origin, kept)
+    return frozenset(speakers)
+
+
+def lrs3_uttid(split: str, speaker: str, clip: str) -> str:
+    """ESPnet's ``<speaker>_<clip>`` for ``trainval`` and ``test``; ``<speaker>_pretrain_<clip>`` for
+    ``pretrain``, whose clip names repeat those of ``trainval`` (ESPnet does not use ``pretrain``)."""
+    return f"{speaker}_pretrain_{clip}" if split == "pretrain" else f"{speaker}_{clip}"
+
+
+def clip_name(uttid: str, speaker: str) -> str:
+    """The id less its ``<speaker>_`` prefix: the name of the clip's cached files (unique per speaker)."""
+    return uttid[len(speaker) + 1:]
+
+
+def scan_lrs3(corpus_root: Path, set_name: str, dev_speakers: Optional[FrozenSet[str]] = None) -> List[Utterance]:
+    """Pair every ``<split>/<speaker>/<clip>.mp4`` with the ``Text:`` line of its ``.txt``.
+
+    Sets: the three splits; ``dev`` (= ``val``): the ``trainval`` clips of ``dev_speakers``; ``train``:
+    ``pretrain`` + ``trainval``, both less the dev speakers' clips. ``dev_speakers`` default: ESPnet's
+    rule on the corpus (:func:`espnet_dev_speakers`)."""
+    if set_name not in LRS3_SETS:
+        raise DataPrepError(f"LRS3 has no set {set_name!r}; known: {list(LRS3_SETS)}")
+    if set_name in ("train", "dev", "val") and dev_speakers is None:
+        folder = corpus_root / "trainval"
+        if not folder.is_dir():
+            raise DataPrepError(f"set {set_name}: {folder} does not exist (LRS3={corpus_root})")
+        dev_speakers = frozenset(espnet_dev_speakers(sorted(p.name for p in folder.iterdir() if p.is_dir())))
+    parts = {"train": [("pretrain", False), ("trainval", False)], "dev": [("trainval", True)],
+             "val": [("trainval", True)]}.get(set_name, [(set_name, None)])
     utts: Dict[str, Utterance] = {}
     clips = _Duplicates("clip id in {}")
-    for split, want_val in parts:
+    left_out = 0
+    for split, want_dev in parts:
         folder = corpus_root / split
         if not folder.is_dir():
             raise DataPrepError(f"set {set_name}: {folder} does not exist (LRS3={corpus_root})")
@@ -152,9 +237,10 @@ def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
             if path.suffix not in (".mp4", ".txt"):
                 continue
             speaker, clip = path.parent.name, path.stem
-            uttid = f"{speaker}_{clip}"
-            if want_val is not None and _in_lrs3_val(uttid) != want_val:
+            if want_dev is not None and (speaker in dev_speakers) != want_dev:
+                left_out += path.suffix == ".mp4"
                 continue
+            uttid = lrs3_uttid(split, speaker, clip)
             if uttid not in seen:  # once per split: the .mp4 when there is one, else the .txt
                 seen.add(uttid)
                 mp4 = path.with_suffix(".mp4")
@@ -163,17 +249,21 @@ def scan_lrs3(corpus_root: Path, set_name: str) -> List[Utterance]:
             if path.suffix == ".mp4":
                 utt.source = path
             else:
-                utt.text = _lrs3_text(path)
+                utt.text = lrs3_text(path)
                 if utt.text is None:
-                    utt.fail("no_transcript", f"no 'Text:' line in {path}")
+                    utt.fail("no_transcript", f"no 'Text:' line with words in {path}")
+    if set_name == "train" and left_out:
+        logger.info("set train: %d clips of the %d dev speakers left out (pretrain and trainval)", left_out, len(dev_speakers))
     clips.mark(utts)
     return [utts[k] for k in sorted(utts)]
 
 
-def _lrs3_text(path: Path) -> Optional[str]:
+def lrs3_text(path: Path) -> Optional[str]:
+    """The first ``Text:`` line's words, ``{LG}``-like markers removed (ESPnet removes ``{LG}``), spaces
+    collapsed; None when there are no words."""
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("Text:"):
-            return line[len("Text:"):].strip() or None
+            return " ".join(_LRS3_MARKER.sub(" ", line[len("Text:"):]).split()) or None
     return None
 
 
@@ -215,7 +305,7 @@ def check_audio(utt: Utterance, audio_dir: Optional[Path]) -> Utterance:
         return utt.fail("no_transcript", f"audio without transcript ({utt.source})")
     try:
         if utt.source.suffix == ".mp4":
-            target = audio_dir / utt.speaker / f"{utt.source.stem}.flac"
+            target = audio_dir / utt.speaker / f"{clip_name(utt.uttid, utt.speaker)}.flac"
             if not target.is_file():  # cached: a re-run continues where it stopped
                 decode_mp4_audio(utt.source, target)
             path = target
@@ -344,14 +434,18 @@ def prepare_set(
     nj: int = 1,
     on_error: str = "stop",
     durations: Optional[DurationFilter] = None,
+    dev_speakers: Optional[FrozenSet[str]] = None,
 ) -> Path:
-    """Write the ASR data directory ``data_dir/<set_name>``; returns its path."""
+    """Write the ASR data directory ``data_dir/<set_name>``; returns its path (``dev_speakers``: LRS3's
+    split, see :func:`scan_lrs3`)."""
     check_on_error(on_error)
     corpus_root = Path(corpus_root)
     if not corpus_root.is_dir():
         raise DataPrepError(f"corpus root {corpus_root} does not exist (set {corpus.upper()} in db.sh or the environment)")
-    scan = {"librispeech": scan_librispeech, "lrs3": scan_lrs3}[corpus]
-    utts = scan(corpus_root, set_name)
+    if corpus == "lrs3":
+        utts = scan_lrs3(corpus_root, set_name, dev_speakers)
+    else:
+        utts = scan_librispeech(corpus_root, set_name)
     if not utts:
         raise DataPrepError(f"set {set_name}: no utterances found under {corpus_root}")
     audio_dir = data_dir / "audio" / set_name  # decoded LRS3 audio, kept across re-runs
@@ -376,12 +470,15 @@ def prepare_data(
     durations: DurationFilter = DurationFilter(),
     roi: Optional["RoiSettings"] = None,
     max_frame_mismatch: int = 3,
+    valid_speakers: Optional[Path] = None,
 ) -> List[Path]:
     """Stage 1 of either recipe: every set of ``sets`` (once each, in order) into ``data_dir/<set>``.
 
     ``task="asr"``: audio and text of ``corpus``; ``"avsr"`` (LRS3 only): also mouth ROIs made with
     ``roi`` (see :func:`espnet_lrsms.recipe.avsr_data_prep.prepare_av_set`). ``durations`` applies to
-    ``filter_sets`` only (ESPnet filters training sets, never test sets).
+    ``filter_sets`` only (ESPnet filters training sets, never test sets). LRS3's ``train`` and ``dev``
+    use one list of dev speakers (:func:`lrs3_dev_speakers`: ``valid_speakers``, or ESPnet's rule),
+    kept in ``data_dir/lrs3_dev_speakers.txt``.
     """
     if task not in TASKS:
         raise DataPrepError(f"--task {task!r}: expected one of {TASKS}")
@@ -389,6 +486,11 @@ def prepare_data(
     unknown = [s for s in filter_sets if s not in sets]
     if unknown:
         raise DataPrepError(f"--filter_sets {' '.join(unknown)}: not among --sets {' '.join(sets)}")
+    dev_speakers = None
+    if corpus == "lrs3" and (valid_speakers is not None or {"train", "dev", "val"} & set(sets)):
+        dev_speakers = lrs3_dev_speakers(Path(corpus_root), Path(data_dir), valid_speakers)
+    elif valid_speakers is not None:
+        raise DataPrepError(f"--valid_speakers is LRS3's dev split; --corpus {corpus} has its own dev sets")
     if task == "avsr":
         if corpus != "lrs3":
             raise DataPrepError(f"--task avsr needs --corpus lrs3 (audio-visual clips), got --corpus {corpus}")
@@ -397,10 +499,11 @@ def prepare_data(
         roi = roi or RoiSettings()
         return [
             prepare_av_set(corpus_root, s, data_dir, roi, nj, on_error, max_frame_mismatch,
-                           durations if s in filter_sets else None)
+                           durations if s in filter_sets else None, dev_speakers)
             for s in sets
         ]
-    return [prepare_set(corpus, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None) for s in sets]
+    return [prepare_set(corpus, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None,
+                        dev_speakers) for s in sets]
 
 
 def write_kaldi_data_dir(

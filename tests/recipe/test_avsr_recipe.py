@@ -58,11 +58,16 @@ def scp(path):
 
 def test_stage1_writes_wav_and_mouth_rois_for_every_clip(avsr_demo):
     work, _ = avsr_demo
-    counts = {"train": 145, "val": 5, "test": 12}  # demo/lrs3: 30 pretrain + 120 trainval (5 held out) + 12 test
+    # demo/lrs3: 30 pretrain + 120 trainval clips of 6 speakers, 12 test; ESPnet's 92/8 speaker split puts
+    # int(0.92 * 6) = 5 trainval speakers in train and 1 (20 clips) in dev, written to data/lrs3_dev_speakers.txt
+    counts = {"train": 130, "dev": 20, "test": 12}
     for dset, count in counts.items():
         wav, video = scp(work / "data" / dset / "wav.scp"), scp(work / "data" / dset / "video.scp")
         assert sorted(wav) == sorted(video) and len(wav) == count
         assert not (work / "data" / dset / "skipped.txt").exists()
+    dev_speakers = [line for line in (work / "data" / "lrs3_dev_speakers.txt").read_text().splitlines() if line[0] != "#"]
+    assert dev_speakers == ["trspk04engbscot"] and set(scp(work / "data" / "dev" / "utt2spk").values()) == set(dev_speakers)
+    assert not set(scp(work / "data" / "train" / "utt2spk").values()) & set(dev_speakers)
     key = sorted(video)[0]
     audio, rate = soundfile.read(wav[key])
     rois = np.load(video[key])
@@ -88,7 +93,7 @@ def test_stages_5_10_11_tokenizer_shapes_and_training(avsr_demo):
     speech = scp(stats / "speech_shape")
     video = scp(stats / "video_shape")
     wav = scp(work / "data" / "train" / "wav.scp")
-    assert len(speech) == len(video) == 145
+    assert len(speech) == len(video) == 130
     key = sorted(wav)[0]
     assert int(speech[key]) == soundfile.info(wav[key]).frames
     assert video[key] == f"{len(np.load(scp(work / 'data' / 'train' / 'video.scp')[key]))},96,96"

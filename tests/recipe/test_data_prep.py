@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_lrsms.recipe.data_prep import DataPrepError, prepare_set
+from espnet_lrsms.recipe.data_prep import (
+    DataPrepError,
+    espnet_dev_speakers,
+    lrs3_text,
+    prepare_data,
+    prepare_set,
+    scan_lrs3,
+)
 
 from conftest import REPO
 
@@ -44,11 +51,67 @@ def test_lrs3_demo_audio_is_decoded_from_mp4_and_cached(tmp_path):
     assert _lines(out / "text")[0].split(maxsplit=1)[1].split()[0].isupper()
 
 
-def test_lrs3_train_and_val_partition_trainval(tmp_path):
-    train = {line.split()[0] for line in _lines(prepare_set("lrs3", DEMO_LRS3, "train", tmp_path) / "text")}
-    val = {line.split()[0] for line in _lines(prepare_set("lrs3", DEMO_LRS3, "val", tmp_path) / "text")}
-    trainval = {line.split()[0] for line in _lines(prepare_set("lrs3", DEMO_LRS3, "trainval", tmp_path) / "text")}
-    assert val and not (train & val) and val <= trainval and trainval - val <= train
+def test_lrs3_dev_is_espnets_speaker_split_of_trainval():
+    # ESPnet's egs2/lrs3/asr1: np.random.seed(0); np.random.shuffle(speaker folders); the first
+    # int(0.92 n) train, the rest dev. Our function on a sorted list equals that procedure.
+    speakers = [f"spk{i:04d}" for i in range(4004)]
+    order = list(speakers)
+    np.random.seed(0)
+    np.random.shuffle(order)
+    assert espnet_dev_speakers(speakers) == sorted(order[int(0.92 * 4004):])
+    assert len(espnet_dev_speakers(speakers)) == 321
+    dev_speakers = frozenset(espnet_dev_speakers(sorted(p.name for p in (DEMO_LRS3 / "trainval").iterdir())))
+    assert dev_speakers == {"trspk04engbscot"}  # 6 demo speakers: int(0.92 * 6) = 5 train, 1 dev
+    sets = {name: scan_lrs3(DEMO_LRS3, name) for name in ("train", "dev", "val", "trainval", "pretrain")}
+    ids = {name: {u.uttid for u in utts} for name, utts in sets.items()}
+    assert {u.speaker for u in sets["dev"]} == dev_speakers and len(ids["dev"]) == 20 and ids["val"] == ids["dev"]
+    assert ids["train"] == ids["pretrain"] | (ids["trainval"] - ids["dev"]) and len(ids["train"]) == 130
+    assert not {u.speaker for u in sets["train"]} & dev_speakers
+    assert all("_pretrain_" in uttid for uttid in ids["pretrain"])
+
+
+def _small_lrs3(root, layout):
+    """``layout``: (split, speaker, clip, transcript) per clip; the audio and video are demo test clips."""
+    demo = sorted((DEMO_LRS3 / "test").glob("*/*.mp4"))
+    for i, (split, speaker, clip, text) in enumerate(layout):
+        folder = root / split / speaker
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo[i % len(demo)], folder / f"{clip}.mp4")
+        (folder / f"{clip}.txt").write_text(f"Text:  {text}\nConf:  4\n")
+    return root
+
+
+def test_dev_speakers_from_a_file_are_kept_in_data_and_reused(tmp_path, caplog):
+    root = _small_lrs3(tmp_path / "lrs3", [("trainval", s, "50001", "ONE") for s in ("a", "b", "c")]
+                       + [("pretrain", "b", "00001", "TWO")])
+    data = tmp_path / "data"
+    listing = tmp_path / "spk2utt"
+    listing.write_text("# my split\nb b_50001\nzz zz_50001\n")  # an spk2utt: first column; zz is unknown
+    with caplog.at_level(logging.WARNING):
+        train, dev = prepare_data("asr", "lrs3", root, ["train", "dev"], data, valid_speakers=listing)
+    assert "1 of 2 are not in" in caplog.text
+    assert [line.split()[0] for line in _lines(dev / "text")] == ["b_50001"]
+    assert [line.split()[0] for line in _lines(train / "text")] == ["a_50001", "c_50001"]  # b's pretrain clip too left out
+    kept = data / "lrs3_dev_speakers.txt"
+    assert [line for line in _lines(kept) if not line.startswith("#")] == ["b", "zz"]
+    # a later stage 1 without the option uses the kept list, not ESPnet's rule (which would pick one of a, b, c)
+    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], data)
+    assert [line.split()[0] for line in _lines(dev / "text")] == ["b_50001"]
+    listing.write_text("x\ny\n")
+    with pytest.raises(DataPrepError, match=f"none of the 2 is a speaker folder of {root / 'trainval'}"):
+        prepare_data("asr", "lrs3", root, ["dev"], data, valid_speakers=listing)
+    # no list anywhere: ESPnet's rule, written down
+    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], tmp_path / "data2")
+    assert "ESPnet's egs2/lrs3/asr1 rule" in _lines(tmp_path / "data2" / "lrs3_dev_speakers.txt")[0]
+    assert len(_lines(dev / "text")) == 1
+
+
+def test_lrs3_transcript_markers_are_removed(tmp_path):
+    path = tmp_path / "00001.txt"
+    for content, words in [("Text:  {LG} WELL {NS}I THINK{LG}\nConf:  4\n", "WELL I THINK"),
+                           ("Text:  {LG}\n", None), ("Conf:  4\n", None)]:
+        path.write_text(content)
+        assert lrs3_text(path) == words, content
 
 
 @pytest.fixture
@@ -164,26 +227,18 @@ def test_the_same_id_twice_in_one_transcript_file(tmp_path, small_corpus):
     assert skipped["100-1001-0002"] == f"duplicate_id\tutterance id of {chapter / '100-1001-0002.flac'} and {stray}"
 
 
-def _lrs3_clip(root, split, speaker, clip, source):
-    folder = root / split / speaker
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, folder / f"{clip}.mp4")
-    shutil.copy(source.with_suffix(".txt"), folder / f"{clip}.txt")
-
-
-def test_a_clip_in_both_pretrain_and_trainval_is_reported(tmp_path):
-    demo = sorted((DEMO_LRS3 / "test").glob("*/*.mp4"))
-    root = tmp_path / "lrs3"
-    _lrs3_clip(root, "pretrain", "spk", "00000", demo[0])
-    _lrs3_clip(root, "trainval", "spk", "00000", demo[1])  # spk_00000 is not in val (crc32 % 20 != 0)
-    _lrs3_clip(root, "trainval", "spk", "00001", demo[2])
-    with pytest.raises(DataPrepError) as err:
-        prepare_set("lrs3", root, "train", tmp_path / "data", on_error="stop")
-    assert (f"spk_00000: clip id in {root / 'pretrain' / 'spk' / '00000.mp4'} and "
-            f"{root / 'trainval' / 'spk' / '00000.mp4'}") in str(err.value)
-    out = prepare_set("lrs3", root, "train", tmp_path / "data", on_error="skip")
-    assert [line.split()[0] for line in _lines(out / "text")] == ["spk_00001"]
-    assert _lines(out / "skipped.txt")[0].startswith("spk_00000\tduplicate_id\t")
+def test_a_clip_in_both_pretrain_and_trainval_keeps_both_with_distinct_ids(tmp_path):
+    root = _small_lrs3(tmp_path / "lrs3", [("pretrain", "spk", "00000", "ONE {LG}"), ("trainval", "spk", "00000", "TWO"),
+                                          ("trainval", "other", "00001", "{LG}"), ("trainval", "other", "00002", "ONE")])
+    speakers = tmp_path / "dev_speakers"
+    speakers.write_text("other\n")
+    (train,) = prepare_data("asr", "lrs3", root, ["train"], tmp_path / "data", valid_speakers=speakers)
+    text = dict(line.split(maxsplit=1) for line in _lines(train / "text"))
+    assert text == {"spk_00000": "TWO", "spk_pretrain_00000": "ONE"}
+    wavs = {line.split()[1] for line in _lines(train / "wav.scp")}
+    assert len(wavs) == 2  # two cached audio files, not one overwritten
+    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], tmp_path / "data", on_error="skip")
+    assert "other_00001\tno_transcript\t" in (dev / "skipped.txt").read_text()  # nothing left once {LG} is removed
 
 
 # ---- audio that would fail in training (issue 17 item 8)

@@ -63,6 +63,8 @@ valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken clip (skip: data/<set>/skipped.txt)
 datadir=data
+valid_speakers=""        # LRS3 dev speakers, one id per line (e.g. ESPnet's data/dev/spk2utt); default: the list
+                         # ${datadir}/lrs3_dev_speakers.txt an earlier stage 1 wrote, else ESPnet's 92/8 rule
 roi_method=auto          # auto: landmarks with --landmarks_dir, else detect | landmarks | detect (dlib face
                          # detector + 68-point model, inside the wheels) | as_is (the videos already show the mouth)
 landmarks_dir=""         # per clip <split>/<speaker>/<clip>.pkl or .npy, 68-point landmarks (docs/avsr.md)
@@ -101,7 +103,7 @@ noise_seed=0
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
   --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
-  --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --valid_speakers --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
@@ -152,10 +154,16 @@ if run_stage 1; then
     roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}"
               --detect_upsample "${detect_upsample}")
     [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
+    split_opts=()
+    if [[ -n "$valid_speakers" ]]; then
+        [[ "$valid_speakers" == /* || -f "$valid_speakers" ]] || valid_speakers="${LRSMS_CALLER_DIR:-.}/${valid_speakers}"
+        [[ -f "$valid_speakers" ]] || { echo "$0: Stage 1: --valid_speakers ${valid_speakers}: no such file" >&2; exit 1; }
+        split_opts=(--valid_speakers "${valid_speakers}")
+    fi
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root "${corpus_root}" \
         --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
-        --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}"
+        --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}" "${split_opts[@]}"
 fi
 
 if run_stage 2; then

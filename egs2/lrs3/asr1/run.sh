@@ -7,8 +7,9 @@ export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relati
 cd "$(dirname "$0")"
 . ./db.sh
 
-train_set="train"   # pretrain + trainval, less the held-out val clips
-valid_set="val"
+train_set="train"   # pretrain + trainval, less the clips of the dev speakers
+valid_set="dev"     # ESPnet's speaker-disjoint dev: the trainval clips of 8 % of its speakers (the list:
+                    # data/lrs3_dev_speakers.txt, written by stage 1; put ESPnet's or a colleague's there to share it)
 test_sets="test"
 
 ./asr.sh \
