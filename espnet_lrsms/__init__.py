@@ -2,17 +2,12 @@
 
 Importing the package registers its classes with ESPnet (:mod:`espnet_lrsms.registration`), so that
 ``ASRTask.build_model`` and ``Speech2Text`` accept ``encoder: lowrank_conformer``,
-``decoder: lowrank_transformer`` and ``frontend: resnet1d``. Without ESPnet installed, the pure-PyTorch
-core :mod:`espnet_lrsms.lowrank` still imports and works; nothing is registered.
+``decoder: lowrank_transformer`` and ``frontend: resnet1d``: at once when ESPnet's tasks are loaded,
+otherwise as soon as ESPnet loads them. So the pure-PyTorch core :mod:`espnet_lrsms.lowrank` imports
+without ESPnet (installed or not) and without its import time.
 """
-from espnet_lrsms.registration import register
+from espnet_lrsms.registration import register, register_when_espnet_loads
 
 __version__ = "0.1.0"
 
-try:
-    import espnet2  # noqa: F401
-except ModuleNotFoundError as error:
-    if error.name != "espnet2":
-        raise
-else:
-    register()
+register_when_espnet_loads()

@@ -3,9 +3,16 @@
 ESPnet 202511 keeps the classes a YAML config may name in module-level ``ClassChoices`` objects
 (``espnet2.tasks.asr.encoder_choices`` and friends) and has no plugin entry points, so adding a
 class means adding it to ``<choices>.classes`` under a lower-case key before any parser or model is
-built. ``import espnet_lrsms`` calls :func:`register` (so do the task modules that spawned DDP
-workers import, through it); it is idempotent.
+built. ``import espnet_lrsms`` arranges for :func:`register` to run as soon as ESPnet's task modules
+are loaded (:func:`register_when_espnet_loads`): at once when they already are, otherwise right after
+``espnet2.tasks.abs_task`` / ``espnet2.tasks.asr`` finish importing. So ``import espnet_lrsms.lowrank``
+stays pure PyTorch and fast, while ``import espnet_lrsms`` followed by anything that builds an ESPnet model
+(``Speech2Text``, ``ASRTask``, the task modules that DDP workers import) finds the classes registered.
+Registering is idempotent.
 """
+import importlib.abc
+import importlib.util
+import sys
 
 
 def _add(choices, name: str, cls: type) -> None:
@@ -29,7 +36,7 @@ def _add_to_dict(registry: dict, what: str, name: str, entry) -> None:
 
 
 def register() -> None:
-    """Make this package's classes known to ESPnet.
+    """Make this package's classes known to ESPnet (imports ESPnet's ASR task).
 
     * ASR task choices: encoder ``lowrank_conformer``, decoder ``lowrank_transformer``, frontend
       ``resnet1d``, specaug ``adaptive_time_mask``;
@@ -41,21 +48,108 @@ def register() -> None:
     The AVSR task's own choices (video front end, fusion, model) and the LM task's options live in
     their task classes (:mod:`espnet_lrsms.tasks`), which ESPnet's registries do not hold.
     """
-    from espnet2.tasks import abs_task, asr
+    register_training_types()
+    register_asr_choices()
+
+
+def register_training_types() -> None:
+    """Schedulers and data types, which every ESPnet task reads (needs ``espnet2.tasks.abs_task``)."""
+    from espnet2.tasks import abs_task
     from espnet2.train import dataset
+
+    from espnet_lrsms.avsr.video_io import DATA_TYPES as VIDEO_DATA_TYPES
+    from espnet_lrsms.train.schedulers import SCHEDULERS
+
+    for name, scheduler in SCHEDULERS.items():
+        _add_to_dict(abs_task.scheduler_classes, "scheduler", name, scheduler)
+    for name, entry in VIDEO_DATA_TYPES.items():
+        _add_to_dict(dataset.DATA_TYPES, "data type", name, entry)
+
+
+def register_asr_choices() -> None:
+    """Encoder, decoder, front end and SpecAugment choices of ESPnet's ASR task."""
+    from espnet2.tasks import asr
 
     from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
     from espnet_lrsms.asr.lowrank_transformer_decoder import LowRankTransformerDecoder
     from espnet_lrsms.asr.resnet1d_frontend import ResNet1DFrontend
-    from espnet_lrsms.avsr.video_io import DATA_TYPES as VIDEO_DATA_TYPES
-    from espnet_lrsms.train.schedulers import SCHEDULERS
     from espnet_lrsms.train.time_mask import AdaptiveTimeMask
 
     _add(asr.encoder_choices, "lowrank_conformer", LowRankConformerEncoder)
     _add(asr.decoder_choices, "lowrank_transformer", LowRankTransformerDecoder)
     _add(asr.frontend_choices, "resnet1d", ResNet1DFrontend)
     _add(asr.specaug_choices, "adaptive_time_mask", AdaptiveTimeMask)
-    for name, scheduler in SCHEDULERS.items():
-        _add_to_dict(abs_task.scheduler_classes, "scheduler", name, scheduler)
-    for name, entry in VIDEO_DATA_TYPES.items():
-        _add_to_dict(dataset.DATA_TYPES, "data type", name, entry)
+
+
+# what to register once each ESPnet module has been executed (whichever of them is imported first)
+_AFTER_IMPORT = {"espnet2.tasks.abs_task": register_training_types, "espnet2.tasks.asr": register_asr_choices}
+
+
+def register_when_espnet_loads() -> None:
+    """Register now what the loaded ESPnet modules allow, and the rest once ESPnet imports them.
+
+    ESPnet not installed: nothing happens. A module already in ``sys.modules`` registers at once; for
+    the others a meta-path finder wraps their loader so that the registration runs right after the
+    module body (the post-import hook of PEP 369, without a dependency).
+    """
+    try:
+        if importlib.util.find_spec("espnet2") is None:
+            return
+    except ImportError:  # an import system that refuses ESPnet
+        return
+    pending = {}
+    for name, action in _AFTER_IMPORT.items():
+        if name in sys.modules and _finished(name):
+            action()
+        else:
+            pending[name] = action
+    if pending and not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport(pending))
+
+
+def _finished(name: str) -> bool:
+    """Whether ``name`` has been executed to its end (not a module whose import is under way)."""
+    spec = getattr(sys.modules[name], "__spec__", None)
+    return not getattr(spec, "_initializing", False)
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it wraps the loader the other finders return for a watched module."""
+
+    def __init__(self, actions: dict):
+        self.actions = actions
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.actions:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _ThenRegister(spec.loader, self.actions.pop(name))
+        if not self.actions:
+            sys.meta_path.remove(self)
+        return spec
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """The module's own loader, then the registration action."""
+
+    def __init__(self, loader, action):
+        self.loader, self.action = loader, action
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.action()
+
+    def __getattr__(self, name):  # get_source, get_code, is_package, ... of the real loader
+        return getattr(self.loader, name)

@@ -57,3 +57,23 @@ def test_registration_is_the_only_module_that_writes_espnet_registries():
             if needle in text and "espnet2" in text:
                 offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert not offenders, offenders
+
+
+def test_lowrank_import_leaves_espnet_unloaded_and_registration_follows_espnets_import():
+    """ESPnet installed: ``import espnet_lrsms.lowrank`` does not load it; ESPnet's task modules, imported
+    later (the LM task alone first, then the ASR task), find this package's classes registered."""
+    script = (
+        "import sys\n"
+        "import espnet_lrsms.lowrank\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('espnet', 'espnet2')]\n"
+        "import espnet2.tasks.lm\n"
+        "from espnet2.tasks import abs_task\n"
+        "assert 'warmup_cosine' in abs_task.scheduler_classes and 'espnet2.tasks.asr' not in sys.modules\n"
+        "from espnet2.bin.asr_inference import Speech2Text\n"
+        "from espnet2.tasks import asr\n"
+        "assert asr.encoder_choices.get_class('lowrank_conformer').__name__ == 'LowRankConformerEncoder'\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'espnet_lrsms.registration']\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split()[-1:] == ["ok"], result.stdout[-2000:] + result.stderr[-2000:]
