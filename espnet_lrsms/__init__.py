@@ -9,5 +9,6 @@ without ESPnet (installed or not) and without its import time.
 from espnet_lrsms.registration import register, register_when_espnet_loads
 
 __version__ = "0.1.0"
+__all__ = ["register", "__version__"]
 
 register_when_espnet_loads()
