@@ -3,6 +3,7 @@ run.sh, on the demo transcripts and n-best lists written in ESPnet's decode layo
 test_recipes.py's)."""
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -110,3 +111,35 @@ def test_an_undecoded_tuning_set_is_named(lm_stages):
     result = run(work, "--stage", "17", "--lm_tune_set", "dev_other", check=False)
     assert result.returncode != 0
     assert "tunes the LM weight on dev_other" in result.stderr and "--test_sets" in result.stderr
+
+
+def test_shallow_fusion_decodes_into_its_own_directory(lm_stages, librispeech_demo):
+    """Stage 12 with --use_lm true (ESPnet's shallow fusion) with the LM of stage 7 and the demo's ASR model of
+    the session fixture (nothing trained here), scored by stage 13 next to the plain decodes."""
+    work, _ = lm_stages
+    demo_work, _ = librispeech_demo
+    tokens = "en_token_list/bpe_unigram30/tokens.txt"
+    assert (work / "data" / tokens).read_text() == (demo_work / "data" / tokens).read_text()  # one vocabulary
+    for name in ("config.yaml", "valid.acc.best.pth"):
+        shutil.copy(demo_work / "exp" / ASR_EXP / name, work / "exp" / ASR_EXP / name)
+    shutil.copy(demo_work / "data" / "test_clean" / "wav.scp", work / "data" / "test_clean" / "wav.scp")
+    fused = ["--stage", "12", "--stop_stage", "13", "--use_lm", "true", "--test_sets", "test_clean"]
+
+    result = run(work, *fused, check=False)  # decode_asr_tiny.yaml has lm_weight 0.0
+    assert result.returncode != 0 and "--use_lm true needs a non-zero lm_weight" in result.stderr, result.stderr
+    result = run(work, *fused, "--inference_config", "conf/demo/decode_asr_tiny_lm.yaml", "--inference_lm", "x.pth",
+                 check=False)
+    assert result.returncode != 0 and "x.pth" in result.stderr, result.stderr
+    result = run(work, *fused, "--lm_config", "", check=False)
+    assert result.returncode != 0 and "--use_lm true needs an LM to fuse" in result.stderr, result.stderr
+
+    stdout = run(work, *fused, "--inference_config", "conf/demo/decode_asr_tiny_lm.yaml").stdout
+    tag = f"decode_asr_tiny_lm_lm_{BASE_LM}_valid.loss.best_asr_model_valid.acc.best"  # ESPnet's _lm_<exp>_<model>
+    assert f"shallow fusion with {work}/exp/{BASE_LM}/valid.loss.best.pth (lm_weight 0.3)" in stdout
+    decode = work / "exp" / ASR_EXP / tag / "test_clean"
+    for metric in ("wer", "cer", "ter"):
+        assert "Sum/Avg" in (decode / f"score_{metric}" / "result.txt").read_text()
+    results = (work / "exp" / ASR_EXP / "RESULTS.md").read_text()
+    fused_wer = wer_row(results, tag, "test_clean")
+    print(f"test_clean with shallow fusion (lm_weight 0.3): WER {fused_wer}")
+    assert f"|{DECODE}/test_clean|" in results  # the plain decode's rows stay

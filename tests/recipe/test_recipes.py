@@ -28,9 +28,17 @@ def test_demo_learns_the_training_speakers(librispeech_demo):
 def test_demo_outputs_are_in_espnets_layout(librispeech_demo):
     work, _ = librispeech_demo
     exp = work / "exp" / f"asr_{TAG}"
-    for metric in ("wer", "cer"):
+    for metric in ("wer", "cer", "ter"):  # ESPnet scores TER too for token_type bpe (in bpe.model's pieces)
         for name in ("ref.trn", "hyp.trn", "result.txt"):
             assert (exp / DECODE / "test_clean" / f"score_{metric}" / name).is_file()
+    assert "Sum/Avg" in (exp / DECODE / "test_clean" / "score_ter" / "result.txt").read_text()
+    assert "### TER" in (exp / "RESULTS.md").read_text()
+    # stage 4: ESPnet's duration filter (0.1-20 s keeps every demo utterance) on the training and
+    # validation sets, the unfiltered sets kept in org/; never on a test set
+    for dset in ("train_clean_100", "dev_clean"):
+        assert (work / "data" / dset / "org" / "wav.scp").read_text() == (work / "data" / dset / "wav.scp").read_text()
+        assert (work / "data" / dset / "filtered.txt").read_text() == ""
+    assert not (work / "data" / "test_clean" / "org").exists()
     nbest = exp / DECODE / "test_clean" / "5best_recog"
     assert len((nbest / "text").read_text().splitlines()) == 24  # n-best lists kept, every utterance
     assert (exp / DECODE / "test_clean" / "1best_recog" / "score").is_file()
@@ -85,10 +93,19 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
     run_recipe(
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
-        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "13",
+        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "13", "--max_wav_duration", "1.2",
     )
     result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / DECODE / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()
+    # stage 4 left out the training and validation clips of 1.2 s and longer (a third of the demo's training
+    # clips), listed with their duration; the unfiltered sets are in org/
+    data = tmp_path / "data"
+    for dset in ("train", "val"):
+        kept, original = (len((data / dset / d / "wav.scp").read_text().splitlines()) for d in (".", "org"))
+        filtered = (data / dset / "filtered.txt").read_text().splitlines()
+        assert kept + len(filtered) == original and (filtered or dset == "val"), dset
+        assert all("not below --max_wav_duration 1.2" in line for line in filtered)
+    assert not (data / "test" / "org").exists()
     assert (tmp_path / "data" / "audio" / "train").is_dir()  # decoded from the mp4 files
 
 

@@ -8,7 +8,10 @@
 #   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
 #                          later stages train on (tags and stats dir get _sp, as ESPnet's)
 #   3. format audio        nothing to do here: the front end reads wav.scp's audio as it is (ESPnet dumps it)
-#   4. duration filter     not yet available (ESPnet's --min_wav_duration/--max_wav_duration): logged, skipped
+#   4. duration filter     ESPnet's --min_wav_duration/--max_wav_duration (0.1 and 20 s) on the training set
+#                          (<train_set>_sp after stage 2) and the validation set, never the test sets: the
+#                          left-out utterances are listed in data/<set>/filtered.txt; the unfiltered set stays
+#                          in data/<set>/org/, which a re-run of stage 4 (other bounds too) filters again
 #   5. token list          SentencePiece (--bpemode, --nbpe) on the training text + ESPnet token list
 #   6. LM text             the LM's training/validation text tokenized + shape files -> <expdir>/lm_stats_*
 #   7. LM training         Transformer LM (ESPnet's LM task) on --lm_train_text [+ --lm_corpus] -> <expdir>/lm_<lm_tag>
@@ -19,8 +22,12 @@
 #                          no feature statistics: the front end normalises each utterance itself)
 #  11. training            espnet2.bin.launch -> espnet_lrsms.bin.asr_train (resumes with --resume true);
 #                          <asr_exp>/run.sh re-runs the command from stage 11
-#  12. decoding            espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept
-#  13. scoring             <asr_exp>/<inference_tag>/<set>/score_{wer,cer}/{ref.trn,hyp.trn,result.txt}
+#  12. decoding            espnet_lrsms.bin.asr_inference, --inference_nj jobs, n-best kept; with --use_lm true,
+#                          shallow fusion with the LM of stage 7 (--inference_lm; or --inference_lm_exp, e.g. a
+#                          LoRA-adapted LM of stage 9) at the decoding config's lm_weight, into
+#                          <inference_tag> with ESPnet's _lm_<lm exp>_<inference_lm less .pth> in it
+#  13. scoring             <asr_exp>/<inference_tag>/<set>/score_{wer,cer,ter}/{ref.trn,hyp.trn,result.txt} (TER
+#                          in bpe.model's pieces; --cleaner, --hyp_cleaner, --nlsyms_txt as ESPnet's)
 #                          + <asr_exp>/RESULTS.md (inference_tag: decode_asr_asr_model_valid.acc.ave, as ESPnet)
 #  14. packing             espnet_lrsms.bin.pack (ESPnet's pack; meta.yaml names espnet_lrsms) -> <asr_exp>/<model>.zip
 #  15. HF model repo       the pack as a Hugging Face model repository (model card included) -> <asr_exp>/hf_repo
@@ -78,6 +85,9 @@ test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken utterance
 datadir=data
 speed_perturb_factors="" # stage 2, e.g. "0.9 1.0 1.1" (ESPnet's); empty: no speed perturbation
+min_wav_duration=0.1     # stage 4: training and validation utterances not longer than this (seconds) are left out
+max_wav_duration=20.0    # stage 4: ... and those not shorter than this (ESPnet's defaults; written 20.0: any
+                         # number, not only whole ones)
 
 # Tokenizer
 token_type=bpe
@@ -97,6 +107,16 @@ inference_config=""
 inference_tag=""
 inference_args=""
 inference_asr_model=valid.acc.ave.pth
+use_lm=false             # stage 12: shallow fusion with the LM of stage 7. ESPnet's default is true; false here,
+                         # as the paper decodes without an LM (it rescores n-best lists instead: stage 17)
+inference_lm=valid.loss.best.pth  # the LM checkpoint to fuse (ESPnet's default: valid.loss.ave.pth)
+inference_lm_exp=""      # the LM directory to fuse; default: the LM of stage 7 (<expdir>/lm_<lm_tag>).
+                         # e.g. a LoRA-adapted LM of stage 9, with --inference_lm latest.pth
+
+# Scoring (stage 13; ESPnet's options and defaults)
+cleaner=none             # text cleaner on the references, e.g. tacotron
+hyp_cleaner=none         # the same on the hypotheses
+nlsyms_txt=none          # non-linguistic symbols (one a line) removed before scoring
 
 # Language model and rescoring (stages 6-9 and 17; skipped without --lm_config)
 lm_config=""             # ESPnet LM training config, e.g. conf/lm/train_lm_transformer.yaml
@@ -121,9 +141,12 @@ hf_repo=""               # <user or org>/<name> on the Hugging Face hub; stage 1
 help_message="Usage: $0 --corpus <librispeech|lrs3> --corpus_root <dir> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
   --skip_eval --skip_packing --skip_upload_hf --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
-  --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors
+  --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
   --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
+  --cleaner --hyp_cleaner --nlsyms_txt (scoring, ESPnet's; default none)
+  --use_lm true|false (stage 12 shallow fusion; default false: the paper decodes without an LM)
+  --inference_lm --inference_lm_exp
   LM (stages 6-9) and rescoring (17): --lm_config --lm_tag --lm_args --lm_train_text --lm_corpus --lm_base_model
   --lora_config --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness
   --nprr_args"
@@ -163,15 +186,6 @@ if [[ -z "$asr_tag" ]]; then
     [[ -z "$speed_perturb_factors" ]] || asr_tag+="_sp"
 fi
 asr_exp="${expdir}/asr_${asr_tag}"
-if [[ -z "$inference_tag" ]]; then
-    if [[ -n "$inference_config" ]]; then
-        inference_tag="$(basename "${inference_config}" .yaml)"
-    else
-        inference_tag=inference
-    fi
-    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
-    inference_tag+="_asr_model_${inference_asr_model%.pth}"
-fi
 if [[ -n "$lm_config" ]]; then
     [[ -f "$lm_config" ]] || { echo "$0: --lm_config ${lm_config}: no such file" >&2; exit 1; }
     for _cfg in "${lora_configs[@]}"; do
@@ -183,6 +197,28 @@ if [[ -n "$lm_config" ]]; then
     [[ -n "$lm_train_text" ]] || lm_train_text="${datadir}/${text_set}/text"
     [[ -n "$lora_train_text" ]] || lora_train_text="${datadir}/${text_set}/text"
     [[ -n "$lm_tune_set" ]] || lm_tune_set="${valid_set}"
+fi
+[[ "$use_lm" == true || "$use_lm" == false ]] || { echo "$0: --use_lm ${use_lm}: expected true or false" >&2; exit 1; }
+fusion_lm_exp=""         # stage 12's shallow-fusion LM directory (--use_lm true)
+if [[ "$use_lm" == true ]]; then
+    fusion_lm_exp="${inference_lm_exp:-${lm_exp:-}}"
+    if [[ -z "$fusion_lm_exp" ]]; then
+        echo "$0: --use_lm true needs an LM to fuse: --lm_config (stages 6-7 train it into <expdir>/lm_<lm_tag>)" \
+             "or --inference_lm_exp <LM dir>" >&2
+        exit 1
+    fi
+fi
+if [[ -z "$inference_tag" ]]; then
+    if [[ -n "$inference_config" ]]; then
+        inference_tag="$(basename "${inference_config}" .yaml)"
+    else
+        inference_tag=inference
+    fi
+    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+    if [[ "$use_lm" == true ]]; then  # ESPnet's: fused and plain decodes never share a directory
+        inference_tag+="_lm_$(basename "${fusion_lm_exp}")_$(echo "${inference_lm}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")"
+    fi
+    inference_tag+="_asr_model_${inference_asr_model%.pth}"
 fi
 use_lm() {  # <stage>: stages 6-9 and 17 need --lm_config
     [[ -n "$lm_config" ]] && return 0
@@ -218,7 +254,12 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-    log "Stage 4: no duration filter yet (ESPnet's --min_wav_duration/--max_wav_duration): every utterance is kept"
+    require_count 4 --nj "${nj}"
+    require_files 4 "made by stage 1$([[ -z "$speed_perturb_factors" ]] || echo ", and stage 2 for ${train_set}")" \
+        "${datadir}/${train_set}/wav.scp" "${datadir}/${valid_set}/wav.scp"
+    log "Stage 4: duration filter (${min_wav_duration} s < duration < ${max_wav_duration} s) on ${datadir}/${train_set} and ${datadir}/${valid_set}"
+    ${python} -m espnet_lrsms.bin.filter_durations --data_dir "${datadir}/${train_set}" "${datadir}/${valid_set}" \
+        --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}" --nj "${nj}"
 fi
 
 if run_stage 5; then
@@ -359,6 +400,23 @@ decode_opts=()
 [[ -n "$inference_config" ]] && decode_opts+=(--config "${inference_config}")
 if run_stage 12; then
     require_files 12 "made by stage 11, or set --inference_asr_model" "${asr_exp}/config.yaml" "${asr_exp}/${inference_asr_model}"
+    if [[ "$use_lm" == true ]]; then
+        require_files 12 "for --use_lm true: made by stage $([[ -n "$inference_lm_exp" ]] && echo "7 or 9 (--inference_lm_exp)" || echo 7), or set --inference_lm" \
+            "${fusion_lm_exp}/config.yaml" "${fusion_lm_exp}/${inference_lm}"
+        _lm_weight=""
+        if [[ -n "$inference_config" ]]; then
+            _lm_weight=$(${python} -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("lm_weight", ""))' "${inference_config}")
+        fi
+        if [[ "$inference_args" =~ --lm_weight[=\ ]+([^ ]+) ]]; then _lm_weight=${BASH_REMATCH[1]}; fi
+        if [[ -z "$_lm_weight" ]] || awk -v w="${_lm_weight}" 'BEGIN { exit !(w + 0 == 0) }'; then
+            echo "$0: Stage 12: --use_lm true needs a non-zero lm_weight, and the decoding config" \
+                 "(${inference_config:-none}) and --inference_args give ${_lm_weight:-none}: use a fusion config" \
+                 "(e.g. conf/demo/decode_asr_tiny_lm.yaml) or --inference_args \"--lm_weight 0.3\"" >&2
+            exit 1
+        fi
+        decode_opts+=(--lm_train_config "${fusion_lm_exp}/config.yaml" --lm_file "${fusion_lm_exp}/${inference_lm}")
+        log "Stage 12: shallow fusion with ${fusion_lm_exp}/${inference_lm} (lm_weight ${_lm_weight})"
+    fi
     _ngpu=0; [[ "$gpu_inference" == true ]] && _ngpu=1
     for dset in ${test_sets}; do
         _dir="${asr_exp}/${inference_tag}/${dset}"
@@ -390,11 +448,18 @@ if run_stage 13; then
     for dset in ${test_sets}; do
         require_files 13 "made by stage 12" "${asr_exp}/${inference_tag}/${dset}/1best_recog/text"
     done
+    # ESPnet's scoring: WER, CER, and TER in the pieces of bpe.model for token_type bpe
+    score_opts=(--cleaner "${cleaner}" --hyp_cleaner "${hyp_cleaner}")
+    [[ "$nlsyms_txt" == none ]] || score_opts+=(--nlsyms_txt "${nlsyms_txt}")
+    if [[ "$token_type" == bpe ]]; then
+        require_files 13 "made by stage 5" "${bpemodel}"
+        score_opts+=(--bpemodel "${bpemodel}")
+    fi
     for dset in ${test_sets}; do
         _dir="${asr_exp}/${inference_tag}/${dset}"
         log "Stage 13: scoring ${_dir}"
         ${python} -m espnet_lrsms.bin.score --data_dir "${datadir}/${dset}" --decode_dir "${_dir}" \
-            --results_md "${asr_exp}"
+            "${score_opts[@]}" --results_md "${asr_exp}"
     done
     cat "${asr_exp}/RESULTS.md"
 fi
