@@ -8,8 +8,11 @@
 #   1. data prep          data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}: per clip a 16 kHz wav and
 #                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps, cropped around landmarks from
 #                         --landmarks_dir or from the face detector (cached per clip; skipped.txt)
-#   2-4.                  skipped: no speed perturbation (audio and video would drift apart), nothing to
-#                         format (raw audio and ROI arrays are read as they are), no duration filter yet
+#   2-3.                  skipped: no speed perturbation (audio and video would drift apart), nothing to
+#                         format (raw audio and ROI arrays are read as they are)
+#   4. duration filter    ESPnet's --min_wav_duration/--max_wav_duration (0.1 and 20 s) on the training and
+#                         validation sets, never the test sets: every table (video.scp too) keeps the same
+#                         clips; left out: data/<set>/filtered.txt; the unfiltered set: data/<set>/org/
 #   5. token list         SentencePiece (--bpemode, --nbpe) + ESPnet token list
 #   6-9.                  skipped: no LM stages in this recipe
 #  10. shape files        speech_shape / text_shape.bpe (+ video_shape) for ESPnet's batch samplers
@@ -72,6 +75,9 @@ detect_upsample=0        # detect: upsampling steps before face detection (0: fa
 roi_size=96
 crop_scale=2.0           # crop side / median mouth width (landmarks)
 max_frame_mismatch=3     # audio/video length difference allowed, in 40 ms frames
+min_wav_duration=0.1     # stage 4: training and validation clips not longer than this (seconds) are left out
+max_wav_duration=20.0    # stage 4: ... and those not shorter than this (ESPnet's defaults; written 20.0: any
+                         # number, not only whole ones)
 
 # Tokenizer
 token_type=bpe
@@ -104,6 +110,7 @@ help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set>
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
   --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --valid_speakers --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --min_wav_duration --max_wav_duration
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
@@ -173,7 +180,11 @@ if run_stage 3; then
     log "Stage 3: nothing to format: the audio and the mouth ROI arrays are read as stage 1 wrote them"
 fi
 if run_stage 4; then
-    log "Stage 4: no duration filter yet: every clip is kept"
+    require_count 4 --nj "${nj}"
+    require_files 4 "made by stage 1" "${datadir}/${train_set}/wav.scp" "${datadir}/${valid_set}/wav.scp"
+    log "Stage 4: duration filter (${min_wav_duration} s < duration < ${max_wav_duration} s) on ${datadir}/${train_set} and ${datadir}/${valid_set}"
+    ${python} -m espnet_lrsms.bin.filter_durations --data_dir "${datadir}/${train_set}" "${datadir}/${valid_set}" \
+        --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}" --nj "${nj}"
 fi
 
 if run_stage 5; then
