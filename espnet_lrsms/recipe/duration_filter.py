@@ -1,8 +1,9 @@
 """Stage 4: ESPnet's duration filter (``--min_wav_duration``/``--max_wav_duration``) on a prepared data directory.
 
 An utterance of ``n`` samples is kept when ``int(min·fs) < n < int(max·fs)`` (:class:`DurationFilter`,
-ESPnet's rule). The lengths come from ``utt2num_samples`` when the directory has one, else from the audio
-headers of ``wav.scp`` (``soundfile.info``, ``nj`` processes). Every per-utterance table of the directory
+ESPnet's rule); one whose ``text`` is empty is left out too, as ESPnet's stage 4 does. The lengths come
+from ``utt2num_samples`` when the directory has one, else from the audio headers of ``wav.scp``
+(``soundfile.info``, ``nj`` processes). Every per-utterance table of the directory
 (every file whose keys are all utterance ids: ``wav.scp``, ``text``, ``utt2spk``, and the AVSR recipe's
 ``video.scp``, ``utt2num_video_frames``, ...) keeps the lines of the kept utterances, as they were;
 ``spk2utt`` is made again from ``utt2spk``; the left-out utterances are listed in ``filtered.txt``
@@ -99,6 +100,11 @@ def filter_data_dir(data_dir: Path, durations: DurationFilter = DurationFilter()
             raise DataPrepError(f"{source / name}: no such file (stage 1 makes it)")
     lengths = utterance_lengths(source, nj, durations.fs)
     reasons = {uttid: durations.reason(n) for uttid, n in lengths.items()}
+    if (source / "text").is_file():  # ESPnet's stage 4 removes empty transcripts too
+        text = read_kaldi_table(source / "text")
+        for uttid in reasons:
+            if reasons[uttid] is None and not text.get(uttid, "x"):
+                reasons[uttid] = f"{lengths[uttid] / durations.fs:.3f} s, empty transcript"
     kept = {uttid for uttid, reason in reasons.items() if reason is None}
     left_out = [f"{uttid}\t{reason}\n" for uttid, reason in sorted(reasons.items()) if reason is not None]
     bounds = f"--min_wav_duration {durations.min_seconds:g} --max_wav_duration {durations.max_seconds:g}"

@@ -98,3 +98,11 @@ def test_stage_1_filter_list_is_extended(tmp_path):
     assert _run(data) == 0
     assert (data / "filtered.txt").read_text().splitlines() == [
         "a-0\t0.010 s, not above --min_wav_duration 0.1", "a-1\t0.050 s, not above --min_wav_duration 0.1"]
+
+
+def test_empty_transcripts_are_left_out_as_espnet_does(tmp_path):
+    data = _data_dir(tmp_path, lengths={"a-1": 8000, "a-2": 8000})
+    (data / "text").write_text("a-1\na-2 WORDS\n")
+    assert _run(data) == 0
+    assert read_kaldi_table(data / "text") == {"a-2": "WORDS"}
+    assert (data / "filtered.txt").read_text() == "a-1\t0.500 s, empty transcript\n"
