@@ -14,6 +14,10 @@ in the same order) is read back, matched to the recorded hypotheses, and every m
 (the score written must be the recorded hypothesis' score) before ``score_components`` is written.
 Outputs it cannot match (multi-speaker and enhancement tasks) get no ``score_components``.
 
+Every decoder's attention (ESPnet's dense one too) projects an input that beam search expanded to all
+hypotheses once (:func:`espnet_lrsms.asr.lowrank_blocks.fuse_shared_input_projections`): the source
+attention's keys and values of the encoder output are computed once per utterance; the scores are the same.
+
 Shallow fusion (``--lm_train_config``, ``--lm_file``, ``lm_weight`` in the decoding config) takes the
 LMs this project trains, LoRA-adapted ones included (:class:`FusionLM`). The ASR model is built by
 :class:`LowRankASRTask`, whose ``build_model_from_file`` refuses a checkpoint that does not fit the config.
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
+from espnet_lrsms.asr.lowrank_blocks import fuse_shared_input_projections
 from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
 from espnet_lrsms.tasks.asr import LowRankASRTask
 from espnet_lrsms.tasks.lm_scorer import load_lm
@@ -46,6 +51,9 @@ class RecordingSpeech2Text(Speech2Text):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        decoder = getattr(self.asr_model, "decoder", None)
+        if decoder is not None:  # the encoder output's k/v projected once per utterance, not per hypothesis
+            fuse_shared_input_projections(decoder, dense=True)
         type(self).instances.append(self)
 
     def __call__(self, *args, **kwargs):

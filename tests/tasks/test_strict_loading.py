@@ -120,3 +120,33 @@ def test_an_adapted_lm_config_refuses_the_base_lms_checkpoint(tmp_path):
     assert any("lora_A" in k for k in missing)  # and PEFT's base_layer names for the adapted linears
     with pytest.raises(RuntimeError, match=rf"{len(missing)} missing key\(s\) .*, {len(unexpected)} unexpected"):
         LoRALMTask.build_model_from_file(adapted / "config.yaml", base / "model.pth")
+
+
+def test_decoding_projects_the_encoder_output_once_for_a_dense_decoder_with_espnets_hypotheses(tmp_path):
+    """espnet_lrsms.bin.asr_inference gives ESPnet's dense decoder the shared k/v projection of the
+    expanded encoder output; the n-best hypotheses and scores are ESPnet's own."""
+    from espnet2.bin.asr_inference import Speech2Text
+
+    from espnet_lrsms.asr.lowrank_blocks import SharedInputQKV
+    from espnet_lrsms.bin.asr_inference import RecordingSpeech2Text
+
+    conf = yaml.safe_load(TINY_ASR.read_text())
+    conf["encoder"], conf["decoder"] = "conformer", "transformer"
+    del conf["encoder_conf"]["lowrank"], conf["decoder_conf"]["lowrank"]
+    (tmp_path / "dense.yaml").write_text(yaml.safe_dump(conf))
+    dense, _ = experiment(LowRankASRTask, tmp_path / "dense.yaml", tmp_path / "dense")
+    options = dict(asr_train_config=dense / "config.yaml", asr_model_file=dense / "model.pth", beam_size=4,
+                   ctc_weight=0.3, nbest=3, maxlenratio=0.3)
+    ours, espnets = RecordingSpeech2Text(**options), Speech2Text(**options)
+    RecordingSpeech2Text.instances.clear()
+    fused = [m for m in ours.asr_model.decoder.modules() if isinstance(getattr(m, "forward_qkv", None), SharedInputQKV)]
+    assert len(fused) == 2 * len(ours.asr_model.decoder.decoders)  # self and source attention of each block
+    torch.manual_seed(0)
+    speech = torch.randn(16000)
+    with torch.no_grad():
+        results, expected = ours(speech), espnets(speech)
+    RecordingSpeech2Text.calls.clear()
+    assert len(results) == len(expected) == 3
+    for (_, tokens, _, hyp), (_, ref_tokens, _, ref) in zip(results, expected):
+        assert tokens == ref_tokens
+        torch.testing.assert_close(hyp.score, ref.score, rtol=1e-4, atol=1e-4)
