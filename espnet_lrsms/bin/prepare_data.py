@@ -34,7 +34,7 @@ from espnet_lrsms.recipe.avsr_data_prep import ROI_METHODS, RoiSettings
 from espnet_lrsms.recipe.data_prep import TASKS, DataPrepError, DurationFilter, prepare_data
 
 AVSR_DEFAULTS = {
-    "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "roi_size": 96, "crop_scale": 2.0,
+    "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "detect_fallback": 1, "roi_size": 96, "crop_scale": 2.0,
     "smooth_window": 12, "max_frame_mismatch": 3,
 }
 
@@ -62,7 +62,9 @@ def get_parser() -> argparse.ArgumentParser:
                       help=f"default {AVSR_DEFAULTS['roi_method']}")
     avsr.add_argument("--landmarks_dir", type=str, default=None)
     avsr.add_argument("--detect_upsample", type=int, default=None,
-                      help="detect: times each frame is upsampled before face detection (default 0: faces >= ~80 px)")
+                      help="detect: times each frame is upsampled before face detection (default 0: face boxes >= ~60 px)")
+    avsr.add_argument("--detect_fallback", type=int, default=None,
+                      help="detect: further upsampling steps tried on frames without a face (default 1; 0: none)")
     avsr.add_argument("--roi_size", type=int, default=None, help="default 96")
     avsr.add_argument("--crop_scale", type=float, default=None, help="crop side / median mouth width (default 2.0)")
     avsr.add_argument("--smooth_window", type=int, default=None, help="frames the mouth centre is averaged over (default 12)")
@@ -92,6 +94,7 @@ def main(cmd=None) -> int:
                 crop_scale=avsr["crop_scale"],
                 smooth_window=avsr["smooth_window"],
                 detect_upsample=avsr["detect_upsample"],
+                detect_fallback=avsr["detect_fallback"],
             )
         prepare_data(
             args.task, args.corpus or "lrs3", args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error,

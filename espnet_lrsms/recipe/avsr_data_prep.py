@@ -79,7 +79,8 @@ class RoiSettings:
     size: int = ROI_SIZE
     crop_scale: float = 2.0
     smooth_window: int = 12
-    detect_upsample: int = 0  # "detect": dlib's upsampling steps (0: faces of about 80 px and larger)
+    detect_upsample: int = 0  # "detect": dlib's upsampling steps (0: face boxes of about 60 px and larger)
+    detect_fallback: int = 1  # "detect": further upsampling steps tried on frames without a face (0: none)
 
     def resolved(self) -> "RoiSettings":
         """``"auto"`` made concrete: ``"landmarks"`` with a ``landmarks_dir``, else ``"detect"``."""
@@ -101,6 +102,7 @@ class AVClip:
     roi: Optional[Path] = None
     num_samples: int = 0  # of the audio
     video_frames: int = 0
+    face: Optional[Dict[str, int]] = None  # frames, found, fallback, longest_gap (landmark methods)
     kind: Optional[str] = None
     problem: Optional[str] = None
 
@@ -183,18 +185,28 @@ def check_lengths(mp4: Path, audio_samples: int, video_frames: int, max_frame_mi
 # -------------------------------------------------------------------------------- a clip
 @typechecked
 def detect_landmarks(frames: np.ndarray, clip: AVClip, out_dir: Path, settings: RoiSettings) -> Tuple[np.ndarray, Path]:
-    """Landmarks ``(T, 68, 2)`` of one clip from the face detector, saved (NaN rows: no face) for reuse."""
+    """Landmarks ``(T, 68, 2)`` of one clip from the face detector (with its fallback), saved (NaN rows: no
+    face) for reuse; ``clip.face`` gets the detection report."""
     from espnet_lrsms.avsr.landmarks import FaceLandmarkDetector
 
-    landmarks = FaceLandmarkDetector(settings.detect_upsample)(frames)
+    detector = FaceLandmarkDetector(settings.detect_upsample, settings.detect_upsample + settings.detect_fallback)
+    landmarks, report = detector.detect_clip(frames)
+    clip.face = {"frames": report.frames, "found": report.found, "fallback": report.fallback, "longest_gap": report.longest_gap}
     path = out_dir / "landmarks" / clip.relative.with_suffix(".npy")
     _save_atomic(path, lambda p: np.save(p, landmarks))
     return landmarks, path
 
 
+def _face_of_file(landmarks: np.ndarray) -> Dict[str, int]:
+    from espnet_lrsms.avsr.landmarks import longest_gap
+
+    found = ~np.isnan(landmarks).any(axis=(1, 2))
+    return {"frames": len(found), "found": int(found.sum()), "fallback": 0, "longest_gap": longest_gap(found)}
+
+
 @typechecked
 def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings, out_dir: Path) -> np.ndarray:
-    """``(T, size, size)`` uint8 mouth crops of one clip's grey frames."""
+    """``(T, size, size)`` uint8 mouth crops of one clip's grey frames (``clip.face``: which frames had landmarks)."""
     if settings.method == "as_is":
         return resize_frames(frames, settings.size)
     if settings.method == "detect":
@@ -211,6 +223,7 @@ def make_rois(frames: np.ndarray, clip: AVClip, settings: RoiSettings, out_dir: 
         raise ClipProblem("no_landmarks", f"{clip.source}: no landmark file {landmark_dir / clip.relative}.pkl or .npy")
     try:
         landmarks = read_landmarks(path)
+        clip.face = _face_of_file(landmarks)
         if len(landmarks) != len(frames):
             raise ClipProblem(
                 "length_mismatch", f"{path}: landmarks for {len(landmarks)} frames but {clip.source} has {len(frames)}"
@@ -240,11 +253,15 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
             frames = decode_video(clip.source)
             check_lengths(clip.source, samples.size, len(frames), max_frame_mismatch)
             rois = make_rois(frames, clip, settings, out_dir)
+            if clip.face is not None:  # kept with the ROI: a cached re-run reports it too
+                _save_atomic(roi.with_suffix(".json"), lambda p: p.write_text(json.dumps(clip.face)))
             _save_atomic(roi, lambda p: np.save(p, rois))
             _save_atomic(wav, lambda p: soundfile.write(str(p), samples, FS, subtype="PCM_16", format="WAV"))
             cached = samples.size, len(rois)
         else:
             check_lengths(clip.source, cached[0], cached[1], max_frame_mismatch)
+            if roi.with_suffix(".json").is_file():
+                clip.face = json.loads(roi.with_suffix(".json").read_text())
         clip.wav, clip.roi = wav, roi
         clip.num_samples, clip.video_frames = cached
     except ClipProblem as err:
@@ -325,7 +342,32 @@ def prepare_av_set(
     _use_cache(out_dir, settings)
     jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
     done = check_in_parallel(_process_star, jobs, nj, f"av data prep {set_name}", "clip", chunksize=4, initializer=_init_worker)
-    return finish_set(data_dir / set_name, done, av_tables, on_error, "clip", durations)
+    out = finish_set(data_dir / set_name, done, av_tables, on_error, "clip", durations)
+    report_faces(out, done)
+    return out
+
+
+LONG_GAP = 12  # frames (0.48 s, the mouth-centre smoothing window): longer gaps are listed
+
+
+def report_faces(out: Path, clips: List[AVClip]) -> None:
+    """``out/face_report.txt``: the clips whose landmarks needed the detector's fallback or have a gap longer
+    than :data:`LONG_GAP` frames (interpolated all the same), with the counts; one log line per set."""
+    rows = [c for c in clips if c.problem is None and c.face and (c.face["fallback"] or c.face["longest_gap"] > LONG_GAP)]
+    faced = [c for c in clips if c.problem is None and c.face]
+    if not faced:
+        return
+    lines = ["# utt\tframes\tfound\tfound_by_fallback\twithout_face\tlongest_gap (frames)\n"] + [
+        f"{c.uttid}\t{c.face['frames']}\t{c.face['found']}\t{c.face['fallback']}\t"
+        f"{c.face['frames'] - c.face['found'] - c.face['fallback']}\t{c.face['longest_gap']}\n" for c in rows]
+    (out / "face_report.txt").write_text("".join(lines), encoding="utf-8")
+    fallback = sum(1 for c in faced if c.face["fallback"])
+    gaps = sum(1 for c in faced if c.face["longest_gap"] > LONG_GAP)
+    frames = sum(c.face["frames"] for c in faced)
+    missing = sum(c.face["frames"] - c.face["found"] - c.face["fallback"] for c in faced)
+    logger.info("set %s: landmarks of %d clips: %d needed the detector's fallback (higher upsampling), %d have a gap "
+                "longer than %d frames (interpolated); %d of %d frames without a face; list in %s", out.name,
+                len(faced), fallback, gaps, LONG_GAP, missing, frames, out / "face_report.txt")
 
 
 def av_tables(good: List[AVClip]) -> Dict[str, Dict[str, str]]:

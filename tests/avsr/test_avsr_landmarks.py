@@ -87,9 +87,60 @@ def test_detected_rois_centre_the_mouth_of_the_demo_face(detector):
     assert abs(centre_x - 47.5) < 6 and abs(centre_y - 47.5) < 10, (centre_x, centre_y)
 
 
+FACE_BOX = 216  # dlib's face box on the photo, pixels
+
+
+def sized_face_frames(photo, face_px, n, mirror=False, shift=(0, 0), size=224):
+    """``n`` grey ``size``² frames of the photo scaled so that dlib's face box is ``face_px`` wide, the face
+    centre moved by ``shift`` from the frame centre (swaying 2 px), mirrored if asked; and the expected
+    mouth centre (x, y) of each frame."""
+    import torch
+
+    scale = face_px / FACE_BOX
+    small = torch.nn.functional.interpolate(torch.from_numpy(photo.astype(np.float32))[None, None], scale_factor=scale,
+                                            mode="bilinear", antialias=True)[0, 0].numpy()
+    big = np.pad(small, size, mode="edge")
+    cx, cy = DEMO.FACE_CENTRE[0] * scale + size, DEMO.FACE_CENTRE[1] * scale + size
+    frames, mouths = [], []
+    for t in range(n):
+        x0 = int(round(cx - size / 2 - shift[0] + 2 * np.sin(t / 3)))
+        y0 = int(round(cy - size / 2 - shift[1]))
+        frame = big[y0:y0 + size, x0:x0 + size]
+        mouth = np.array([DEMO.MOUTH_CENTRE[0] * scale + size - x0, DEMO.MOUTH_CENTRE[1] * scale + size - y0])
+        if mirror:
+            frame, mouth = frame[:, ::-1], np.array([size - 1 - mouth[0], mouth[1]])
+        frames.append(frame)
+        mouths.append(mouth)
+    return np.clip(np.stack(frames).round(), 0, 255).astype(np.uint8), np.stack(mouths)
+
+
+@pytest.mark.parametrize("face_px, mirror, shift", [(45, False, (0, 0)), (45, True, (-50, 30)), (60, True, (40, -30)),
+                                                    (100, False, (-40, 20))])
+def test_faces_from_45_px_mirrored_and_shifted_are_found(photo, face_px, mirror, shift):
+    frames, mouths = sized_face_frames(photo, face_px, 3, mirror, shift)
+    landmarks, report = FaceLandmarkDetector().detect_clip(frames)  # upsample 0, fallback to 1
+    assert report.found + report.fallback == 3 and report.missing == 0
+    # below about 75 px dlib finds no face without upsampling (under 58 px), or one with a box too large and
+    # the mouth 1/6 of the face too low: the fallback detects those frames again, upsampled
+    assert report.fallback == (3 if face_px < 75 else 0), report
+    error = np.abs(landmarks[:, 48:68].mean(axis=1) - mouths).max()
+    assert error < 0.1 * face_px, error
+
+
+def test_a_clip_without_a_face_costs_only_a_few_fallback_probes(monkeypatch):
+    detector = FaceLandmarkDetector(0, 2)
+    levels = []
+    original = detector._detect
+    monkeypatch.setattr(detector, "_detect", lambda frame, upsample: levels.append(upsample) or original(frame, upsample))
+    landmarks, report = detector.detect_clip(np.full((20, 64, 64), 90, np.uint8))
+    assert np.isnan(landmarks).all() and (report.found, report.fallback, report.longest_gap) == (0, 0, 20)
+    assert levels.count(0) == 20 and levels.count(1) == levels.count(2) == FaceLandmarkDetector.PROBES
+
+
 @pytest.fixture(scope="module")
-def face_corpus(tmp_path_factory):
-    """test/spk/: 00000 the demo face saying a tone, 00001 a blank video (no face)."""
+def face_corpus(tmp_path_factory, photo):
+    """test/spk/: 00000 the demo face saying a tone, 00001 a blank video (no face), 00002 a 45 px mirrored
+    face (found only by the fallback), 00003 the demo face hidden in frames 5-24 (a 20-frame gap)."""
     import random
 
     root = tmp_path_factory.mktemp("lrs3_faces")
@@ -99,13 +150,25 @@ def face_corpus(tmp_path_factory):
     frames = DEMO.face_frames(wave, random.Random(1))
     DEMO.write_mp4(spk / "00000.mp4", wave, frames)
     DEMO.write_mp4(spk / "00001.mp4", wave, np.full_like(frames, 90))
-    for i in range(2):
+    DEMO.write_mp4(spk / "00002.mp4", wave, np.ascontiguousarray(sized_face_frames(photo, 45, 30, True, (30, 20))[0]))
+    hidden = frames.copy()
+    hidden[5:25] = 90
+    DEMO.write_mp4(spk / "00003.mp4", wave, hidden)
+    for i in range(4):
         (spk / f"{i:05d}.txt").write_text("Text:  ONE TWO\nConf:  4\n")
     return root
 
 
-def test_detect_mode_keeps_the_landmarks_and_skips_a_clip_without_a_face(face_corpus, tmp_path):
-    out = prepare_av_set(face_corpus, "test", tmp_path / "data", RoiSettings(method="detect"), nj=1, on_error="skip")
+def test_detect_mode_keeps_the_landmarks_and_skips_a_clip_without_a_face(face_corpus, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        out = prepare_av_set(face_corpus, "test", tmp_path / "data", RoiSettings(method="detect"), nj=1, on_error="skip")
+    # the small face needed the fallback in every frame; the hidden face left a long gap (interpolated)
+    report = [line.split("\t") for line in (out / "face_report.txt").read_text().splitlines()[1:]]
+    assert report == [["spk_00002", "30", "0", "30", "0", "0"], ["spk_00003", "30", "10", "0", "20", "20"]]
+    assert "landmarks of 3 clips: 1 needed the detector's fallback (higher upsampling), 1 have a gap longer than 12" in caplog.text
+    assert len((out / "video.scp").read_text().splitlines()) == 3
     skipped = dict(line.split("\t", 1) for line in (out / "skipped.txt").read_text().splitlines())
     assert skipped["spk_00001"].startswith("no_face\t")
     assert "00001.mp4: the face detector found no face in any of its 30 frames" in skipped["spk_00001"]

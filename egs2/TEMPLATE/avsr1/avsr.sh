@@ -71,7 +71,8 @@ valid_speakers=""        # LRS3 dev speakers, one id per line (e.g. ESPnet's dat
 roi_method=auto          # auto: landmarks with --landmarks_dir, else detect | landmarks | detect (dlib face
                          # detector + 68-point model, inside the wheels) | as_is (the videos already show the mouth)
 landmarks_dir=""         # per clip <split>/<speaker>/<clip>.pkl or .npy, 68-point landmarks (docs/avsr.md)
-detect_upsample=0        # detect: upsampling steps before face detection (0: faces of about 80 px and larger)
+detect_upsample=0        # detect: upsampling steps before face detection (0: face boxes of about 60 px and larger)
+detect_fallback=1        # detect: further upsampling steps for frames without a face (data/<set>/face_report.txt)
 roi_size=96
 crop_scale=2.0           # crop side / median mouth width (landmarks)
 max_frame_mismatch=3     # audio/video length difference allowed, in 40 ms frames
@@ -109,7 +110,7 @@ noise_seed=0
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
   --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
-  --valid_speakers --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --valid_speakers --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --detect_fallback --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --min_wav_duration --max_wav_duration
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
@@ -159,7 +160,7 @@ if run_stage 1; then
     require_count 1 --nj "${nj}"
     log "Stage 1: audio + mouth ROIs (${roi_method}) for ${train_set} ${valid_set} ${test_sets} from ${corpus_root}"
     roi_opts=(--roi_method "${roi_method}" --roi_size "${roi_size}" --crop_scale "${crop_scale}"
-              --detect_upsample "${detect_upsample}")
+              --detect_upsample "${detect_upsample}" --detect_fallback "${detect_fallback}")
     [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
     split_opts=()
     if [[ -n "$valid_speakers" ]]; then
