@@ -12,6 +12,7 @@ from espnet_lrsms.lowrank.factorize import (
 from espnet_lrsms.lowrank.factorized_linear import (
     FactorizedLinear,
     break_even_rank,
+    frobenius_decay_grads,
     shared_input_linears,
     truncated_svd_factors,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "LowRankConfigError",
     "break_even_rank",
     "factorize_planned_linears",
+    "frobenius_decay_grads",
     "key_mismatch",
     "load_exact_state_dict",
     "materialize_spectral_init_",

@@ -317,3 +317,9 @@ def truncated_svd_factors(weight: torch.Tensor, rank: int):
     if wide:  # W = Aᵀ = (U Σ Vᵀ)ᵀ: swap the roles of the two factors
         left, right = right.T, left.T
     return left.to(weight.dtype), right.to(weight.dtype)
+
+
+def frobenius_decay_grads(u: torch.Tensor, vt: torch.Tensor):
+    """Gradients of ``‖u·vt‖²_F / 2`` with respect to ``u`` and ``vt``, through r × r Gram matrices:
+    ``u·(vt·vtᵀ)`` and ``(uᵀ·u)·vt`` (Frobenius decay, Khodak et al., ICLR 2021)."""
+    return u @ (vt @ vt.T), (u.T @ u) @ vt

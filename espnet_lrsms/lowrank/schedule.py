@@ -7,6 +7,7 @@ The ``lowrank:`` mapping of an encoder or decoder config reads::
         ffn: [0.2, 0.5]
         init: svd          # svd | kaiming | kaiming_traditional
         keep_dense_above_break_even: false
+        frobenius_decay: 0.0   # λ of Frobenius decay on U·Vᵀ (Khodak et al., 2021); 0: off
 
 * a single number α: every block gets α (uniform layer-wise rank);
 * ``[α_i, α_f]``: linear layer-wise rank, LR-SMS Eq. (2), ``α_b = α_i + b·(α_f − α_i)/B`` with the
@@ -16,6 +17,10 @@ The ``lowrank:`` mapping of an encoder or decoder config reads::
 * null (or the key left out): the module type stays dense.
 
 A layer of shape m × n gets rank ``r = round(α·min(m, n))`` (halves round up), at least 1.
+
+``frobenius_decay: λ`` replaces the optimizer's weight decay of the factors ``U`` and ``Vᵀ`` (λ·(‖U‖²_F +
+‖Vᵀ‖²_F)/2, which penalises the factorization as much as the matrix) by decay of the product,
+λ·‖U·Vᵀ‖²_F/2, applied decoupled as AdamW applies its own (:mod:`espnet_lrsms.train.frobenius_decay`).
 
 Pure Python: nothing here imports ESPnet.
 """
@@ -107,8 +112,9 @@ class LowRankConfig:
     ffn: AlphaSchedule = AlphaSchedule("dense")
     init: str = "svd"
     keep_dense_above_break_even: bool = False
+    frobenius_decay: float = 0.0
 
-    KEYS = ("mhsa", "ffn", "init", "keep_dense_above_break_even")
+    KEYS = ("mhsa", "ffn", "init", "keep_dense_above_break_even", "frobenius_decay")
 
     @classmethod
     def from_dict(cls, conf: Optional[Mapping[str, Any]], where: str = "lowrank") -> "LowRankConfig":
@@ -130,11 +136,15 @@ class LowRankConfig:
         keep = conf.get("keep_dense_above_break_even", False)
         if not isinstance(keep, bool):
             raise LowRankConfigError(f"{where}.keep_dense_above_break_even: expected true/false, got {keep!r}")
+        decay = conf.get("frobenius_decay", 0.0)
+        if isinstance(decay, bool) or not isinstance(decay, Real) or not 0 <= decay < math.inf:
+            raise LowRankConfigError(f"{where}.frobenius_decay: expected a number >= 0, got {decay!r}")
         return cls(
             mhsa=AlphaSchedule.parse(conf.get("mhsa"), f"{where}.mhsa"),
             ffn=AlphaSchedule.parse(conf.get("ffn"), f"{where}.ffn"),
             init=init,
             keep_dense_above_break_even=keep,
+            frobenius_decay=float(decay),
         )
 
     def schedule(self, module_type: str) -> AlphaSchedule:

@@ -16,6 +16,7 @@ from espnet_lrsms.fileio import load_weights_only, replaced_on_success
 from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_init_, reinit_factorized_
 from espnet_lrsms.tasks.packing import requirement_hint
 from espnet_lrsms.train.trainer import HookedTrainer
+from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
 
@@ -107,8 +108,10 @@ class LowRankASRTask(ASRTask):
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
         """ESPnet's optimisers; then, as the last step before ``AbsTask.main_worker`` builds the
         schedulers (from ``scheduler_conf``) and the iterators (from ``batch_bins``), the per-GPU
-        batch and the steps per epoch are resolved for this launch."""
+        batch and the steps per epoch are resolved for this launch. Factorized layers with
+        ``lowrank.frobenius_decay`` get it instead of the optimizer's weight decay."""
         optimizers = super().build_optimizers(args, model)
+        use_frobenius_decay(model, optimizers[0])
         parser = cls.get_parser()
         resolve_training_sizes(args, {name: parser.get_default(name) for name in PER_GPU_OPTIONS.values()})
         return optimizers
