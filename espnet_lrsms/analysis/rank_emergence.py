@@ -7,6 +7,8 @@ singular values that hold the fraction τ of the matrix:
 * ``measure="energy"`` (default): Σ_{i≤k} σ_i² ≥ τ · Σ_i σ_i² (squared Frobenius norm; by Eckart–Young
   the best rank-k approximation then has relative squared error ≤ 1 − τ);
 * ``measure="nuclear"``: Σ_{i≤k} σ_i ≥ τ · Σ_i σ_i (nuclear norm).
+* ``measure="stable"``: k = ⌈Σ_i σ_i² / σ_1²⌉, the stable rank ‖W‖²_F / ‖W‖²_2 (Cuttlefish, Wang et al. 2023);
+  τ does not enter.
 
 Singular values at or below the numerical-rank tolerance max(m, n) · ε · σ_1 (ε of the dtype the
 weight was stored in, as ``torch.linalg.matrix_rank``) count as zero, so that at τ = 1 the fraction is
@@ -23,6 +25,7 @@ panel per sub-model with blocks (shaded: min–max over the matrices); Fig. 3 st
 per module type over depth b/B, one panel per sub-model, for one checkpoint.
 """
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
@@ -42,7 +45,7 @@ from espnet_lrsms.fileio import save_figure
 
 logger = logging.getLogger(__name__)
 
-MEASURES = ("energy", "nuclear")
+MEASURES = ("energy", "nuclear", "stable")
 CSV_FIELDS = (
     "checkpoint", "epoch", "key", "submodel", "block", "num_blocks", "module_type", "shape", "rank_fraction",
     "rank", "min_dim", "factor_rank", "threshold", "measure",
@@ -72,8 +75,15 @@ def singular_values(matrix: torch.Tensor, source_dtype: Optional[torch.dtype] = 
 
 
 def count_for_threshold(s: torch.Tensor, threshold: float = 0.95, measure: str = "energy") -> int:
-    """The smallest k with Σ_{i≤k} f(σ_i) ≥ threshold · Σ_i f(σ_i), f(σ) = σ² (energy) or σ (nuclear)."""
+    """The smallest k with Σ_{i≤k} f(σ_i) ≥ threshold · Σ_i f(σ_i), f(σ) = σ² (energy) or σ (nuclear);
+    ``stable``: the stable rank ‖W‖²_F / ‖W‖²_2 = Σ σ_i² / σ_1² rounded up (Cuttlefish's choice of ranks;
+    ``threshold`` does not enter)."""
     check_threshold(threshold, measure)
+    if measure == "stable":
+        if s.numel() == 0 or float(s[0]) == 0.0:
+            return 0
+        squares = s.to(torch.float64) ** 2
+        return math.ceil(float(squares.sum() / squares[0]) * (1 - _SLACK))
     values = s.to(torch.float64) ** 2 if measure == "energy" else s.to(torch.float64)
     cumulative = torch.cumsum(values, 0)
     if cumulative.numel() == 0 or float(cumulative[-1]) == 0.0:
@@ -177,10 +187,16 @@ _YLABEL = "rank ratio (%)\n= singular values needed / min(m, n)"
 _LABELS = {"mhsa": "MHSA", "ffn": "FFN", "conv": "conv module", "other": "other"}
 
 
+def describe_measure(threshold: float, measure: str) -> str:
+    """What a rank of ``measure`` counts, in words (plot titles, config headers)."""
+    if measure == "stable":
+        return "the stable rank (sum of s^2 / s_1^2, rounded up)"
+    what = "energy (sum of s^2)" if measure == "energy" else "nuclear norm (sum of s)"
+    return f"singular values holding {100 * float(threshold):g} % of the {what}"
+
+
 def _criterion(rows: List[dict]) -> str:
-    threshold, measure = rows[0]["threshold"], rows[0]["measure"]
-    what = "energy (Σσ²)" if measure == "energy" else "nuclear norm (Σσ)"
-    return f"{100 * float(threshold):g} % of the {what}"
+    return describe_measure(rows[0]["threshold"], rows[0]["measure"])
 
 
 def _block_submodels(rows: List[dict]) -> List[str]:
@@ -236,7 +252,7 @@ def plot_over_epochs(rows: List[dict], path: Union[str, Path]) -> Optional[Path]
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[0][0].set_ylabel(_YLABEL)
-    fig.suptitle(f"Rank emergence during training: singular values holding {_criterion(rows)}\n"
+    fig.suptitle(f"Rank emergence during training: {_criterion(rows)}\n"
                  "(line: mean over the matrices of a module type; band: min–max)", fontsize=10)
     return _save(fig, plt, path)
 
@@ -274,7 +290,7 @@ def plot_over_depth(rows: List[dict], path: Union[str, Path], title: str = "") -
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[0][0].set_ylabel(_YLABEL)
-    heading = (f"Rank over depth: singular values holding {_criterion(rows)}\n"
+    heading = (f"Rank over depth: {_criterion(rows)}\n"
                "(line: mean over the matrices of a module type in block b; band: min–max)")
     fig.suptitle(heading + (f"\n{title}" if title else ""), fontsize=10)
     return _save(fig, plt, path)

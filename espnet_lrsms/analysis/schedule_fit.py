@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 import yaml
 
-from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, singular_values
+from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, describe_measure, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
 from espnet_lrsms.fileio import config_yaml, save_figure, write_config_yaml
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
@@ -295,10 +295,9 @@ def fit_rank_schedule(
 # ------------------------------------------------------------------------------------------ output
 def fit_header(result: ScheduleFit, source: str = "") -> List[str]:
     """The comment lines that say how the schedule was fitted and what it counts."""
-    what = "energy (sum of s^2)" if result.measure == "energy" else "nuclear norm (sum of s)"
     lines = [
-        f"rank schedule fitted to {source or 'the checkpoint'}: fraction of singular values holding "
-        f"{100 * result.threshold:g} % of the {what}, mean per block",
+        f"rank schedule fitted to {source or 'the checkpoint'}: rank fraction of "
+        f"{describe_measure(result.threshold, result.measure)}, mean per block",
     ]
     for (submodel, mtype), fit in result.fits.items():
         measured = " ".join(f"{f:.3f}" for f in fit.fractions)

@@ -49,7 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget_m", type=float, default=None, help="parameter budget in millions (default: no scaling)")
     parser.add_argument("--per_block", action="store_true", help="an explicit alpha per block instead of a linear [a_i, a_f]")
     parser.add_argument("--threshold", type=float, default=0.95, help="fraction of the matrix to hold, in (0, 1]")
-    parser.add_argument("--measure", choices=MEASURES, default="energy", help="energy: sum of s^2; nuclear: sum of s")
+    parser.add_argument("--measure", choices=MEASURES, default="energy", help="energy: sum of s^2; nuclear: sum of s; stable: the stable rank sum(s^2)/s_1^2, rounded up (no threshold)")
     parser.add_argument("--vocab_size", type=int, default=5000, help="used only if neither checkpoint nor config tell")
     parser.add_argument("--output_config", type=Path, default=None, help="also write the full training config with the schedule")
     parser.add_argument("--output_dir", type=Path, default=None, help="CSV and PNG (default: <checkpoint dir>/analysis)")

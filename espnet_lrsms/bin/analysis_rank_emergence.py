@@ -29,6 +29,7 @@ from pathlib import Path
 from espnet_lrsms.analysis.rank_emergence import (
     MEASURES,
     analyse_checkpoints,
+    describe_measure,
     plot_over_depth,
     plot_over_epochs,
     resolve_inputs,
@@ -41,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", help="ESPnet experiment directories and/or *.pth checkpoints")
     parser.add_argument("--output_dir", type=Path, default=None, help="where to write the CSV and PNGs")
     parser.add_argument("--threshold", type=float, default=0.95, help="fraction of the matrix to hold, in (0, 1]")
-    parser.add_argument("--measure", choices=MEASURES, default="energy", help="energy: sum of s^2; nuclear: sum of s")
+    parser.add_argument("--measure", choices=MEASURES, default="energy", help="energy: sum of s^2; nuclear: sum of s; stable: the stable rank sum(s^2)/s_1^2, rounded up (no threshold)")
     parser.add_argument("--device", default="cpu", help="device for the SVDs (e.g. cuda)")
     return parser
 
@@ -76,8 +77,7 @@ def main(cmd=None) -> int:
 
     # summary: mean fraction per sub-model and module type, first and last checkpoint
     shown = [str(paths[0])] + ([last] if last != str(paths[0]) else [])
-    print(f"rank fraction: singular values holding {100 * args.threshold:g} % ({args.measure}) / min(m, n); "
-          f"mean over matrices")
+    print(f"rank fraction: {describe_measure(args.threshold, args.measure)} / min(m, n); mean over matrices")
     for ckpt in shown:
         grouped = defaultdict(list)
         for r in rows:

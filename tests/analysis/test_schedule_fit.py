@@ -159,3 +159,25 @@ def test_cli_writes_the_fit_as_csv_and_plot(planted, capsys, tmp_path):
         # at τ = 1 the measured fraction is the planted rank fraction: on the planted line
         assert float(r["measured_fraction"]) == pytest.approx(ALPHA_I + b * (ALPHA_F - ALPHA_I) / n, abs=0.01)
     assert (out / "schedule_fit.png").stat().st_size > 10_000
+
+
+def test_stable_rank_measure():
+    from espnet_lrsms.analysis.rank_emergence import count_for_threshold
+
+    s = torch.tensor([3.0, 2.0, 1.0, 0.0], dtype=torch.float64)
+    assert count_for_threshold(s, measure="stable") == 2  # (9 + 4 + 1) / 9 = 1.56, rounded up
+    assert count_for_threshold(torch.full((5,), 0.5), measure="stable") == 5  # equal values: the full rank
+    assert count_for_threshold(torch.zeros(3), measure="stable") == 0
+
+
+def test_stable_rank_fit_recovers_planted_ranks_and_fits_a_budget(planted, capsys):
+    config, checkpoint = planted
+    result = fit_rank_schedule(config, checkpoint, measure="stable")
+    assert result.fits[("encoder", "mhsa")].fractions == [0.25, 0.375, 0.5, 0.625]  # r equal values: stable rank r
+    for fit in result.fits.values():
+        assert (fit.alpha_i, fit.alpha_f) == (pytest.approx(ALPHA_I, abs=0.01), pytest.approx(ALPHA_F, abs=0.01))
+    full, _ = count_parameters(yaml.safe_load(config.read_text()), 12, result.schedules)
+    assert cli.main(["--config", str(config), "--checkpoint", str(checkpoint), "--measure", "stable",
+                     "--budget_m", str(0.8 * full / 1e6)]) == 0
+    printed = capsys.readouterr().out
+    assert "rank fraction of the stable rank (sum of s^2 / s_1^2, rounded up)" in printed
