@@ -105,13 +105,19 @@ class LowRankASRTask(ASRTask):
         add_per_gpu_batch_arguments(parser)
 
     @classmethod
+    def build_model_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimisers of ``args`` for ``model``; factorized layers with ``lowrank.frobenius_decay``
+        get it instead of the optimizer's weight decay (a parameter group of their own)."""
+        optimizers = super().build_optimizers(args, model)
+        use_frobenius_decay(model, optimizers[0])
+        return optimizers
+
+    @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
         """ESPnet's optimisers; then, as the last step before ``AbsTask.main_worker`` builds the
         schedulers (from ``scheduler_conf``) and the iterators (from ``batch_bins``), the per-GPU
-        batch and the steps per epoch are resolved for this launch. Factorized layers with
-        ``lowrank.frobenius_decay`` get it instead of the optimizer's weight decay."""
-        optimizers = super().build_optimizers(args, model)
-        use_frobenius_decay(model, optimizers[0])
+        batch and the steps per epoch are resolved for this launch."""
+        optimizers = cls.build_model_optimizers(args, model)
         parser = cls.get_parser()
         resolve_training_sizes(args, {name: parser.get_default(name) for name in PER_GPU_OPTIONS.values()})
         return optimizers
