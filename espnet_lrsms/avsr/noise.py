@@ -1,7 +1,11 @@
 """Additive noise at a target signal-to-noise ratio, and babble made from other utterances.
 
-SNR here is ``10·log10(P_speech / P_noise)`` with ``P`` the mean square over the whole utterance
-(the noise as added, after looping/cropping and scaling). The paper's Table III evaluates at
+SNR here is ESPnet's, the one its preprocessor uses for training noise (``--noise_db_range``):
+``10·log10(P_speech / P_noise)``, ``P_speech`` the mean square over the speech's non-silent samples
+(:func:`speech_power`), ``P_noise`` over the whole noise segment as added (after looping/cropping). One
+definition for training and test, so that a training SNR and a test SNR of the same number are the same
+condition (with whole-utterance speech power, a clip that is 25 % silence would be tested 1.25 dB cleaner
+than it was trained at the same number). The paper's Table III evaluates at
 −7.5, −2.5, 2.5, 7.5 and 12.5 dB with NOISEX babble; where that recording is not available,
 :func:`make_babble` sums other utterances instead. :func:`mix_noise_into_data_dir` makes a noisy copy
 of a whole ESPnet data directory (``espnet_lrsms.bin.avsr_mix_noise``, AVSR stage 17).
@@ -14,15 +18,24 @@ from typing import Optional, Sequence
 
 import numpy as np
 import soundfile
-import torch
-import torchaudio
 
 logger = logging.getLogger(__name__)
 
 
+def speech_power(speech: np.ndarray) -> float:
+    """Mean power of ``speech`` over its non-silent samples, as ESPnet's preprocessor measures it for
+    ``--noise_db_range`` (``espnet2.train.preprocessor.detect_non_silence``: 1024-sample frames, hop 512,
+    frames above 1 % of the mean frame power)."""
+    from espnet2.train.preprocessor import detect_non_silence
+
+    speech = np.asarray(speech, dtype=np.float64)
+    return float(np.mean(speech[detect_non_silence(speech[None])[0]] ** 2))
+
+
 def snr_db(speech: np.ndarray, noise: np.ndarray) -> float:
-    """``10·log10(mean(speech²) / mean(noise²))`` over the whole arrays."""
-    return float(10.0 * np.log10(np.mean(np.square(speech, dtype=np.float64)) / np.mean(np.square(noise, dtype=np.float64))))
+    """``10·log10(speech_power(speech) / mean(noise²))``: ESPnet's training-noise SNR (speech power over its
+    non-silent samples, noise power over the whole segment), used for the test sweep too."""
+    return float(10.0 * np.log10(speech_power(speech) / np.mean(np.square(noise, dtype=np.float64))))
 
 
 def loop_to_length(signal: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
@@ -64,11 +77,9 @@ def mix_at_snr(
         raise ValueError("speech is silent (zero power): its SNR is undefined")
     if not np.any(segment):
         raise ValueError("the noise segment is silent (zero power): it cannot be scaled to an SNR")
-    # torchaudio scales the noise by the energy ratio (sums of squares: the same ratio as mean powers here)
-    mixture = torchaudio.functional.add_noise(
-        torch.from_numpy(speech)[None], torch.from_numpy(segment)[None], torch.tensor([float(snr)], dtype=torch.float64)
-    )
-    return mixture[0].numpy()
+    # ESPnet's preprocessor: noise scaled by 10^(-snr/20)·sqrt(speech_power / mean(noise²)), power floor 1e-10
+    scale = 10 ** (-snr / 20) * np.sqrt(speech_power(speech)) / np.sqrt(max(float(np.mean(segment ** 2)), 1e-10))
+    return speech + scale * segment
 
 
 def make_babble(

@@ -3,8 +3,9 @@
     python -m espnet_lrsms.bin.avsr_mix_noise --data_dir data/test --output_dir data/test_babble_snr-7.5 \\
         --snr -7.5 [--noise noisex_babble.wav | --babble_speakers 6 [--babble_scp data/train/wav.scp]] [--seed 0]
 
-Every utterance of ``<data_dir>/wav.scp`` gets noise added at ``--snr`` dB (speech power over noise
-power over the whole utterance; :func:`espnet_lrsms.avsr.noise.mix_at_snr`):
+Every utterance of ``<data_dir>/wav.scp`` gets noise added at ``--snr`` dB (ESPnet's training-noise SNR:
+speech power over its non-silent samples, noise power over the segment added;
+:func:`espnet_lrsms.avsr.noise.mix_at_snr`):
 
 - ``--noise FILE``: that recording (e.g. NOISEX babble), looped or cropped to the utterance's
   length from a random start;

@@ -108,3 +108,24 @@ def test_mix_noise_command_names_missing_inputs(tmp_path, caplog):
     assert avsr_mix_noise.main(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), "--snr", "0",
                            "--babble_speakers", "3"]) == 1
     assert "too few for 3 babble talkers" in caplog.text
+
+
+def test_one_snr_definition_for_training_and_test_on_a_clip_with_silence(tmp_path):
+    """ESPnet's preprocessor (training noise, --noise_db_range) and mix_at_snr (the test sweep) make the
+    same mixture of a clip that is 25 % silence: speech power over its non-silent samples for both."""
+    from espnet2.train.preprocessor import CommonPreprocessor, detect_non_silence
+
+    speech = np.concatenate([speech_like(1.5, 3), np.zeros(FS // 2)])  # 2 s, the last 0.5 s silent
+    noise = np.random.default_rng(4).standard_normal(speech.size) * 0.1
+    soundfile.write(tmp_path / "noise.wav", noise, FS, subtype="FLOAT")
+    noise = soundfile.read(tmp_path / "noise.wav")[0]  # as ESPnet reads it
+    (tmp_path / "noise.scp").write_text(f"n1 {tmp_path / 'noise.wav'}\n")
+    pre = CommonPreprocessor(train=True, noise_scp=str(tmp_path / "noise.scp"), noise_apply_prob=1.0,
+                             noise_db_range="5")
+    power = (speech[None][detect_non_silence(speech[None])] ** 2).mean()  # as its __call__ measures it
+    trained, _ = pre._add_noise(speech[None], power, pre.noises, 5.0, 5.0)
+    tested = mix_at_snr(speech, noise, 5.0, offset=0)
+    np.testing.assert_allclose(tested, trained[0], rtol=0, atol=1e-12)
+    assert snr_db(speech, tested - speech) == pytest.approx(5.0, abs=1e-9)
+    whole = 10 * np.log10(np.mean(speech ** 2) / np.mean((tested - speech) ** 2))
+    assert whole == pytest.approx(5.0 + 10 * np.log10(0.75), abs=0.05)  # what whole-utterance power would say
