@@ -63,8 +63,10 @@ def read_video_npy(path: Union[str, Path]) -> np.ndarray:
     return _check_frames(array, path)
 
 
-def read_video_mp4(path: Union[str, Path], frame_rate: int = FRAME_RATE) -> np.ndarray:
-    """(T, H, W) float32 grey frames decoded with PyAV; the video stream must be at ``frame_rate``."""
+def read_video_mp4(path: Union[str, Path], frame_rate: int = FRAME_RATE, resample: bool = False) -> np.ndarray:
+    """(T, H, W) float32 grey frames decoded with PyAV; the video stream must be at ``frame_rate``, or, with
+    ``resample``, is brought to it: frame k shows the source frame on screen at time k / ``frame_rate``
+    (frames dropped or repeated, as ffmpeg's ``fps`` filter does), T = round(duration · ``frame_rate``)."""
     import av
 
     path = str(path)
@@ -76,14 +78,47 @@ def read_video_mp4(path: Union[str, Path], frame_rate: int = FRAME_RATE) -> np.n
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate
-            if rate is not None and abs(float(rate) - frame_rate) > 0.01:
+            other_rate = rate is not None and abs(float(rate) - frame_rate) > 0.01
+            if other_rate and not resample:
                 raise VideoError(f"{path}: the video is at {float(rate):g} frames/s, expected {frame_rate}")
-            frames = [frame.to_ndarray(format="gray") for frame in container.decode(stream)]
+            decoded = [(frame.time, frame.to_ndarray(format="gray")) for frame in container.decode(stream)]
     except av.error.FFmpegError as err:
         raise VideoError(f"{path}: cannot decode ({err})") from err
-    if not frames:
+    if not decoded:
         raise VideoError(f"{path}: the video has no frames")
+    frames = [image for _, image in decoded]
+    if other_rate:
+        times = np.array([t if t is not None else i / float(rate) for i, (t, _) in enumerate(decoded)])
+        times -= times[0]
+        duration = times[-1] + 1 / float(rate)
+        targets = np.arange(int(round(duration * frame_rate))) / frame_rate
+        index = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(frames) - 1)
+        frames = [frames[i] for i in index]
     return _check_frames(np.stack(frames), path)
+
+
+def read_audio_mp4(path: Union[str, Path], sample_rate: int = 16000) -> np.ndarray:
+    """The first audio stream of a video file as mono int16 samples at ``sample_rate`` (PyAV)."""
+    import av
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise VideoError(f"{path}: no such file")
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise VideoError(f"{path}: no audio stream")
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            chunks = []
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(frame)]
+            chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
+    except av.error.FFmpegError as err:
+        raise VideoError(f"{path}: cannot decode ({err})") from err
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    if samples.size == 0:
+        raise VideoError(f"{path}: the audio stream is empty")
+    return samples
 
 
 class VideoScpReader:

@@ -58,6 +58,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--valid_speakers", type=Path, default=None,
                         help="LRS3: file of dev speaker ids (first column; e.g. ESPnet's data/dev/spk2utt)")
     avsr = parser.add_argument_group("AVSR (--task avsr)")
+    avsr.add_argument("--extra_train_sets", nargs="*", type=Path, default=[],
+                      help="directories of mp4 clips with a transcript each (<clip>.txt) or a Kaldi text file "
+                           "(<dir>/text), prepared like LRS3 (any frame rate, brought to 25 fps) and merged into --extra_into")
+    avsr.add_argument("--extra_into", default="train", help="the set of --sets the extra corpora join (default train)")
     avsr.add_argument("--roi_method", choices=ROI_METHODS, default=None,
                       help=f"default {AVSR_DEFAULTS['roi_method']}")
     avsr.add_argument("--landmarks_dir", type=str, default=None)
@@ -99,7 +103,7 @@ def main(cmd=None) -> int:
         prepare_data(
             args.task, args.corpus or "lrs3", args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error,
             args.filter_sets, DurationFilter(args.min_wav_duration, args.max_wav_duration), roi,
-            avsr["max_frame_mismatch"], args.valid_speakers,
+            avsr["max_frame_mismatch"], args.valid_speakers, args.extra_train_sets, args.extra_into,
         )
     except DataPrepError as err:
         logging.error("%s", err)

@@ -36,7 +36,7 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
@@ -51,7 +51,7 @@ from espnet_lrsms.avsr.roi import (
     read_landmarks,
     resize_frames,
 )
-from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_video_mp4
+from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_audio_mp4, read_video_mp4
 from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.recipe.data_prep import (
     DataPrepError,
@@ -103,6 +103,7 @@ class AVClip:
     num_samples: int = 0  # of the audio
     video_frames: int = 0
     face: Optional[Dict[str, int]] = None  # frames, found, fallback, longest_gap (landmark methods)
+    resample: bool = False  # an extra corpus' clip: other frame rates brought to 25 fps
     kind: Optional[str] = None
     problem: Optional[str] = None
 
@@ -119,30 +120,18 @@ class ClipProblem(Exception):
 @typechecked
 def decode_audio(mp4: Path) -> np.ndarray:
     """The first audio stream of ``mp4`` as 16 kHz mono int16 samples."""
-    import av
-
     try:
-        with av.open(str(mp4)) as container:
-            if not container.streams.audio:
-                raise ClipProblem("no_audio", f"{mp4}: no audio stream")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=FS)
-            chunks = []
-            for frame in container.decode(container.streams.audio[0]):
-                chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(frame)]
-            chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
-    except av.error.FFmpegError as err:
-        raise ClipProblem("unreadable", f"{mp4}: cannot decode ({err})") from err
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    if samples.size == 0:
-        raise ClipProblem("no_audio", f"{mp4}: the audio stream is empty")
-    return samples
+        return read_audio_mp4(mp4, FS)
+    except VideoError as err:
+        message = str(err)
+        raise ClipProblem("unreadable" if "cannot decode" in message else "no_audio", message) from err
 
 
 @typechecked
-def decode_video(mp4: Path) -> np.ndarray:
-    """Grey frames ``(T, H, W)`` uint8 of ``mp4``'s first video stream (must be at 25 frames/s)."""
+def decode_video(mp4: Path, resample: bool = False) -> np.ndarray:
+    """Grey frames ``(T, H, W)`` uint8 of ``mp4``'s first video stream (at 25 frames/s, or brought to it)."""
     try:
-        return read_video_mp4(mp4).astype(np.uint8)
+        return read_video_mp4(mp4, resample=resample).astype(np.uint8)
     except VideoError as err:
         message = str(err)
         if "no video stream" in message:
@@ -250,7 +239,7 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
         cached = _cached_lengths(wav, roi)
         if cached is None:
             samples = decode_audio(clip.source)
-            frames = decode_video(clip.source)
+            frames = decode_video(clip.source, clip.resample)
             check_lengths(clip.source, samples.size, len(frames), max_frame_mismatch)
             rois = make_rois(frames, clip, settings, out_dir)
             if clip.face is not None:  # kept with the ROI: a cached re-run reports it too
@@ -294,6 +283,39 @@ def _clips_of(corpus_root: Path, set_name: str, dev_speakers: Optional[FrozenSet
     return clips
 
 
+def scan_extra_corpus(root: Path) -> List[AVClip]:
+    """The clips of an extra training corpus (e.g. VoxCeleb2 or AVSpeech with automatic transcripts): every
+    ``<root>/**/*.mp4``, its transcript (``{LG}``-like markers removed) from ``<clip>.txt`` (a ``Text:`` line as
+    LRS3's, else the first line) or from ``<root>/text`` (Kaldi: ``<id> <words>``, ``<id>`` = the path under ``root`` less ``.mp4``, ``/``
+    → ``_``). Speaker: ``<root name>_<first folder>``; utterance id: ``<root name>_<id>``."""
+    from espnet_lrsms.recipe.data_prep import clean_transcript, lrs3_text
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataPrepError(f"--extra_train_sets {root}: no such directory")
+    kaldi: Dict[str, str] = {}
+    if (root / "text").is_file():
+        for line in (root / "text").read_text(encoding="utf-8").splitlines():
+            parts = line.split(maxsplit=1)
+            if parts:
+                kaldi[parts[0]] = parts[1] if len(parts) > 1 else ""
+    clips = []
+    for mp4 in sorted(root.rglob("*.mp4")):
+        relative = mp4.relative_to(root).with_suffix("")
+        key = "_".join(relative.parts)
+        speaker = f"{root.name}_{relative.parts[0]}" if len(relative.parts) > 1 else root.name
+        txt = mp4.with_suffix(".txt")
+        if txt.is_file():
+            content = txt.read_text(encoding="utf-8", errors="replace")
+            text = lrs3_text(txt) if "Text:" in content else clean_transcript(content.split("\n", 1)[0])
+        else:
+            text = clean_transcript(kaldi.get(key, ""))
+        clips.append(AVClip(f"{root.name}_{key}", speaker, text, mp4, Path(root.name) / relative, resample=True))
+    if not clips:
+        raise DataPrepError(f"--extra_train_sets {root}: no .mp4 file under it")
+    return clips
+
+
 def _use_cache(out_dir: Path, settings: RoiSettings) -> None:
     """Discard cached ROIs made with other settings; record the current ones."""
     marker = out_dir / "roi" / "settings.json"
@@ -316,9 +338,11 @@ def prepare_av_set(
     max_frame_mismatch: int = 3,
     durations: Optional[DurationFilter] = None,
     dev_speakers: Optional[FrozenSet[str]] = None,
+    extra: Sequence[Path] = (),
 ) -> Path:
     """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it
-    (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`)."""
+    (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``extra``:
+    corpora of :func:`scan_extra_corpus` merged into the set, their clips brought to 25 fps)."""
     check_on_error(on_error)
     if settings.method not in ROI_METHODS:
         raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
@@ -336,6 +360,14 @@ def prepare_av_set(
     if not corpus_root.is_dir():
         raise DataPrepError(f"corpus root {corpus_root} does not exist (set LRS3 in db.sh or the environment)")
     clips = _clips_of(corpus_root, set_name, dev_speakers)
+    for root in extra:  # extra training corpora, merged into this set
+        clips += scan_extra_corpus(root)
+        logger.info("set %s: + %s (extra training corpus)", set_name, root)
+    taken = {}
+    for clip in clips:
+        if clip.uttid in taken and clip.problem is None:
+            clip.kind, clip.problem = "duplicate_id", f"{clip.source} has the id of {taken[clip.uttid]}"
+        taken.setdefault(clip.uttid, clip.source)
     if not clips:
         raise DataPrepError(f"set {set_name}: no clips found under {corpus_root}")
     out_dir = data_dir / "av" / set_name

@@ -263,8 +263,13 @@ def lrs3_text(path: Path) -> Optional[str]:
     collapsed; None when there are no words."""
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("Text:"):
-            return " ".join(_LRS3_MARKER.sub(" ", line[len("Text:"):]).split()) or None
+            return clean_transcript(line[len("Text:"):])
     return None
+
+
+def clean_transcript(words: str) -> Optional[str]:
+    """``words`` less ``{LG}``-like markers, spaces collapsed; None when nothing is left."""
+    return " ".join(_LRS3_MARKER.sub(" ", words).split()) or None
 
 
 def decode_mp4_audio(mp4: Path, out: Path) -> None:
@@ -471,6 +476,8 @@ def prepare_data(
     roi: Optional["RoiSettings"] = None,
     max_frame_mismatch: int = 3,
     valid_speakers: Optional[Path] = None,
+    extra_train_sets: Sequence[Path] = (),
+    extra_into: str = "train",
 ) -> List[Path]:
     """Stage 1 of either recipe: every set of ``sets`` (once each, in order) into ``data_dir/<set>``.
 
@@ -478,7 +485,8 @@ def prepare_data(
     ``roi`` (see :func:`espnet_lrsms.recipe.avsr_data_prep.prepare_av_set`). ``durations`` applies to
     ``filter_sets`` only (ESPnet filters training sets, never test sets). LRS3's ``train`` and ``dev``
     use one list of dev speakers (:func:`lrs3_dev_speakers`: ``valid_speakers``, or ESPnet's rule),
-    kept in ``data_dir/lrs3_dev_speakers.txt``.
+    kept in ``data_dir/lrs3_dev_speakers.txt``. ``extra_train_sets`` (AVSR): directories of mp4 clips with
+    transcripts, prepared like LRS3 and merged into the set ``extra_into``.
     """
     if task not in TASKS:
         raise DataPrepError(f"--task {task!r}: expected one of {TASKS}")
@@ -497,11 +505,16 @@ def prepare_data(
         from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set  # it imports this module
 
         roi = roi or RoiSettings()
+        if extra_train_sets and extra_into not in sets:
+            raise DataPrepError(f"--extra_train_sets merge into {extra_into!r}, which is not among --sets {' '.join(sets)}")
         return [
             prepare_av_set(corpus_root, s, data_dir, roi, nj, on_error, max_frame_mismatch,
-                           durations if s in filter_sets else None, dev_speakers)
+                           durations if s in filter_sets else None, dev_speakers,
+                           [Path(d) for d in extra_train_sets] if s == extra_into else ())
             for s in sets
         ]
+    if extra_train_sets:
+        raise DataPrepError("--extra_train_sets needs --task avsr (audio-visual clips)")
     return [prepare_set(corpus, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None,
                         dev_speakers) for s in sets]
 

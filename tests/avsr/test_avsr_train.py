@@ -108,3 +108,40 @@ def test_too_short_utterance_decodes_to_an_empty_hypothesis(trained, tmp_path, c
         token_int = dict(line.split(maxsplit=1) for line in (decode / f"{n}best_recog" / "token_int").read_text().splitlines())
         assert token_int["short"] == "2" and "utt000" in token_int  # ESPnet's empty hypothesis; the next one decoded
     assert (decode / "1best_recog" / "score").read_text().startswith("short 0.0\n")
+
+
+def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
+    """Stage 14's pack, loaded by AVSRSpeech2Text: an mp4 (face found, mouth cropped as in stage 1) or
+    its streams as arrays give the same n-best, with each modality."""
+    import numpy as np
+
+    from espnet_lrsms.bin import pack
+    from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
+    from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+
+    from avsr_test_data import REPO
+
+    _, _, out = trained
+    (out / "RESULTS.md").write_text("# results\n")
+    zip_path = tmp_path / "model.zip"
+    pack.main(["asr", "--asr_train_config", str(out / "config.yaml"), "--asr_model_file", str(out / "1epoch.pth"),
+               "--option", str(out / "RESULTS.md"), "--outpath", str(zip_path)])
+    clip = sorted((REPO / "demo" / "lrs3" / "test").glob("*/*.mp4"))[0]
+    corpus = tmp_path / "lrs3" / "test" / "spk"
+    corpus.mkdir(parents=True)
+    (corpus / "00000.mp4").symlink_to(clip)
+    (corpus / "00000.txt").write_text("Text:  ONE\n")
+    stage1 = prepare_av_set(tmp_path / "lrs3", "test", tmp_path / "data", RoiSettings(method="detect"))
+    stage1_rois = np.load((stage1 / "video.scp").read_text().split()[1])
+    s2t = AVSRSpeech2Text.from_pack(zip_path, tmp_path / "unpacked", beam_size=2, ctc_weight=0.3, maxlenratio=0.5)
+    assert isinstance(s2t.transcribe(clip), str)
+    speech, rois = s2t.streams_of_mp4(clip)
+    np.testing.assert_array_equal(rois, stage1_rois)  # the crops stage 1 trains on
+    for modality in ("av", "audio", "video"):
+        s2t.modality = modality
+        given = (None if modality == "video" else speech, None if modality == "audio" else rois)
+        assert s2t(speech=given[0], video=given[1])[0][2] == s2t(speech=speech, video=rois)[0][2]
+    s2t.modality = "audio"
+    assert s2t.streams_of_mp4(clip)[1] is None  # neither frames nor faces decoded
+    with pytest.raises(ValueError, match="modality"):
+        s2t.modality = "lips"

@@ -22,7 +22,9 @@
 #  12. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}: each set is
 #                         scored as it is decoded (one process: avsr_snr_sweep)
 #  13. scoring            <avsr_exp>/RESULTS.md from the score files of every decode directory
-#  14-16.                 skipped: no AVSR packing or upload yet
+#  14. packing           ESPnet's pack of <exp>/<inference_avsr_model> + bpe.model + RESULTS.md ->
+#                         <exp>/<model>.zip, loaded by espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text
+#  15-16.                 skipped: no AVSR upload yet
 #  17. noise robustness   this project's: noise (babble, or --noise_file) added to the test audio at each of
 #                         --snrs: data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
 #                         <avsr_exp>/RESULTS.md: WER by SNR as in the paper's Table III
@@ -46,7 +48,7 @@ stop_stage=10000
 skip_data_prep=false     # stages 1-5
 skip_train=false         # stages 10-11
 skip_eval=false          # stages 12-13 and 17
-skip_packing=false       # stage 14 (none yet)
+skip_packing=false       # stage 14
 skip_upload_hf=true      # stages 15-16 (none yet)
 ngpu=1
 num_nodes=1
@@ -66,6 +68,8 @@ valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken clip (skip: data/<set>/skipped.txt)
 datadir=data
+extra_train_sets=""      # directories of mp4 clips + transcripts (<clip>.txt or <dir>/text) merged into the
+                         # training set, e.g. VoxCeleb2/AVSpeech with automatic transcripts (docs/avsr.md)
 valid_speakers=""        # LRS3 dev speakers, one id per line (e.g. ESPnet's data/dev/spk2utt); default: the list
                          # ${datadir}/lrs3_dev_speakers.txt an earlier stage 1 wrote, else ESPnet's 92/8 rule
 roi_method=auto          # auto: landmarks with --landmarks_dir, else detect | landmarks | detect (dlib face
@@ -110,7 +114,7 @@ noise_seed=0
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
   --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
-  --valid_speakers --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --detect_fallback --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
+  --valid_speakers --extra_train_sets --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --detect_fallback --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --min_wav_duration --max_wav_duration
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
@@ -167,6 +171,14 @@ if run_stage 1; then
         [[ "$valid_speakers" == /* || -f "$valid_speakers" ]] || valid_speakers="${LRSMS_CALLER_DIR:-.}/${valid_speakers}"
         [[ -f "$valid_speakers" ]] || { echo "$0: Stage 1: --valid_speakers ${valid_speakers}: no such file" >&2; exit 1; }
         split_opts=(--valid_speakers "${valid_speakers}")
+    fi
+    if [[ -n "$extra_train_sets" ]]; then
+        split_opts+=(--extra_into "${train_set}" --extra_train_sets)
+        for _dir in ${extra_train_sets}; do
+            [[ "$_dir" == /* || -d "$_dir" ]] || _dir="${LRSMS_CALLER_DIR:-.}/${_dir}"
+            [[ -d "$_dir" ]] || { echo "$0: Stage 1: --extra_train_sets: ${_dir}: no such directory" >&2; exit 1; }
+            split_opts+=("${_dir}")
+        done
     fi
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root "${corpus_root}" \
@@ -290,8 +302,21 @@ if run_stage 13; then
     ${python} -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir "${avsr_exp}" --results_only
 fi
 
-for _n in 14 15 16; do
-    if run_stage "$_n"; then log "Stage ${_n}: no AVSR packing or upload yet"; fi
+_pack="${avsr_exp}/${inference_avsr_model%.pth}.zip"
+if run_stage 14; then
+    require_files 14 "made by stages 11 and 13" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}" "${avsr_exp}/RESULTS.md"
+    _tmp_pack="${avsr_exp}/.packing_${inference_avsr_model%.pth}.zip"  # pack reads the format from the suffix
+    log "Stage 14: packing ${avsr_exp}/${inference_avsr_model} -> ${_pack} (load: espnet_lrsms.tasks.avsr_speech2text)"
+    ${python} -m espnet_lrsms.bin.pack asr \
+        --asr_train_config "${avsr_exp}/config.yaml" \
+        --asr_model_file "${avsr_exp}/${inference_avsr_model}" \
+        --option "${bpemodel}" \
+        --option "${avsr_exp}/RESULTS.md" \
+        --outpath "${_tmp_pack}"
+    mv "${_tmp_pack}" "${_pack}"
+fi
+for _n in 15 16; do
+    if run_stage "$_n"; then log "Stage ${_n}: no AVSR upload yet"; fi
 done
 
 if run_stage 17; then

@@ -1,0 +1,116 @@
+"""Transcribe a clip with a packed AVSR model (the zip of ``avsr.sh`` stage 14) in one call.
+
+    from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+
+    s2t = AVSRSpeech2Text.from_pack("exp/avsr_<tag>/valid.acc.ave.zip", modality="av", beam_size=10)
+    s2t.transcribe("clip.mp4")                     # -> "THE WORDS"
+    s2t.transcribe(speech=wave, video=rois)        # 16 kHz waveform in [-1, 1]; (T, 96, 96) mouth ROIs, 25 fps
+
+An mp4 is read as stage 1 reads it: the first audio stream at 16 kHz, the grey frames (25 fps), the
+68-point landmarks of the bundled face detector (with its fallback) and the mouth crop around them
+(``mouth_crops=True``: the video already shows the mouth, frames only resized). ``modality="audio"``
+decodes neither the frames nor the faces; ``"video"`` ignores the audio. Decoding is
+:class:`espnet_lrsms.tasks.avsr_inference.AVSpeech2Text` (ESPnet's joint CTC/attention beam search).
+"""
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from espnet_lrsms.avsr.roi import ROI_SIZE, crop_mouth_rois, resize_frames
+from espnet_lrsms.avsr.video_io import read_audio_mp4, read_video_mp4
+from espnet_lrsms.tasks.avsr_inference import MODALITIES, AVSpeech2Text
+
+FS = 16000
+
+
+class AVSRSpeech2Text:
+    """A packed (or trained) AVSR model, its decoder, and the crop settings of stage 1.
+
+    Args:
+        asr_train_config, asr_model_file: the training ``config.yaml`` and checkpoint (:meth:`from_pack`
+            finds them in the pack).
+        modality: ``av``, ``audio`` or ``video``.
+        detect_upsample, detect_fallback, crop_scale, smooth_window, roi_size: as stage 1's options of the
+            same names (its defaults); the model must be given crops made the way it was trained on.
+        mouth_crops: the mp4s already show the mouth (stage 1's ``--roi_method as_is``).
+        **decode: :class:`AVSpeech2Text`'s options (``beam_size``, ``ctc_weight``, ``nbest``, ``device``, ...).
+    """
+
+    def __init__(
+        self,
+        asr_train_config: Union[str, Path],
+        asr_model_file: Optional[Union[str, Path]] = None,
+        modality: str = "av",
+        detect_upsample: int = 0,
+        detect_fallback: int = 1,
+        crop_scale: float = 2.0,
+        smooth_window: int = 12,
+        roi_size: int = ROI_SIZE,
+        mouth_crops: bool = False,
+        **decode,
+    ):
+        if modality not in MODALITIES:
+            raise ValueError(f"modality: expected one of {MODALITIES}, got {modality!r}")
+        self.decoder = AVSpeech2Text(str(asr_train_config), None if asr_model_file is None else str(asr_model_file),
+                                     modality=modality, **decode)
+        self.detect_upsample, self.detect_fallback = detect_upsample, detect_fallback
+        self.crop_scale, self.smooth_window, self.roi_size = crop_scale, smooth_window, roi_size
+        self.mouth_crops = mouth_crops
+
+    @property
+    def modality(self) -> str:
+        """``av``, ``audio`` or ``video``; may be changed between calls (one model loaded)."""
+        return self.decoder.modality
+
+    @modality.setter
+    def modality(self, modality: str) -> None:
+        if modality not in MODALITIES:
+            raise ValueError(f"modality: expected one of {MODALITIES}, got {modality!r}")
+        self.decoder.modality = modality
+
+    @classmethod
+    def from_pack(cls, pack: Union[str, Path], unpack_dir: Optional[Union[str, Path]] = None, **kwargs) -> "AVSRSpeech2Text":
+        """Unpack ``pack`` (ESPnet's ``unpack``; into ``unpack_dir``, default ``<pack without .zip>/``) and load it."""
+        from espnet2.main_funcs.pack_funcs import unpack
+
+        import espnet_lrsms  # noqa: F401  (registers this package's classes with ESPnet)
+
+        pack = Path(pack)
+        if not pack.is_file():
+            raise FileNotFoundError(f"{pack}: no such pack (avsr.sh stage 14 writes <exp>/<model>.zip)")
+        files = unpack(str(pack), str(unpack_dir or pack.with_suffix("")))
+        return cls(files["asr_train_config"], files["asr_model_file"], **kwargs)
+
+    def streams_of_mp4(self, mp4: Union[str, Path]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """(speech (L,) float32 in [-1, 1] or None, mouth ROIs (T, roi_size, roi_size) uint8 or None) of ``mp4``,
+        each only when the modality uses it."""
+        speech = rois = None
+        if self.modality != "video":
+            speech = read_audio_mp4(mp4, FS).astype(np.float32) / 32768
+        if self.modality != "audio":
+            frames = read_video_mp4(mp4).astype(np.uint8)
+            if self.mouth_crops:
+                rois = resize_frames(frames, self.roi_size)
+            else:
+                from espnet_lrsms.avsr.landmarks import FaceLandmarkDetector
+
+                detector = FaceLandmarkDetector(self.detect_upsample, self.detect_upsample + self.detect_fallback)
+                landmarks, _ = detector.detect_clip(frames)
+                rois = crop_mouth_rois(frames, landmarks, self.roi_size, self.crop_scale, self.smooth_window, str(mp4))
+        return speech, rois
+
+    def __call__(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None) -> List[tuple]:
+        """The n-best list of :class:`AVSpeech2Text` (text, tokens, token ids, hypothesis) for an mp4, or
+        for ``speech`` (16 kHz, [-1, 1]) and/or ``video`` (mouth ROIs, 0-255)."""
+        if mp4 is not None:
+            if speech is not None or video is not None:
+                raise ValueError("give an mp4, or speech and/or video, not both")
+            speech, video = self.streams_of_mp4(mp4)
+        if video is not None:
+            video = np.asarray(video, dtype=np.float32)  # as ESPnet's video_npy loader gives it
+        return self.decoder(speech=speech, video=video)
+
+    def transcribe(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None) -> str:
+        """The best hypothesis' text."""
+        return self(mp4, speech, video)[0][0]
