@@ -82,6 +82,16 @@ def test_nprr_is_measured_on_the_test_set_only(lm_stages):
     assert not (out / "dev_clean" / "robustness.txt").exists()  # the tuning set
 
 
+def test_nprr_substitutes_are_homophones_within_the_lms_vocabulary(lm_stages):
+    """Stage 17's default: homophones only, drawn from the words of the base LM's training text (here the 11
+    digit words, none a homophone of another): only the lists' sound-alikes can change (WON -> ONE, TOO -> TWO)."""
+    work, _ = lm_stages
+    text = (work / "exp" / ASR_EXP / f"{DECODE}_rescore_{BASE_LM}" / "test_clean" / "robustness.txt").read_text()
+    assert re.search(rf"substitution 0.3 \(homophones from 11 words of the training text of \S*{BASE_LM}/config.yaml\)", text), text
+    words, substituted = (int(x) for x in re.search(r"(\d+) words, (\d+) substituted", text).groups())
+    assert 0 < substituted < 0.3 * words / 3  # 240 words: 3 substituted (all of CMUdict: 41; and words one phone away: 76)
+
+
 def test_lora_stage_reports_its_ranks(lm_stages):
     work, stdout = lm_stages
     assert re.search(r"LoRA strategy vanilla \(end, step \d+\): 12 adapted linears, ranks 12×r4, total rank 48", stdout)
@@ -124,6 +134,8 @@ def test_shallow_fusion_decodes_into_its_own_directory(lm_stages, librispeech_de
         shutil.copy(demo_work / "exp" / ASR_EXP / name, work / "exp" / ASR_EXP / name)
     shutil.copy(demo_work / "data" / "test_clean" / "wav.scp", work / "data" / "test_clean" / "wav.scp")
     fused = ["--stage", "12", "--stop_stage", "13", "--use_lm", "true", "--test_sets", "test_clean"]
+    plain = work / "exp" / ASR_EXP / DECODE / "test_clean" / "1best_recog" / "text"
+    plain_before = plain.read_text()
 
     result = run(work, *fused, check=False)  # decode_asr_tiny.yaml has lm_weight 0.0
     assert result.returncode != 0 and "--use_lm true needs a non-zero lm_weight" in result.stderr, result.stderr
@@ -142,4 +154,4 @@ def test_shallow_fusion_decodes_into_its_own_directory(lm_stages, librispeech_de
     results = (work / "exp" / ASR_EXP / "RESULTS.md").read_text()
     fused_wer = wer_row(results, tag, "test_clean")
     print(f"test_clean with shallow fusion (lm_weight 0.3): WER {fused_wer}")
-    assert f"|{DECODE}/test_clean|" in results  # the plain decode's rows stay
+    assert plain.read_text() == plain_before  # the plain decode is left as it was
