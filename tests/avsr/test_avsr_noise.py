@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_lrsms.avsr.noise import loop_to_length, make_babble, mix_at_snr, snr_db
+from espnet_lrsms.avsr.noise import loop_to_length, make_babble, mix_at_snr, non_silent, snr_db
 from espnet_lrsms.bin import avsr_mix_noise
 
 SNRS = (-7.5, -2.5, 2.5, 7.5, 12.5)
@@ -129,3 +129,7 @@ def test_one_snr_definition_for_training_and_test_on_a_clip_with_silence(tmp_pat
     assert snr_db(speech, tested - speech) == pytest.approx(5.0, abs=1e-9)
     whole = 10 * np.log10(np.mean(speech ** 2) / np.mean((tested - speech) ** 2))
     assert whole == pytest.approx(5.0 + 10 * np.log10(0.75), abs=0.05)  # what whole-utterance power would say
+    # noise.non_silent is ESPnet's detect_non_silence (reimplemented: that module is slow to import)
+    rng = np.random.default_rng(5)
+    for signal in (speech, speech[:1000], np.zeros(3000), speech[: 16000 + 777] * rng.random(16777)):
+        np.testing.assert_array_equal(non_silent(signal), detect_non_silence(signal[None])[0])
