@@ -19,7 +19,7 @@ every block of ESPnet's Transformer LM)::
         beta1: 0.85              # smoothing of the sensitivity |p * dL/dp|
         beta2: 0.85              # smoothing of its uncertainty
         orth_reg_weight: 0.5     # weight of the orthogonality regulariser of P and Q
-        total_step: null         # optimizer steps of the run; null: counted from the data and max_epoch
+        total_step: null         # optimizer steps of the run (not more); null: counted from the data and max_epoch
 
     lora_conf:
         strategy: warmup         # high-rank warm-up: train at warmup_rank, then truncate B*A by SVD
