@@ -9,6 +9,7 @@
 """
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def get_parser() -> argparse.ArgumentParser:
     args = commands.add_parser("args", help="print the warm-up's training arguments")
     args.add_argument("--config", type=Path, required=True, help="the low-rank training YAML")
     args.add_argument("--epochs", type=int, required=True, help="full-rank epochs before the switch")
+    args.add_argument("--asr_args", default="", help="the recipe's --asr_args: a --max_epoch there is the run's length")
     switch = commands.add_parser("switch", help="truncate the warm-up to low rank in its experiment directory")
     switch.add_argument("--exp_dir", type=Path, required=True)
     switch.add_argument("--config", type=Path, required=True, help="the low-rank training YAML")
@@ -32,7 +34,12 @@ def main(cmd=None) -> int:
     args = get_parser().parse_args(cmd)
     try:
         if args.command == "args":
-            print("\n".join(warmup_args(read_yaml(args.config), args.epochs)))
+            config = read_yaml(args.config)
+            overrides = shlex.split(args.asr_args)
+            for i, word in enumerate(overrides[:-1]):
+                if word in ("--max_epoch", "--max-epoch"):
+                    config["max_epoch"] = int(overrides[i + 1])
+            print("\n".join(warmup_args(config, args.epochs)))
         else:
             switch_to_lowrank(args.exp_dir, args.config)
     except (ValueError, FileNotFoundError) as error:

@@ -23,6 +23,7 @@ import copy
 import csv
 import inspect
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -89,15 +90,18 @@ def lowrank_training_config(trained: Dict, lowrank: Dict) -> Dict:
 
 def _keep(exp_dir: Path, kept: Path) -> List[Path]:
     """Copy the warm-up's weight files into ``kept`` (once: a re-run reads those copies); move away the
-    averaged and best-model files ESPnet made at the warm-up's end. Returns the kept epoch files."""
+    averaged files ESPnet made at the warm-up's end (links to an epoch file, e.g. ``valid.acc.best.pth``,
+    stay: they will point at its truncated version). Returns the kept epoch files."""
     kept.mkdir(exist_ok=True)
     for path in sorted(exp_dir.glob("*.pth")):
         target = kept / path.name
+        if path.is_symlink() and Path(os.readlink(path)).name.endswith("epoch.pth"):
+            continue  # valid.acc.best.pth -> 1epoch.pth, latest.pth, ...: point at the truncated epoch file
         if path.name == "checkpoint.pth" or path.name.endswith("epoch.pth"):
             if not target.exists():
                 with replaced_on_success(target) as tmp:
                     shutil.copy2(path, tmp, follow_symlinks=True)
-        else:  # valid.acc.ave.pth, valid.acc.best.pth, ...: dense, and made again at the end
+        else:  # valid.acc.ave.pth and the files it averages: dense, and made again at the end
             if target.exists() or target.is_symlink():
                 target.unlink()
             shutil.move(str(path), str(target))

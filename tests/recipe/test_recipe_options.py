@@ -81,7 +81,7 @@ def _avsr_work(tmp_path, done):
     """What AVSR stages 1..``done`` leave behind (stand-in files: the checks only look for them)."""
     data, exp = tmp_path / "data", tmp_path / "exp"
     if done >= 1:
-        for dset in ("train", "val", "test"):
+        for dset in ("train", "dev", "test"):
             (data / dset).mkdir(parents=True)
             for name in ("wav.scp", "video.scp", "text"):
                 (data / dset / name).write_text("u1 x\n")
@@ -114,7 +114,7 @@ def _avsr_work(tmp_path, done):
         (12, ["--test_sets", ""], "Stage 12: --test_sets names nothing"),
         (13, [], f"Stage 13 needs {{tmp}}/exp/{AVSR_EXP}/decode_avsr_tiny_avsr_model_valid.acc.best/test/score_wer/result.txt (made by stage 12)"),
         (17, ["--snrs", ""], "Stage 17: --snrs names nothing"),
-        (17, ["--test_sets", "dev"], "Stage 17 needs {tmp}/data/dev/wav.scp (made by stage 1 with the set in --test_sets)"),
+        (17, ["--test_sets", "val"], "Stage 17 needs {tmp}/data/val/wav.scp (made by stage 1 with the set in --test_sets)"),
     ],
 )
 def test_avsr_stage_checks_its_inputs_first(tmp_path, stage, extra, message):
@@ -145,7 +145,7 @@ def _asr(tmp_path, *args):
 
 
 def test_stage_numbers_and_skip_options_are_espnets(tmp_path):
-    """--skip_data_prep leaves out 1-5 and --skip_train 6-11, as ESPnet's asr.sh; 3 and 4 say why they do nothing."""
+    """--skip_data_prep leaves out 1-5 and --skip_train 6-11, as ESPnet's asr.sh; 2 and 3 say why they do nothing."""
     result = _asr(tmp_path, "--stage", "1", "--stop-stage", "11", "--skip_data_prep", "true", "--skip-train", "true")
     assert result.returncode == 0, result.stderr
     for n in range(1, 6):
@@ -153,10 +153,12 @@ def test_stage_numbers_and_skip_options_are_espnets(tmp_path):
     for n in range(6, 12):
         assert f"Stage {n} skipped (--skip_train true)" in result.stdout
     assert "Stage 12" not in result.stdout
-    result = _asr(tmp_path, "--stage", "2", "--stop_stage", "4", "--speed_perturb_factors", "")
+    result = _asr(tmp_path, "--stage", "2", "--stop_stage", "3", "--speed_perturb_factors", "")
     assert result.returncode == 0, result.stderr
     assert "Stage 2: no speed perturbation (--speed_perturb_factors is empty)" in result.stdout
-    assert "Stage 3: nothing to format" in result.stdout and "Stage 4: no duration filter yet" in result.stdout
+    assert "Stage 3: nothing to format" in result.stdout
+    result = _asr(tmp_path, "--stage", "4", "--stop_stage", "4")  # the duration filter needs stage 1's sets
+    assert result.returncode == 1 and f"Stage 4 needs {tmp_path}/data/train_960/wav.scp (made by stage 1)" in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "exp").exists()
 
 

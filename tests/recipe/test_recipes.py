@@ -89,6 +89,28 @@ def test_rerunning_a_stage_is_safe(librispeech_demo):
     assert results_tables((work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text()) == before
 
 
+def test_full_rank_warmup_then_low_rank_through_stage_11(librispeech_demo):
+    """--warmup_full_rank_epochs 1: a dense epoch (its own log), the switch, a low-rank epoch, in one
+    experiment directory with its own tag; the data and shape files of the demo run are reused."""
+    work, _ = librispeech_demo
+    run_recipe(
+        LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
+        "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "test_clean",
+        "--stage", "11", "--stop_stage", "11", "--warmup_full_rank_epochs", "1",
+        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 2",
+    )
+    exp = work / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch2_warmup_full_rank1"
+    assert (exp / "full_rank_warmup" / "switched").is_file() and (exp / "train_full_rank_warmup.log").is_file()
+    dense_key, factor = "encoder.encoders.0.feed_forward.w_1.weight", "encoder.encoders.0.feed_forward.w_1.u"
+    assert dense_key in torch.load(exp / "full_rank_warmup" / "1epoch.pth", weights_only=True)
+    for epoch in (1, 2):
+        state = torch.load(exp / f"{epoch}epoch.pth", weights_only=True)
+        assert factor in state and dense_key not in state
+    assert torch.load(exp / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]["epoch"] == 2
+    for model in ("valid.acc.best.pth", "valid.acc.ave.pth"):  # what stage 12 decodes: low rank
+        assert factor in torch.load(exp / model, weights_only=True), model
+
+
 def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
     run_recipe(
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,

@@ -101,6 +101,8 @@ asr_config=""
 asr_tag=""
 asr_args=""
 asr_stats_dir=""
+warmup_full_rank_epochs=0 # stage 11: E > 0 trains the config's architecture dense (lowrank: null) for E epochs,
+                          # truncates it to the config's ranks by SVD and trains on low-rank to max_epoch
 
 # Decoding
 inference_config=""
@@ -143,7 +145,7 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --skip_eval --skip_packing --skip_upload_hf --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
+  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
   --cleaner --hyp_cleaner --nlsyms_txt (scoring, ESPnet's; default none)
   --use_lm true|false (stage 12 shallow fusion; default false: the paper decodes without an LM)
   --inference_lm --inference_lm_exp
@@ -184,6 +186,7 @@ if [[ -z "$asr_tag" ]]; then
     asr_tag="$(basename "${asr_config}" .yaml)_raw_${lang}_${token_type}${nbpe}"
     if [[ -n "$asr_args" ]]; then asr_tag+="$(echo "${asr_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
     [[ -z "$speed_perturb_factors" ]] || asr_tag+="_sp"
+    (( warmup_full_rank_epochs == 0 )) || asr_tag+="_warmup_full_rank${warmup_full_rank_epochs}"
 fi
 asr_exp="${expdir}/asr_${asr_tag}"
 if [[ -n "$lm_config" ]]; then
@@ -371,27 +374,41 @@ if run_stage 11; then
         "${datadir}/${train_set}/wav.scp" "${datadir}/${train_set}/text" "${datadir}/${valid_set}/wav.scp" "${datadir}/${valid_set}/text"
     require_files 11 "made by stage 10" "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"
     write_run_sh "${asr_exp}" 11
-    launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --log "${asr_exp}/train.log" --ngpu "${ngpu}"
+    launch_opts=(--cmd "${cuda_cmd} --gpu ${ngpu}" --ngpu "${ngpu}"
                  --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_"
                  --multiprocessing_distributed true)
     [[ -n "$host" ]] && launch_opts+=(--host "${host}")
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.launch "${launch_opts[@]}" -- \
-        ${python} -m espnet_lrsms.bin.asr_train \
-            --use_preprocessor true \
-            --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" \
-            --train_data_path_and_name_and_type "${datadir}/${train_set}/wav.scp,speech,sound" \
-            --train_data_path_and_name_and_type "${datadir}/${train_set}/text,text,text" \
-            --valid_data_path_and_name_and_type "${datadir}/${valid_set}/wav.scp,speech,sound" \
-            --valid_data_path_and_name_and_type "${datadir}/${valid_set}/text,text,text" \
-            --train_shape_file "${asr_stats_dir}/train/speech_shape" \
-            --train_shape_file "${asr_stats_dir}/train/text_shape.${token_type}" \
-            --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
-            --valid_shape_file "${asr_stats_dir}/valid/text_shape.${token_type}" \
-            --resume true \
-            --output_dir "${asr_exp}" \
-            --config "${asr_config}" \
-            ${asr_args}
+    train_asr() {  # <log> [extra training arguments]: ESPnet training through its launcher, resumed if begun
+        local log_file=$1; shift
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.launch "${launch_opts[@]}" --log "${log_file}" -- \
+            ${python} -m espnet_lrsms.bin.asr_train \
+                --use_preprocessor true \
+                --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" \
+                --train_data_path_and_name_and_type "${datadir}/${train_set}/wav.scp,speech,sound" \
+                --train_data_path_and_name_and_type "${datadir}/${train_set}/text,text,text" \
+                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/wav.scp,speech,sound" \
+                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/text,text,text" \
+                --train_shape_file "${asr_stats_dir}/train/speech_shape" \
+                --train_shape_file "${asr_stats_dir}/train/text_shape.${token_type}" \
+                --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
+                --valid_shape_file "${asr_stats_dir}/valid/text_shape.${token_type}" \
+                --resume true \
+                --output_dir "${asr_exp}" \
+                --config "${asr_config}" \
+                ${asr_args} "$@"
+    }
+    if (( warmup_full_rank_epochs > 0 )) && [[ ! -f "${asr_exp}/full_rank_warmup/switched" ]]; then
+        # the dense warm-up of the same architecture (lowrank: null), then the switch to the config's ranks
+        _warmup=$(${python} -m espnet_lrsms.bin.full_rank_warmup args --config "${asr_config}" \
+            --epochs "${warmup_full_rank_epochs}" --asr_args "${asr_args}") || exit 1
+        mapfile -t _warmup_args <<< "${_warmup}"
+        log "Stage 11: full-rank warm-up for ${warmup_full_rank_epochs} epoch(s): ${_warmup_args[*]} (log: ${asr_exp}/train_full_rank_warmup.log)"
+        train_asr "${asr_exp}/train_full_rank_warmup.log" "${_warmup_args[@]}"
+        log "Stage 11: truncating the warm-up to the ranks of ${asr_config} (dense files kept in ${asr_exp}/full_rank_warmup)"
+        ${python} -m espnet_lrsms.bin.full_rank_warmup switch --exp_dir "${asr_exp}" --config "${asr_config}"
+    fi
+    train_asr "${asr_exp}/train.log"
 fi
 
 # ========================== evaluation, packing, upload: stages 12-16 ==========================
