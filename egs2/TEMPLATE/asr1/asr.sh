@@ -83,6 +83,8 @@ train_set=""
 valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken utterance
+valid_speakers=""        # LRS3: the dev speakers, one id per line (e.g. ESPnet's data/dev/spk2utt); default: the list
+                         # an earlier stage 1 left in data/lrs3_dev_speakers.txt, else ESPnet's 92/8 split rule
 datadir=data
 speed_perturb_factors="" # stage 2, e.g. "0.9 1.0 1.1" (ESPnet's); empty: no speed perturbation
 min_wav_duration=0.1     # stage 4: training and validation utterances not longer than this (seconds) are left out
@@ -145,7 +147,7 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --skip_eval --skip_packing --skip_upload_hf --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
+  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --valid_speakers --python --hf_repo
   --cleaner --hyp_cleaner --nlsyms_txt (scoring, ESPnet's; default none)
   --use_lm true|false (stage 12 shallow fusion; default false: the paper decodes without an LM)
   --inference_lm --inference_lm_exp
@@ -235,9 +237,16 @@ if run_stage 1; then
     [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, or db.sh), which does not exist" >&2; exit 1; }
     require_count 1 --nj "${nj}"
     log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets} from ${corpus_root}"
+    split_opts=()
+    if [[ -n "$valid_speakers" ]]; then
+        [[ "$valid_speakers" == /* || -f "$valid_speakers" ]] || valid_speakers="${LRSMS_CALLER_DIR:-.}/${valid_speakers}"
+        [[ -f "$valid_speakers" ]] || { echo "$0: Stage 1: --valid_speakers ${valid_speakers}: no such file" >&2; exit 1; }
+        split_opts=(--valid_speakers "${valid_speakers}")
+    fi
     # shellcheck disable=SC2086
     ${python} -m espnet_lrsms.bin.prepare_data --corpus "${corpus}" --corpus_root "${corpus_root}" \
-        --sets ${text_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}"
+        --sets ${text_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
+        "${split_opts[@]}"
 fi
 
 if run_stage 2; then
