@@ -109,6 +109,9 @@ def get_parser() -> argparse.ArgumentParser:
                              "rank (the overhead of this package's layer against a textbook factorization)")
     parser.add_argument("--unfused", action="store_true",
                         help="also time B with ESPnet's own q/k/v projections (one Vᵀx per layer, no fusion)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time A and B through torch.compile (default mode; compiled during the "
+                             "warm-up steps, which then should be at least 2)")
     parser.add_argument("--out", default=None, help="also write the table to this CSV file")
     return parser
 
@@ -393,6 +396,11 @@ def main(argv=None) -> int:
             model = make(source["model"]).to(device).train()
             rows.append({**source, "config": f"{source['config']}_{suffix}", "path": None, "model": model,
                          "optimizer": make_optimizer(model), "times": []})
+    if args.compile:
+        for source in rows[:2]:
+            model = copy.deepcopy(source["model"])
+            rows.append({**source, "config": f"{source['config']}_compiled", "path": None,
+                         "model": torch.compile(model), "optimizer": make_optimizer(model), "times": []})
 
     # Warm-up; the first step also counts linear MACs, the warm-up gives CUDA memory.
     for row in rows:
