@@ -103,6 +103,7 @@ def _avsr_work(tmp_path, done):
         (1, ["--corpus_root", "{tmp}/nowhere"], "Stage 1 needs the corpus root {tmp}/nowhere (--corpus_root, LRS3 in db.sh)"),
         (1, ["--nj", "0"], "Stage 1: --nj must be at least 1, got 0"),
         (1, ["--landmarks_dir", "{tmp}/nolandmarks"], "Stage 1: --landmarks_dir {tmp}/nolandmarks: no such directory"),
+        (1, ["--valid_speakers", "{tmp}/none.txt"], "Stage 1: --valid_speakers {tmp}/none.txt: no such file"),
         (5, [], "Stage 5 needs {tmp}/data/train/text (made by stage 1), which is missing or empty"),
         (10, [], "Stage 10 needs {tmp}/data/en_token_list/bpe_unigram30/bpe.model (made by stage 5)"),
         (11, [], "Stage 11 needs {tmp}/exp/avsr_stats_raw_en_bpe30/train/speech_shape (made by stage 10)"),

@@ -239,8 +239,7 @@ if run_stage 1; then
     log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets} from ${corpus_root}"
     split_opts=()
     if [[ -n "$valid_speakers" ]]; then
-        [[ "$valid_speakers" == /* || -f "$valid_speakers" ]] || valid_speakers="${LRSMS_CALLER_DIR:-.}/${valid_speakers}"
-        [[ -f "$valid_speakers" ]] || { echo "$0: Stage 1: --valid_speakers ${valid_speakers}: no such file" >&2; exit 1; }
+        require_caller_file 1 --valid_speakers valid_speakers
         split_opts=(--valid_speakers "${valid_speakers}")
     fi
     # shellcheck disable=SC2086

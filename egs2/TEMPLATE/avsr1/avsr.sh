@@ -168,8 +168,7 @@ if run_stage 1; then
     [[ -n "$landmarks_dir" ]] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
     split_opts=()
     if [[ -n "$valid_speakers" ]]; then
-        [[ "$valid_speakers" == /* || -f "$valid_speakers" ]] || valid_speakers="${LRSMS_CALLER_DIR:-.}/${valid_speakers}"
-        [[ -f "$valid_speakers" ]] || { echo "$0: Stage 1: --valid_speakers ${valid_speakers}: no such file" >&2; exit 1; }
+        require_caller_file 1 --valid_speakers valid_speakers
         split_opts=(--valid_speakers "${valid_speakers}")
     fi
     if [[ -n "$extra_train_sets" ]]; then

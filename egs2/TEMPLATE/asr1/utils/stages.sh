@@ -45,6 +45,12 @@ require_files() {
         fi
     done
 }
+require_caller_file() {  # <stage> <option> <variable>: a relative path is taken from run.sh's caller's directory
+    local stage=$1 option=$2
+    local -n _file=$3
+    [[ "$_file" == /* || -f "$_file" ]] || _file="${LRSMS_CALLER_DIR:-.}/${_file}"
+    [[ -f "$_file" ]] || { echo "$0: Stage ${stage}: ${option} ${_file}: no such file" >&2; exit 1; }
+}
 require_count() {
     if [[ ! "$3" =~ ^[0-9]+$ || "$3" -lt 1 ]]; then
         echo "$0: Stage $1: $2 must be at least 1, got $3" >&2
