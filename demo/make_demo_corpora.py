@@ -117,12 +117,13 @@ def face_frames(wave: np.ndarray, rng: random.Random, size: int = 224, span: int
     return np.stack(frames)
 
 
-def write_mp4(path: Path, wave: np.ndarray, frames: np.ndarray) -> None:
+def write_mp4(path: Path, wave: np.ndarray, frames: np.ndarray, fps: int = 25) -> None:
+    """Grey ``frames`` (T, H, W) at ``fps`` frames/s and ``wave`` (16 kHz) as an H.264/AAC mp4."""
     import av
 
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=25)
-        video.width = video.height = frames.shape[1]
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
         audio = container.add_stream("aac", rate=FS)
         audio.layout = "mono"

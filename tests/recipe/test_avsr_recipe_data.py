@@ -179,30 +179,6 @@ def test_absurd_landmarks_skip_the_clip_naming_file_and_frame(corpus, tmp_path, 
     assert (out / "video.scp").read_text().split()[0] == "spk_00001"
 
 
-def write_mp4_at(path, wave, frames, fps):
-    """``frames`` (T, H, W) at ``fps`` frames/s and ``wave`` at 16 kHz."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        audio = container.add_stream("aac", rate=FS)
-        audio.layout = "mono"
-        for frame in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(np.repeat(frame[..., None], 3, 2), format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
-        for start in range(0, len(pcm), 1024):
-            chunk = av.AudioFrame.from_ndarray(pcm[start:start + 1024][None, :], format="s16", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = FS, start, Fraction(1, FS)
-            for packet in audio.encode(chunk):
-                container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
-
-
 def test_extra_training_corpora_are_merged_and_brought_to_25_fps(corpus, tmp_path):
     """An extra corpus (VoxCeleb2-like: <speaker>/<video>/<clip>.mp4) with a 30 fps clip, one transcript as
     a .txt, one in a Kaldi text file, joins the set; the 30 fps video is resampled, not skipped."""
@@ -210,8 +186,9 @@ def test_extra_training_corpora_are_merged_and_brought_to_25_fps(corpus, tmp_pat
     (extra / "id001" / "vidA").mkdir(parents=True)
     tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.2 * FS)) / FS)).astype(np.float32)
     ramp30 = np.stack([np.full((64, 64), 6 * i, np.uint8) for i in range(36)])  # 1.2 s at 30 fps, frame i = grey 6i
-    write_mp4_at(extra / "id001" / "vidA" / "00001.mp4", tone, ramp30, 30)
-    write_mp4_at(extra / "id001" / "vidA" / "00002.mp4", tone, np.full((30, 64, 64), 100, np.uint8), 25)
+    write_mp4 = _demo_module().write_mp4
+    write_mp4(extra / "id001" / "vidA" / "00001.mp4", tone, ramp30, fps=30)
+    write_mp4(extra / "id001" / "vidA" / "00002.mp4", tone, np.full((30, 64, 64), 100, np.uint8))
     (extra / "id001" / "vidA" / "00001.txt").write_text("HELLO {LG} THERE\n")  # a plain first line
     (extra / "text").write_text("id001_vidA_00002 AN AUTOMATIC TRANSCRIPT\n")
     out = prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is"), nj=1, on_error="skip",
