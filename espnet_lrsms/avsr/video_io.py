@@ -16,7 +16,7 @@ accepts only float or signed-integer arrays); the video front end crops and norm
     --train_data_path_and_name_and_type data/train/video.scp,video,video_npy
 """
 from pathlib import Path
-from typing import Dict, Iterator, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 from espnet2.fileio.read_text import read_2columns_text
@@ -65,8 +65,18 @@ def read_video_npy(path: Union[str, Path]) -> np.ndarray:
 
 def read_video_mp4(path: Union[str, Path], frame_rate: int = FRAME_RATE, resample: bool = False) -> np.ndarray:
     """(T, H, W) float32 grey frames decoded with PyAV; the video stream must be at ``frame_rate``, or, with
-    ``resample``, is brought to it: frame k shows the source frame on screen at time k / ``frame_rate``
-    (frames dropped or repeated, as ffmpeg's ``fps`` filter does), T = round(duration · ``frame_rate``)."""
+    ``resample``, is brought to it (:func:`read_video_mp4_resampled`)."""
+    return _read_video_mp4(path, frame_rate, resample)[0]
+
+
+def read_video_mp4_resampled(path: Union[str, Path], frame_rate: int = FRAME_RATE) -> Tuple[np.ndarray, Optional[float]]:
+    """(T, H, W) float32 grey frames at ``frame_rate`` and the source's frame rate when it was another (else
+    None): frame k shows the source frame on screen at time k / ``frame_rate`` (frames dropped or repeated,
+    as ffmpeg's ``fps`` filter does), T = round(duration · ``frame_rate``)."""
+    return _read_video_mp4(path, frame_rate, True)
+
+
+def _read_video_mp4(path: Union[str, Path], frame_rate: int, resample: bool) -> Tuple[np.ndarray, Optional[float]]:
     import av
 
     path = str(path)
@@ -87,14 +97,14 @@ def read_video_mp4(path: Union[str, Path], frame_rate: int = FRAME_RATE, resampl
     if not decoded:
         raise VideoError(f"{path}: the video has no frames")
     frames = [image for _, image in decoded]
-    if other_rate:
-        times = np.array([t if t is not None else i / float(rate) for i, (t, _) in enumerate(decoded)])
-        times -= times[0]
-        duration = times[-1] + 1 / float(rate)
-        targets = np.arange(int(round(duration * frame_rate))) / frame_rate
-        index = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(frames) - 1)
-        frames = [frames[i] for i in index]
-    return _check_frames(np.stack(frames), path)
+    if not other_rate:
+        return _check_frames(np.stack(frames), path), None
+    times = np.array([t if t is not None else i / float(rate) for i, (t, _) in enumerate(decoded)])
+    times -= times[0]
+    duration = times[-1] + 1 / float(rate)
+    targets = np.arange(int(round(duration * frame_rate))) / frame_rate
+    index = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(frames) - 1)
+    return _check_frames(np.stack([frames[i] for i in index]), path), float(rate)
 
 
 def read_audio_mp4(path: Union[str, Path], sample_rate: int = 16000) -> np.ndarray:

@@ -6,8 +6,10 @@ sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``<name>`` below is the
 
 - ``<data_dir>/av/<set>/audio/<speaker>/<name>.wav``: the first audio stream, 16 kHz mono 16-bit;
 - ``<data_dir>/av/<set>/roi/<speaker>/<name>.npy``: uint8 ``(T, 96, 96)`` grey mouth crops, one per
-  video frame (the video must be at 25 frames/s), made by :mod:`espnet_lrsms.avsr.roi` around mouth
-  landmarks or from the frames as they are. ``roi_method``:
+  video frame at 25 frames/s (a video at another rate is brought to it first, LRS3's own clips as those of
+  the extra corpora: :func:`espnet_lrsms.avsr.video_io.read_video_mp4_resampled`; the count per set and
+  source rate is logged), made by :mod:`espnet_lrsms.avsr.roi` around mouth landmarks or from the frames
+  as they are. ``roi_method``:
 
   - ``"landmarks"``: the user's landmark files (``landmarks_dir``, e.g. Auto-AVSR's LRS3 landmarks);
   - ``"detect"``: landmarks found by :class:`espnet_lrsms.avsr.landmarks.FaceLandmarkDetector` (dlib,
@@ -17,13 +19,14 @@ sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``<name>`` below is the
   - ``"as_is"``: the video already shows the mouth; frames are only resized.
 
 Both files are written under a temporary name and renamed once the clip has passed every check, so
-they are a cache: a re-run (after an interruption, or with more sets) reads their headers instead of
-decoding again. The ROI settings are kept in ``av/<set>/roi/settings.json``; other settings discard
+they are a cache: a re-run (after an interruption, or with more sets) reads their headers (and the
+``<name>.json`` next to the ROI: the detection report, the source frame rate) instead of decoding again.
+The ROI settings are kept in ``av/<set>/roi/settings.json``; other settings discard
 the cached ROIs.
 
 A clip with a problem is never dropped silently. Kinds (column 2 of ``skipped.txt``):
 ``duplicate_id`` (one id for two clips), ``no_transcript``, ``no_mp4``, ``unreadable`` (PyAV cannot open or decode it), ``no_audio``,
-``no_video``, ``frame_rate``, ``no_landmarks`` (no landmark file), ``bad_landmarks`` (unreadable, or points
+``no_video``, ``no_landmarks`` (no landmark file), ``bad_landmarks`` (unreadable, or points
 not finite or far outside the frame), ``no_face``,
 ``length_mismatch`` (audio and video differ by more than ``max_frame_mismatch`` 40 ms frames, or the
 landmarks do not have one entry per video frame). ``on_error="stop"`` raises naming the clips and
@@ -34,6 +37,7 @@ and logs the count per kind (the policy, the parallel pass and the writer are
 import json
 import logging
 import shutil
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
@@ -51,7 +55,7 @@ from espnet_lrsms.avsr.roi import (
     read_landmarks,
     resize_frames,
 )
-from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_audio_mp4, read_video_mp4
+from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_audio_mp4, read_video_mp4_resampled
 from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.recipe.data_prep import (
     DataPrepError,
@@ -103,7 +107,7 @@ class AVClip:
     num_samples: int = 0  # of the audio
     video_frames: int = 0
     face: Optional[Dict[str, int]] = None  # frames, found, fallback, longest_gap (landmark methods)
-    resample: bool = False  # an extra corpus' clip: other frame rates brought to 25 fps
+    resampled_from: Optional[float] = None  # the video's frame rate when it was not 25 fps (brought to 25)
     kind: Optional[str] = None
     problem: Optional[str] = None
 
@@ -128,19 +132,15 @@ def decode_audio(mp4: Path) -> np.ndarray:
 
 
 @typechecked
-def decode_video(mp4: Path, resample: bool = False) -> np.ndarray:
-    """Grey frames ``(T, H, W)`` uint8 of ``mp4``'s first video stream (at 25 frames/s, or brought to it)."""
+def decode_video(mp4: Path) -> Tuple[np.ndarray, Optional[float]]:
+    """Grey frames ``(T, H, W)`` uint8 of ``mp4``'s first video stream at 25 frames/s, and the source's frame
+    rate when it had to be brought to 25 (else None)."""
     try:
-        return read_video_mp4(mp4, resample=resample).astype(np.uint8)
+        frames, resampled_from = read_video_mp4_resampled(mp4, FRAME_RATE)
     except VideoError as err:
         message = str(err)
-        if "no video stream" in message:
-            kind = "no_video"
-        elif "frames/s" in message:
-            kind = "frame_rate"
-        else:
-            kind = "unreadable"
-        raise ClipProblem(kind, message) from err
+        raise ClipProblem("no_video" if "no video stream" in message else "unreadable", message) from err
+    return frames.astype(np.uint8), resampled_from
 
 
 def _save_atomic(path: Path, write) -> None:
@@ -237,20 +237,25 @@ def process_clip(clip: AVClip, out_dir: Path, settings: RoiSettings, max_frame_m
         wav = out_dir / "audio" / clip.speaker / f"{name}.wav"
         roi = out_dir / "roi" / clip.speaker / f"{name}.npy"
         cached = _cached_lengths(wav, roi)
+        report = roi.with_suffix(".json")  # kept with the ROI: a cached re-run reports it too
         if cached is None:
             samples = decode_audio(clip.source)
-            frames = decode_video(clip.source, clip.resample)
+            frames, clip.resampled_from = decode_video(clip.source)
             check_lengths(clip.source, samples.size, len(frames), max_frame_mismatch)
             rois = make_rois(frames, clip, settings, out_dir)
-            if clip.face is not None:  # kept with the ROI: a cached re-run reports it too
-                _save_atomic(roi.with_suffix(".json"), lambda p: p.write_text(json.dumps(clip.face)))
+            if clip.face is not None or clip.resampled_from is not None:
+                meta = json.dumps({"face": clip.face, "resampled_from": clip.resampled_from})
+                _save_atomic(report, lambda p: p.write_text(meta))
             _save_atomic(roi, lambda p: np.save(p, rois))
             _save_atomic(wav, lambda p: soundfile.write(str(p), samples, FS, subtype="PCM_16", format="WAV"))
             cached = samples.size, len(rois)
         else:
             check_lengths(clip.source, cached[0], cached[1], max_frame_mismatch)
-            if roi.with_suffix(".json").is_file():
-                clip.face = json.loads(roi.with_suffix(".json").read_text())
+            if report.is_file():
+                meta = json.loads(report.read_text())
+                if "face" not in meta:  # written before the frame rate was kept: the face report alone
+                    meta = {"face": meta}
+                clip.face, clip.resampled_from = meta["face"], meta.get("resampled_from")
         clip.wav, clip.roi = wav, roi
         clip.num_samples, clip.video_frames = cached
     except ClipProblem as err:
@@ -310,7 +315,7 @@ def scan_extra_corpus(root: Path) -> List[AVClip]:
             text = lrs3_text(txt) if "Text:" in content else clean_transcript(content.split("\n", 1)[0])
         else:
             text = clean_transcript(kaldi.get(key, ""))
-        clips.append(AVClip(f"{root.name}_{key}", speaker, text, mp4, Path(root.name) / relative, resample=True))
+        clips.append(AVClip(f"{root.name}_{key}", speaker, text, mp4, Path(root.name) / relative))
     if not clips:
         raise DataPrepError(f"--extra_train_sets {root}: no .mp4 file under it")
     return clips
@@ -342,7 +347,7 @@ def prepare_av_set(
 ) -> Path:
     """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it
     (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``extra``:
-    corpora of :func:`scan_extra_corpus` merged into the set, their clips brought to 25 fps)."""
+    corpora of :func:`scan_extra_corpus` merged into the set). Every clip's video is brought to 25 fps."""
     check_on_error(on_error)
     if settings.method not in ROI_METHODS:
         raise ValueError(f"roi method must be one of {ROI_METHODS}, got {settings.method!r}")
@@ -375,8 +380,18 @@ def prepare_av_set(
     jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
     done = check_in_parallel(_process_star, jobs, nj, f"av data prep {set_name}", "clip", chunksize=4, initializer=_init_worker)
     out = finish_set(data_dir / set_name, done, av_tables, on_error, "clip", durations)
+    report_frame_rates(out.name, done)
     report_faces(out, done)
     return out
+
+
+def report_frame_rates(set_name: str, clips: List[AVClip]) -> None:
+    """One log line per set: how many of the usable clips were brought to 25 fps, by source frame rate."""
+    good = [c for c in clips if c.problem is None]
+    rates = Counter(round(c.resampled_from, 3) for c in good if c.resampled_from is not None)
+    by_rate = ", ".join(f"{n} from {rate:g} fps" for rate, n in sorted(rates.items()))
+    logger.info("set %s: %d of %d clips resampled to %d fps%s", set_name, sum(rates.values()), len(good), FRAME_RATE,
+                f" ({by_rate})" if by_rate else "")
 
 
 LONG_GAP = 12  # frames (0.48 s, the mouth-centre smoothing window): longer gaps are listed

@@ -64,6 +64,22 @@ def corpus(tmp_path_factory):
     return root
 
 
+def write_ramp_clip(path, fps):
+    """A 1.2 s clip at ``fps``: a 220 Hz tone, 64x64 frames, frame i = grey 6i (the demo generator's write_mp4)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.2 * FS)) / FS)).astype(np.float32)
+    ramp = np.stack([np.full((64, 64), 6 * i, np.uint8) for i in range(int(round(1.2 * fps)))])
+    _demo_module().write_mp4(path, tone, ramp, fps=fps)
+
+
+def assert_ramp_at_25_fps(rois, source_fps):
+    """``rois`` of a :func:`write_ramp_clip` clip brought to 25 fps: 1.2 s · 25 frames, and frame k shows the
+    source frame on screen at k/25 s (index floor(k · fps / 25))."""
+    assert len(rois) == round(1.2 * 25) == 30
+    expected = 6 * np.floor(np.arange(30) * source_fps / 25)
+    assert np.abs(rois[:, 48, 48].astype(float) - expected).max() <= 3, rois[:, 48, 48]
+
+
 def read_skipped(path):
     return {line.split("\t")[0]: line.split("\t")[1:] for line in path.read_text().splitlines()}
 
@@ -183,12 +199,8 @@ def test_extra_training_corpora_are_merged_and_brought_to_25_fps(corpus, tmp_pat
     """An extra corpus (VoxCeleb2-like: <speaker>/<video>/<clip>.mp4) with a 30 fps clip, one transcript as
     a .txt, one in a Kaldi text file, joins the set; the 30 fps video is resampled, not skipped."""
     extra = tmp_path / "vox"
-    (extra / "id001" / "vidA").mkdir(parents=True)
-    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.2 * FS)) / FS)).astype(np.float32)
-    ramp30 = np.stack([np.full((64, 64), 6 * i, np.uint8) for i in range(36)])  # 1.2 s at 30 fps, frame i = grey 6i
-    write_mp4 = _demo_module().write_mp4
-    write_mp4(extra / "id001" / "vidA" / "00001.mp4", tone, ramp30, fps=30)
-    write_mp4(extra / "id001" / "vidA" / "00002.mp4", tone, np.full((30, 64, 64), 100, np.uint8))
+    write_ramp_clip(extra / "id001" / "vidA" / "00001.mp4", fps=30)
+    write_ramp_clip(extra / "id001" / "vidA" / "00002.mp4", fps=25)
     (extra / "id001" / "vidA" / "00001.txt").write_text("HELLO {LG} THERE\n")  # a plain first line
     (extra / "text").write_text("id001_vidA_00002 AN AUTOMATIC TRANSCRIPT\n")
     out = prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is"), nj=1, on_error="skip",
@@ -199,11 +211,26 @@ def test_extra_training_corpora_are_merged_and_brought_to_25_fps(corpus, tmp_pat
     utt2spk = dict(line.split() for line in (out / "utt2spk").read_text().splitlines())
     assert utt2spk["vox_id001_vidA_00001"] == "vox_id001"
     video = dict(line.split() for line in (out / "video.scp").read_text().splitlines())
-    rois = np.load(video["vox_id001_vidA_00001"])
-    assert len(rois) == 30  # 1.2 s at 25 fps
-    # frame k at 25 fps shows the 30 fps frame on screen at k/25 s: index floor(1.2 k)
-    expected = 6 * np.floor(np.arange(30) * 30 / 25)
-    assert np.abs(rois[:, 48, 48].astype(float) - expected).max() <= 3, rois[:, 48, 48]
+    assert_ramp_at_25_fps(np.load(video["vox_id001_vidA_00001"]), source_fps=30)
     assert not (out / "skipped.txt").read_text().count("vox_")
     with pytest.raises(DataPrepError, match="no such directory"):
         prepare_av_set(corpus, "test", tmp_path / "data2", RoiSettings(method="as_is"), extra=[tmp_path / "none"])
+
+
+def test_lrs3_clips_at_another_frame_rate_are_brought_to_25_fps(tmp_path, caplog):
+    """An LRS3 clip (test/<speaker>/<clip>.mp4 + .txt) at 30 fps is resampled as the extra corpora's are, not
+    refused; the log says how many clips of the set were resampled and from which rate, also from the cache."""
+    corpus = tmp_path / "lrs3"
+    for clip, fps in (("00000", 30), ("00001", 25)):
+        write_ramp_clip(corpus / "test" / "spk" / f"{clip}.mp4", fps)
+        (corpus / "test" / "spk" / f"{clip}.txt").write_text("Text:  ONE TWO\nConf:  4\n")
+    for run in ("decoded", "cached"):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="espnet_lrsms.recipe.avsr_data_prep"):
+            out = prepare_av_set(corpus, "test", tmp_path / "data", RoiSettings(method="as_is"), nj=1, on_error="stop")
+        assert "set test: 1 of 2 clips resampled to 25 fps (1 from 30 fps)" in caplog.text, run
+        video = dict(line.split() for line in (out / "video.scp").read_text().splitlines())
+        assert sorted(video) == ["spk_00000", "spk_00001"]  # kept (on_error="stop": any problem would raise)
+        assert_ramp_at_25_fps(np.load(video["spk_00000"]), source_fps=30)
+        frames = dict(line.split() for line in (out / "utt2num_video_frames").read_text().splitlines())
+        assert frames == {"spk_00000": "30", "spk_00001": "30"}

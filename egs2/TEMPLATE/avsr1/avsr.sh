@@ -6,8 +6,9 @@
 # The stages asr.sh has and this recipe lacks are logged as skipped.
 #
 #   1. data prep          data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}: per clip a 16 kHz wav and
-#                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps, cropped around landmarks from
-#                         --landmarks_dir or from the face detector (cached per clip; skipped.txt)
+#                         a uint8 (T, 96, 96) mouth-ROI .npy at 25 fps (videos at other rates resampled,
+#                         counted in the log), cropped around landmarks from --landmarks_dir or from the
+#                         face detector (cached per clip; skipped.txt)
 #   2-3.                  skipped: no speed perturbation (audio and video would drift apart), nothing to
 #                         format (raw audio and ROI arrays are read as they are)
 #   4. duration filter    ESPnet's --min_wav_duration/--max_wav_duration (0.1 and 20 s) on the training and
