@@ -3,10 +3,12 @@
     python -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir exp/avsr_x --inference_tag decode_avsr_avsr_model_valid.acc.ave \\
         --asr_model_file exp/avsr_x/valid.acc.ave.pth --data_root data --test_sets test \\
         --conditions clean -7.5 -2.5 2.5 7.5 12.5 [--noise_file babble.wav | --babble_speakers 6] [--nj 4] \\
+        [--bpemodel data/en_token_list/bpe_unigram5000/bpe.model] \\
         [any espnet_lrsms.bin.avsr_inference option: --config conf/avsr/decode_avsr.yaml --beam_size 40 --modality av ...]
 
 Clean: <exp>/<inference_tag>/<set>; SNR x: noisy copy <data_root>/<set>_babble_snr<x> (mix_noise), decoded
-into <exp>/<inference_tag>_snr<x>/<set>; each with <n>best_recog/ and score_{wer,cer}/result.txt.
+into <exp>/<inference_tag>_snr<x>/<set>; each with <n>best_recog/ and score_{wer,cer}/result.txt (+ score_ter
+with --bpemodel, as espnet_lrsms.bin.score).
 --results_only: just rewrite <exp>/RESULTS.md from the result.txt files there.
 """
 import argparse
@@ -35,6 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="noise offsets and babble talkers")
     parser.add_argument("--nj", type=int, default=1, help="decoding jobs")
     parser.add_argument("--video_type", default="video_npy", choices=["video_npy", "video_mp4"])
+    parser.add_argument("--bpemodel", type=Path,
+                        help="SentencePiece model for scoring: token error rate (TER); decoding uses the model's own")
     parser.add_argument("--results_only", action="store_true")
     return parser
 
@@ -66,7 +70,7 @@ def main(cmd=None) -> int:
             kwargs = decode_kwargs(config, args.asr_model_file, extra)
             run_sweep(
                 args.exp_dir, args.inference_tag, args.data_root, args.test_sets, args.conditions, kwargs,
-                args.noise_file, args.babble_speakers, args.seed, args.nj, args.video_type,
+                args.noise_file, args.babble_speakers, args.seed, args.nj, args.video_type, args.bpemodel,
             )
         elif extra:
             raise SweepError(f"--results_only takes no decoding options, got {extra}")

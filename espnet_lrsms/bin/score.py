@@ -26,12 +26,11 @@ def main(cmd=None) -> int:
     parser.add_argument("--nlsyms_txt", type=Path, help="non-linguistic symbols (one a line) removed before scoring")
     parser.add_argument("--results_md", type=Path, default=None, help="experiment dir whose RESULTS.md to rewrite")
     args = parser.parse_args(cmd)
-    metrics = args.metrics or (["wer", "cer", "ter"] if args.bpemodel else ["wer", "cer"])
     try:
         scoring_text = ScoringText.from_files(args.nlsyms_txt, args.cleaner, args.hyp_cleaner, args.bpemodel)
-        if "ter" in metrics and scoring_text.bpemodel is None:
+        if "ter" in (args.metrics or ()) and scoring_text.bpemodel is None:
             parser.error("--metrics ter needs --bpemodel")
-        totals = score_decode_dir(args.data_dir, args.decode_dir, metrics, scoring_text)
+        totals = score_decode_dir(args.data_dir, args.decode_dir, args.metrics, scoring_text)
     except FileNotFoundError as error:
         parser.error(str(error))
     for metric, total in totals.items():

@@ -8,10 +8,11 @@ For a test set ``<data_root>/<set>`` and a condition:
   other utterances of the same set — then decode it into ``<exp>/<inference_tag>_snr<x>/<set>``.
 
 Each decode directory gets ESPnet's ``<n>best_recog/{text,token,token_int,score}`` and
-``score_{wer,cer}/{ref.trn,hyp.trn,result.txt}``; ``<exp>/RESULTS.md`` gets a WER table laid out as
-the paper's Table III (a row per model and set, a column per SNR, then clean) and ESPnet's usual
-per-decode table. Everything runs in one process (the model is loaded once per job; ``nj`` forked jobs
-share the utterances), because importing ESPnet costs more than decoding a small test set.
+``score_{wer,cer,ter}/{ref.trn,hyp.trn,result.txt}`` (TER, in the recipe's ``bpe.model`` pieces, when one is
+given: the ASR recipe's stage-13 scorer, :mod:`espnet_lrsms.scoring.sclite`); ``<exp>/RESULTS.md`` gets a WER
+table laid out as the paper's Table III (a row per model and set, a column per SNR, then clean) and ESPnet's
+usual per-decode WER, CER and TER tables. Everything runs in one process (the model is loaded once per job;
+``nj`` forked jobs share the utterances), because importing ESPnet costs more than decoding a small test set.
 
 A noisy copy is reused when its ``noise.json`` (written last) records the same settings; a decode
 directory is written as ``<dir>.tmp`` and renamed, so an interrupted run leaves nothing finished-looking.
@@ -33,7 +34,7 @@ from espnet_lrsms.avsr.noise import NoiseMixError, mix_noise_into_data_dir
 from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
 from espnet_lrsms.recipe.decode_jobs import DecodeJobsError, merge_outputs, split_keys
 from espnet_lrsms.scoring.results import decode_tables_markdown, environments_markdown, read_sum_avg
-from espnet_lrsms.scoring.sclite import score_decode_dir
+from espnet_lrsms.scoring.sclite import ScoringText, score_decode_dir
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ def _decode_job(job: Tuple[str, List[Tuple[str, str, str]], str, Dict, int]) -> 
 
 
 @typechecked
-def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, video_type: str = "video_npy") -> None:
-    """Decode ``data_dir`` (wav.scp + video.scp) into ``out_dir/<n>best_recog`` with ``nj`` jobs, then score it."""
+def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, video_type: str = "video_npy",
+               scoring_text: ScoringText = ScoringText()) -> None:
+    """Decode ``data_dir`` (wav.scp + video.scp) into ``out_dir/<n>best_recog`` with ``nj`` jobs, then score it
+    (WER, CER, and TER when ``scoring_text`` has the bpe model)."""
     for name in ("wav.scp", "video.scp", "text", "utt2spk"):
         if not (data_dir / name).is_file():
             raise SweepError(f"{data_dir / name}: no such file (run stage 1, or stage 17 for noisy sets)")
@@ -138,12 +141,12 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
             merge_outputs(logdir, nj, tmp)
         except DecodeJobsError as error:
             raise SweepError(f"decoding {data_dir}: {error}") from None
-        _score_decode(data_dir, tmp, out_dir)
+        _score_decode(data_dir, tmp, out_dir, scoring_text)
 
 
-def _score_decode(data_dir: Path, tmp: Path, out_dir: Path) -> None:
-    """score_{wer,cer} of the merged 1-best in the decode directory being written (``tmp``)."""
-    for metric, total in score_decode_dir(data_dir, tmp).items():
+def _score_decode(data_dir: Path, tmp: Path, out_dir: Path, scoring_text: ScoringText) -> None:
+    """score_{wer,cer[,ter]} of the merged 1-best in the decode directory being written (``tmp``)."""
+    for metric, total in score_decode_dir(data_dir, tmp, scoring_text=scoring_text).items():
         logger.info("%s: %s %.1f %% (%d utterances)", out_dir, metric.upper(), total.percentages()[4], total.sentences)
     if (data_dir / "noise.json").is_file():
         shutil.copy2(data_dir / "noise.json", tmp / "noise.json")
@@ -162,11 +165,16 @@ def run_sweep(
     seed: int = 0,
     nj: int = 1,
     video_type: str = "video_npy",
+    bpemodel: Optional[Path] = None,
 ) -> List[Path]:
-    """Decode and score every (set, condition); returns the decode directories."""
+    """Decode and score every (set, condition) (TER too with ``bpemodel``); returns the decode directories."""
     snrs = [parse_condition(c) for c in conditions]
     if noise_file is not None and not noise_file.is_file():
         raise SweepError(f"--noise_file {noise_file}: no such file")
+    try:
+        scoring_text = ScoringText.from_files(bpemodel=bpemodel)
+    except FileNotFoundError as error:
+        raise SweepError(str(error)) from None
     done = []
     for set_name in test_sets:
         clean_dir = data_root / set_name
@@ -184,7 +192,7 @@ def run_sweep(
                 data_dir = make_noisy_set(clean_dir, data_root, settings)
                 out_dir = exp_dir / f"{inference_tag}_{snr_label(snr)}" / set_name
             logger.info("decoding %s -> %s", data_dir, out_dir)
-            decode_set(data_dir, out_dir, decode_kwargs, nj, video_type)
+            decode_set(data_dir, out_dir, decode_kwargs, nj, video_type, scoring_text)
             done.append(out_dir)
     return done
 

@@ -288,10 +288,13 @@ def score_dir(ref_text: Path, hyp_text: Path, utt2spk_file: Path, out_dir: Path,
     return score.total
 
 
-def score_decode_dir(data_dir: Path, decode_dir: Path, metrics: Sequence[str] = ("wer", "cer"),
+def score_decode_dir(data_dir: Path, decode_dir: Path, metrics: Optional[Sequence[str]] = None,
                      scoring_text: ScoringText = ScoringText()) -> Dict[str, Counts]:
     """Score ``<decode_dir>/1best_recog/text`` against ``<data_dir>/text`` into
-    ``<decode_dir>/score_<metric>/`` for each metric; returns the totals by metric."""
+    ``<decode_dir>/score_<metric>/`` for each metric (default: ESPnet's wer, cer, and ter when
+    ``scoring_text`` has the bpe model); returns the totals by metric."""
+    if metrics is None:
+        metrics = ("wer", "cer", "ter") if scoring_text.bpemodel is not None else ("wer", "cer")
     hyp = decode_dir / "1best_recog" / "text"
     if not hyp.is_file():
         raise FileNotFoundError(f"no hypotheses: {hyp} does not exist (run the decoding stage first)")

@@ -145,3 +145,44 @@ def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
     assert s2t.streams_of_mp4(clip)[1] is None  # neither frames nor faces decoded
     with pytest.raises(ValueError, match="modality"):
         s2t.modality = "lips"
+
+
+def test_sweep_scores_wer_cer_and_ter_with_the_bpe_model(trained, tmp_path):
+    """Stage 12's sweep writes score_ter (the ASR recipe's scorer, in the bpe model's pieces) next to WER and
+    CER, and RESULTS.md gets the TER table as the ASR recipe's does."""
+    import shutil
+
+    import sentencepiece
+
+    from espnet_lrsms.bin import avsr_snr_sweep
+    from espnet_lrsms.scoring.results import read_sum_avg
+
+    _, train, out = trained
+    data = tmp_path / "data" / "test"
+    shutil.copytree(train, data)
+    (data / "utt2spk").write_text("".join(f"utt{i:03d} spk\n" for i in range(len(TEXTS))))
+    (tmp_path / "corpus.txt").write_text("\n".join(TEXTS * 10) + "\n")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "bpe"), vocab_size=12, model_type="unigram",
+        character_coverage=1.0, minloglevel=2,
+    )
+    exp = tmp_path / "exp"
+    assert avsr_snr_sweep.main([
+        "--exp_dir", str(exp), "--inference_tag", "decode", "--asr_train_config", str(out / "config.yaml"),
+        "--asr_model_file", str(out / "1epoch.pth"), "--data_root", str(tmp_path / "data"), "--test_sets", "test",
+        "--bpemodel", str(tmp_path / "bpe.model"), "--beam_size", "2", "--ctc_weight", "0.3", "--maxlenratio", "0.5",
+    ]) == 0
+    model = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "bpe.model"))
+    tokens = sum(len(model.encode(text, out_type=str)) for text in TEXTS)
+    assert tokens != sum(len(text.split()) for text in TEXTS)  # pieces, not words
+    for metric, units in (("wer", 8), ("cer", sum(len(text) for text in TEXTS)), ("ter", tokens)):
+        assert read_sum_avg(exp / "decode" / "test" / f"score_{metric}" / "result.txt")[:2] == (4, units), metric
+    results = (exp / "RESULTS.md").read_text()
+    ter = read_sum_avg(exp / "decode" / "test" / "score_ter" / "result.txt")[2]
+    assert results.index("### WER") < results.index("### CER") < results.index("### TER")
+    assert f"|decode/test|4|{tokens}|" + "|".join(f"{v:.1f}" for v in ter) + "|" in results
+    assert avsr_snr_sweep.main([
+        "--exp_dir", str(exp), "--asr_train_config", str(out / "config.yaml"), "--asr_model_file",
+        str(out / "1epoch.pth"), "--data_root", str(tmp_path / "data"), "--test_sets", "test",
+        "--bpemodel", str(tmp_path / "none.model"),
+    ]) == 1  # a missing bpe model stops before decoding

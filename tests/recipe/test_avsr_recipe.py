@@ -151,7 +151,11 @@ def test_every_condition_is_scored_and_tabled_as_table_iii(avsr_demo):
         assert (sentences, words) == (12, 37)  # 12 test clips of 2-4 digits
         assert len((exp / name / "test" / "1best_recog" / "text").read_text().splitlines()) == 12
         wers[condition] = values[4]
+        # TER in the pieces of the recipe's bpe.model, as the ASR recipe's stage 13
+        assert read_sum_avg(exp / name / "test" / "score_ter" / "result.txt")[0] == 12
     results = (exp / "RESULTS.md").read_text()
+    assert results.index("### WER") < results.index("### CER") < results.index("### TER")
+    assert f"|{DECODE}/test|12|" in results.split("### TER")[1]
     assert results in stdout  # stage 17 prints the table
     assert "|model|set|-7.5 dB|-2.5 dB|2.5 dB|7.5 dB|12.5 dB|clean|" in results
     assert "noise: babble: 6 other utterances of the test set summed (seed 0)" in results

@@ -20,9 +20,10 @@
 #  11. training           espnet2.bin.launch -> espnet_lrsms.bin.avsr_train (resumes); in babble noise
 #                         (--train_noise: data/<train_set>_noise/noise.scp -> ESPnet's --noise_scp);
 #                         <avsr_exp>/run.sh re-runs the command from stage 11
-#  12. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer}: each set is
-#                         scored as it is decoded (one process: avsr_snr_sweep)
-#  13. scoring            <avsr_exp>/RESULTS.md from the score files of every decode directory
+#  12. decoding, clean    <avsr_exp>/<inference_tag>/<set>/{1best_recog,score_wer,score_cer,score_ter}: each
+#                         set is scored as it is decoded (one process: avsr_snr_sweep; TER in the pieces of
+#                         bpe.model, with asr.sh's stage-13 scorer)
+#  13. scoring            <avsr_exp>/RESULTS.md (WER, CER, TER) from the score files of every decode directory
 #  14. packing           ESPnet's pack of <exp>/<inference_avsr_model> + bpe.model + RESULTS.md ->
 #                         <exp>/<model>.zip, loaded by espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text
 #  15-16.                 skipped: no AVSR upload yet
@@ -273,12 +274,13 @@ fi
 # stages 12 and 17: one process per stage decodes (--inference_nj forked jobs), scores and writes RESULTS.md
 sweep_opts=(--exp_dir "${avsr_exp}" --inference_tag "${inference_tag}" --asr_model_file "${avsr_exp}/${inference_avsr_model}"
             --data_root "${datadir}" --nj "${inference_nj}" --modality "${inference_modality}"
-            --ngpu "$([[ "$gpu_inference" == true ]] && echo 1 || echo 0)")
+            --ngpu "$([[ "$gpu_inference" == true ]] && echo 1 || echo 0)" --bpemodel "${bpemodel}")
 [[ -n "$inference_config" ]] && sweep_opts+=(--config "${inference_config}")
 require_decoding_inputs() {  # <stage>: a trained model, and every test set prepared by stage 1
     require_count "$1" --inference_nj "${inference_nj}"
     require_words "$1" --test_sets "${test_sets}"
     require_files "$1" "made by stage 11, or set --inference_avsr_model" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}"
+    require_files "$1" "made by stage 5; scoring's TER needs it" "${bpemodel}"
     local dset
     for dset in ${test_sets}; do
         require_files "$1" "made by stage 1 with the set in --test_sets" \
