@@ -210,6 +210,8 @@ class FactorizedLinear(nn.Module):
             layer.defer_svd_init_(weight)
         elif init == "svd":
             layer.init_svd_(weight)
+        elif weight.is_meta:  # shapes only (parameter counts): there is no σ_W to read
+            layer.init_kaiming_()
         else:
             layer.init_kaiming_(dense_std=float(weight.detach().float().std()))
         if linear.bias is not None:

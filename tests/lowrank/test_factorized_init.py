@@ -171,3 +171,16 @@ def test_traditional_kaiming_config_builds_and_espnet_init_leaves_it_alone():
     layers = factorized(model)
     assert len(layers) == 28 and all(m.init_scheme == "kaiming_traditional" for m in layers.values())
     assert reinit_factorized_(model, lambda holder: initialize(holder, "xavier_uniform")) == 0
+
+
+@pytest.mark.parametrize("init", ["svd", "kaiming", "kaiming_traditional"])
+def test_every_init_builds_on_the_meta_device_with_the_real_build_s_parameter_count(init):
+    # count_params and the trend study build on "meta": no weight there to take σ_W or an SVD from
+    conf = _conf()
+    for part in ("encoder_conf", "decoder_conf"):
+        conf[part]["lowrank"]["init"] = init
+    overrides = {part: conf[part] for part in ("encoder_conf", "decoder_conf")}
+    meta = build_asr_model(TINY, vocab_size=12, device="meta", overrides=overrides)
+    real = build_asr_model(TINY, vocab_size=12, overrides=overrides)
+    assert meta.encoder.encoders[0].feed_forward.w_1.u.is_meta
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in real.parameters()) == 409_976
