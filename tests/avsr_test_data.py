@@ -61,3 +61,29 @@ def write_av_dataset(root: Path, texts, seed: int = 0) -> Path:
     (root / "speech_shape").write_text("".join(shape))
     (root.parent / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", "<space>", *ALPHABET, "<sos/eos>"]) + "\n")
     return root
+
+
+def demo_corpora_module():
+    """demo/make_demo_corpora.py as a module (its write_mp4 and face frames)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_demo_corpora", REPO / "demo" / "make_demo_corpora.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_ramp_clip(path, fps):
+    """A 1.2 s clip at ``fps``: a 220 Hz tone, 64x64 frames, frame i = grey 6i (the demo generator's write_mp4)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.2 * FS)) / FS)).astype(np.float32)
+    ramp = np.stack([np.full((64, 64), 6 * i, np.uint8) for i in range(int(round(1.2 * fps)))])
+    demo_corpora_module().write_mp4(path, tone, ramp, fps=fps)
+
+
+def assert_ramp_at_25_fps(rois, source_fps):
+    """``rois`` of a :func:`write_ramp_clip` clip brought to 25 fps: 1.2 s · 25 frames, and frame k shows the
+    source frame on screen at k/25 s (index floor(k · fps / 25))."""
+    assert len(rois) == round(1.2 * 25) == 30
+    expected = 6 * np.floor(np.arange(30) * source_fps / 25)
+    assert np.abs(rois[:, 48, 48].astype(float) - expected).max() <= 3, rois[:, 48, 48]

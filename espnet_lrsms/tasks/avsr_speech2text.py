@@ -6,10 +6,10 @@
     s2t.transcribe("clip.mp4")                     # -> "THE WORDS"
     s2t.transcribe(speech=wave, video=rois)        # 16 kHz waveform in [-1, 1]; (T, 96, 96) mouth ROIs, 25 fps
 
-An mp4 is read as stage 1 reads it: the first audio stream at 16 kHz, the grey frames (25 fps), the
-68-point landmarks of the bundled face detector (with its fallback) and the mouth crop around them
-(``mouth_crops=True``: the video already shows the mouth, frames only resized). ``modality="audio"``
-decodes neither the frames nor the faces; ``"video"`` ignores the audio. Decoding is
+An mp4 is read as stage 1 reads it: the first audio stream at 16 kHz, the grey frames (brought to 25 fps
+from any other frame rate), the 68-point landmarks of the bundled face detector (with its fallback) and
+the mouth crop around them (``mouth_crops=True``: the video already shows the mouth, frames only resized).
+``modality="audio"`` decodes neither the frames nor the faces; ``"video"`` ignores the audio. Decoding is
 :class:`espnet_lrsms.tasks.avsr_inference.AVSpeech2Text` (ESPnet's joint CTC/attention beam search).
 """
 from pathlib import Path
@@ -89,7 +89,7 @@ class AVSRSpeech2Text:
         if self.modality != "video":
             speech = read_audio_mp4(mp4, FS).astype(np.float32) / 32768
         if self.modality != "audio":
-            frames = read_video_mp4(mp4).astype(np.uint8)
+            frames = read_video_mp4(mp4, resample=True).astype(np.uint8)
             if self.mouth_crops:
                 rois = resize_frames(frames, self.roi_size)
             else:

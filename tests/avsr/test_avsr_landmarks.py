@@ -3,8 +3,6 @@
 The face is the portrait matplotlib ships (mpl-data/sample_data/grace_hopper.jpg): a real photograph,
 so dlib's detector and 68-point model are tested on what they were made for, with nothing downloaded.
 """
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -12,19 +10,12 @@ from espnet_lrsms.avsr.landmarks import FaceLandmarkDetector
 from espnet_lrsms.avsr.roi import crop_mouth_rois
 from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
 
-from avsr_test_data import REPO
+from avsr_test_data import demo_corpora_module
 
 FS = 16000
 
 
-def _demo_module():
-    spec = importlib.util.spec_from_file_location("make_demo_corpora", REPO / "demo" / "make_demo_corpora.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-DEMO = _demo_module()
+DEMO = demo_corpora_module()
 
 
 @pytest.fixture(scope="module")

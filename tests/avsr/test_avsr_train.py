@@ -119,7 +119,7 @@ def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
     from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
     from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
 
-    from avsr_test_data import REPO
+    from avsr_test_data import REPO, assert_ramp_at_25_fps, write_ramp_clip
 
     _, _, out = trained
     (out / "RESULTS.md").write_text("# results\n")
@@ -143,6 +143,9 @@ def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
         assert s2t(speech=given[0], video=given[1])[0][2] == s2t(speech=speech, video=rois)[0][2]
     s2t.modality = "audio"
     assert s2t.streams_of_mp4(clip)[1] is None  # neither frames nor faces decoded
+    s2t.modality, s2t.mouth_crops = "video", True  # a 30 fps mouth video: brought to 25 fps as stage 1 does
+    write_ramp_clip(tmp_path / "ramp30.mp4", fps=30)
+    assert_ramp_at_25_fps(s2t.streams_of_mp4(tmp_path / "ramp30.mp4")[1], source_fps=30)
     with pytest.raises(ValueError, match="modality"):
         s2t.modality = "lips"
 

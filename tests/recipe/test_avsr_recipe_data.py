@@ -1,5 +1,4 @@
 """AVSR stage 1 (espnet_lrsms.recipe.avsr_data_prep) on a small LRS3-like corpus with broken clips."""
-import importlib.util
 import re
 import shutil
 from fractions import Fraction
@@ -13,17 +12,10 @@ from espnet_lrsms.avsr.video_io import read_video_mp4
 from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
 from espnet_lrsms.recipe.data_prep import DataPrepError
 
-from avsr_test_data import REPO
+from avsr_test_data import REPO, assert_ramp_at_25_fps, demo_corpora_module, write_ramp_clip
 
 DEMO = REPO / "demo" / "lrs3" / "test"
 FS = 16000
-
-
-def _demo_module():
-    spec = importlib.util.spec_from_file_location("make_demo_corpora", REPO / "demo" / "make_demo_corpora.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_audio_only_mp4(path, wave):
@@ -58,26 +50,10 @@ def corpus(tmp_path_factory):
     tone = 0.3 * np.sin(2 * np.pi * 220 * t)
     write_audio_only_mp4(spk / "00003.mp4", tone)
     frames = np.full((10, 96, 96), 128, dtype=np.uint8)
-    _demo_module().write_mp4(spk / "00004.mp4", tone, frames)
+    demo_corpora_module().write_mp4(spk / "00004.mp4", tone, frames)
     for i in range(2, 5):
         (spk / f"{i:05d}.txt").write_text("Text:  ONE TWO\nConf:  4\n")
     return root
-
-
-def write_ramp_clip(path, fps):
-    """A 1.2 s clip at ``fps``: a 220 Hz tone, 64x64 frames, frame i = grey 6i (the demo generator's write_mp4)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.2 * FS)) / FS)).astype(np.float32)
-    ramp = np.stack([np.full((64, 64), 6 * i, np.uint8) for i in range(int(round(1.2 * fps)))])
-    _demo_module().write_mp4(path, tone, ramp, fps=fps)
-
-
-def assert_ramp_at_25_fps(rois, source_fps):
-    """``rois`` of a :func:`write_ramp_clip` clip brought to 25 fps: 1.2 s · 25 frames, and frame k shows the
-    source frame on screen at k/25 s (index floor(k · fps / 25))."""
-    assert len(rois) == round(1.2 * 25) == 30
-    expected = 6 * np.floor(np.arange(30) * source_fps / 25)
-    assert np.abs(rois[:, 48, 48].astype(float) - expected).max() <= 3, rois[:, 48, 48]
 
 
 def read_skipped(path):
