@@ -11,6 +11,11 @@
   a dark ellipse opening with the audio envelope — a face the recipe's landmark detector finds, and
   a mouth that carries the speech's rhythm (not its words).
 
+* ``demo/study/LibriSpeech/`` — the same layout, harder: short commands from a 40-word grammar
+  ("PUT THE RED BOX UNDER THE TABLE NOW") spoken by twelve voices, stored as 8-bit FLAC to stay small;
+  the trend study of ``bench/study.py`` trains on it (``docs/study.md``). ``dev-clean`` again has the
+  training voices saying new commands, ``test-clean`` three voices never trained on.
+
 Needs espeak-ng (``apt-get install espeak-ng``) and PyAV (``pip install av``) — only to re-make the
 corpora; the recipes read the committed files. Deterministic for a given espeak-ng version.
 """
@@ -46,28 +51,52 @@ def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     return 0.9 * wave[start:end] / max(np.abs(wave).max(), 1e-6)
 
 
+STUDY_GRAMMAR = {
+    "verb": "PUT MOVE PLACE TAKE BRING PUSH".split(),
+    "colour": "RED GREEN BLUE YELLOW WHITE BLACK BROWN GREY".split(),
+    "object": "BOX BALL CUP BOOK CHAIR LAMP KEY COAT BAG PEN".split(),
+    "preposition": "ON UNDER NEAR BEHIND BESIDE".split(),
+    "place": "TABLE DOOR WINDOW BED SHELF DESK FLOOR".split(),
+}
+STUDY_TRAIN_VOICES = ["en-us", "en-us+f3", "en-gb", "en-gb+f2", "en-gb-scotland", "en-029",
+                      "en-gb-x-gbclan", "en-us-nyc", "en-gb-x-rp", "en-us+m3", "en-gb+f4", "en-029+m7"]
+STUDY_UNSEEN_VOICES = ["en-gb-x-gbcwmd", "en-us+f5", "en-gb-scotland+m4"]
+
+
+def study_command(rng: random.Random) -> str:
+    """``[PLEASE] <verb> THE <colour> <object> <preposition> THE <place> [NOW]``: 7 to 9 words."""
+    pick = {slot: rng.choice(words) for slot, words in STUDY_GRAMMAR.items()}
+    words = [pick["verb"], "THE", pick["colour"], pick["object"], pick["preposition"], "THE", pick["place"]]
+    if rng.random() < 0.3:
+        words.insert(0, "PLEASE")
+    if rng.random() < 0.3:
+        words.append("NOW")
+    return " ".join(words)
+
+
 def digit_string(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 4)))
 
 
-def make_librispeech(root: Path, rng: random.Random) -> None:
+def make_librispeech(root: Path, rng: random.Random, train_voices=TRAIN_VOICES, unseen_voices=UNSEEN_VOICES,
+                     per_voice=(30, 4, 12), sentence=digit_string, subtype: str = "PCM_16") -> None:
     subsets = {
-        "train-clean-100": (TRAIN_VOICES, 30),
-        "dev-clean": (TRAIN_VOICES, 4),
-        "test-clean": (UNSEEN_VOICES, 12),
+        "train-clean-100": (train_voices, per_voice[0]),
+        "dev-clean": (train_voices, per_voice[1]),
+        "test-clean": (unseen_voices, per_voice[2]),
     }
-    for subset, (voices, per_voice) in subsets.items():
+    for subset, (voices, count) in subsets.items():
         for v, voice in enumerate(voices):
-            speaker = 100 + TRAIN_VOICES.index(voice) if voice in TRAIN_VOICES else 900 + v
+            speaker = 100 + train_voices.index(voice) if voice in train_voices else 900 + v
             chapter = 1000 + (0 if subset == "train-clean-100" else 1 if subset == "dev-clean" else 2)
             folder = root / subset / str(speaker) / str(chapter)
             folder.mkdir(parents=True, exist_ok=True)
             lines = []
-            for u in range(per_voice):
-                text = digit_string(rng)
+            for u in range(count):
+                text = sentence(rng)
                 uid = f"{speaker}-{chapter}-{u:04d}"
                 wave = speak(text, voice, rng.randint(150, 190), rng.randint(35, 65))
-                soundfile.write(folder / f"{uid}.flac", wave, FS)
+                soundfile.write(folder / f"{uid}.flac", wave, FS, subtype=subtype)
                 lines.append(f"{uid} {text}\n")
             (folder / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines))
 
@@ -159,13 +188,19 @@ def make_lrs3(root: Path, rng: random.Random) -> None:
                 (folder / f"{c:05d}.txt").write_text(f"Text:  {text}\nConf:  4\n")
 
 
+def make_study(root: Path, rng: random.Random) -> None:
+    make_librispeech(root, rng, STUDY_TRAIN_VOICES, STUDY_UNSEEN_VOICES, per_voice=(22, 3, 12),
+                     sentence=study_command, subtype="PCM_S8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["librispeech", "lrs3"], default=None, help="re-make one corpus")
+    parser.add_argument("--only", choices=["librispeech", "lrs3", "study"], default=None, help="re-make one corpus")
     args = parser.parse_args()
-    for name, make in (("librispeech/LibriSpeech", make_librispeech), ("lrs3", make_lrs3)):
+    corpora = (("librispeech/LibriSpeech", make_librispeech), ("lrs3", make_lrs3), ("study/LibriSpeech", make_study))
+    for name, make in corpora:
         if args.only and not name.startswith(args.only):
             continue
         target = args.out / name
