@@ -87,17 +87,21 @@ def count_parameters(config: dict, vocab_size: int, scratch: Path) -> int:
 def matched_uniform_alpha(config: dict, target: int, vocab_size: int, scratch: Path) -> float:
     """The α in 0.01 steps whose uniform MHSA+FFN model's parameter count is closest to ``target`` (the count
     grows with α, so a bisection finds it)."""
-    logging.getLogger("espnet_lrsms").setLevel(logging.ERROR)  # ranks above break-even: warned for every α
-
     def count(hundredths: int) -> int:
         alpha = hundredths / 100
         return count_parameters(with_lowrank(config, **uniform(alpha, alpha)), vocab_size, scratch)
 
-    low, high = 1, 100  # the first α with a count >= target lies in (low, high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if count(middle) >= target else (middle, high)
-    best = min((low, high), key=lambda h: abs(count(h) - target))
+    logger = logging.getLogger("espnet_lrsms")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # ranks above break-even are warned of at every α tried
+    try:
+        low, high = 1, 100  # the first α with a count >= target lies in (low, high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if count(middle) >= target else (middle, high)
+        best = min((low, high), key=lambda h: abs(count(h) - target))
+    finally:
+        logger.setLevel(level)
     return best / 100
 
 

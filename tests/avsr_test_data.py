@@ -65,12 +65,9 @@ def write_av_dataset(root: Path, texts, seed: int = 0) -> Path:
 
 def demo_corpora_module():
     """demo/make_demo_corpora.py as a module (its write_mp4 and face frames)."""
-    import importlib.util
+    from conftest import module_from_file
 
-    spec = importlib.util.spec_from_file_location("make_demo_corpora", REPO / "demo" / "make_demo_corpora.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(REPO / "demo" / "make_demo_corpora.py")
 
 
 def write_ramp_clip(path, fps):

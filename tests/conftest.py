@@ -16,6 +16,16 @@ FS = 16000
 ALPHABET = "abcdefgh"
 
 
+def module_from_file(path: Path):
+    """A script of this repository that is not part of the package (demo/, bench/) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _tone_utterance(text: str, rng: random.Random) -> np.ndarray:
     """One 0.16 s tone per letter, a letter's pitch fixed, with a little noise: a learnable toy."""
     pieces = []

@@ -1,20 +1,15 @@
 """bench/trend_study.py's settings (docs/study.md): one YAML each, differing from LR-SMS only where named."""
-import importlib.util
-
 import pytest
 import yaml
 
 from espnet_lrsms.tasks.build import build_asr_model, parameter_summary
 
-from conftest import REPO
+from conftest import REPO, module_from_file
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("trend_study", REPO / "bench" / "trend_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(REPO / "bench" / "trend_study.py")
 
 
 def test_each_setting_changes_only_what_it_names(study, tmp_path):
