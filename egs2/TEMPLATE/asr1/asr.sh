@@ -214,12 +214,7 @@ if [[ "$use_lm" == true ]]; then
     fi
 fi
 if [[ -z "$inference_tag" ]]; then
-    if [[ -n "$inference_config" ]]; then
-        inference_tag="$(basename "${inference_config}" .yaml)"
-    else
-        inference_tag=inference
-    fi
-    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+    inference_tag="$(inference_tag_of "${inference_config}" "${inference_args}")"
     if [[ "$use_lm" == true ]]; then  # ESPnet's: fused and plain decodes never share a directory
         inference_tag+="_lm_$(basename "${fusion_lm_exp}")_$(echo "${inference_lm}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")"
     fi
@@ -491,16 +486,7 @@ fi
 
 _pack="${asr_exp}/${inference_asr_model%.pth}.zip"
 if run_stage 14; then
-    require_files 14 "made by stages 11 and 13" "${asr_exp}/config.yaml" "${asr_exp}/${inference_asr_model}" "${asr_exp}/RESULTS.md"
-    _tmp_pack="${asr_exp}/.packing_${inference_asr_model%.pth}.zip"  # pack reads the format from the suffix
-    log "Stage 14: packing ${asr_exp}/${inference_asr_model} -> ${_pack}"
-    ${python} -m espnet_lrsms.bin.pack asr \
-        --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${inference_asr_model}" \
-        --option "${bpemodel}" \
-        --option "${asr_exp}/RESULTS.md" \
-        --outpath "${_tmp_pack}"
-    mv "${_tmp_pack}" "${_pack}"
+    pack_model "${asr_exp}" "${inference_asr_model}"
 fi
 
 if run_stage 15; then

@@ -150,12 +150,7 @@ if [[ -z "$avsr_tag" ]]; then
 fi
 avsr_exp="${expdir}/avsr_${avsr_tag}"
 if [[ -z "$inference_tag" ]]; then
-    if [[ -n "$inference_config" ]]; then
-        inference_tag="$(basename "${inference_config}" .yaml)"
-    else
-        inference_tag=inference
-    fi
-    if [[ -n "$inference_args" ]]; then inference_tag+="$(echo "${inference_args}" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"; fi
+    inference_tag="$(inference_tag_of "${inference_config}" "${inference_args}")"
     inference_tag+="_avsr_model_${inference_avsr_model%.pth}"
     [[ "$inference_modality" == av ]] || inference_tag+="_${inference_modality}"
 fi
@@ -306,16 +301,7 @@ fi
 
 _pack="${avsr_exp}/${inference_avsr_model%.pth}.zip"
 if run_stage 14; then
-    require_files 14 "made by stages 11 and 13" "${avsr_exp}/config.yaml" "${avsr_exp}/${inference_avsr_model}" "${avsr_exp}/RESULTS.md"
-    _tmp_pack="${avsr_exp}/.packing_${inference_avsr_model%.pth}.zip"  # pack reads the format from the suffix
-    log "Stage 14: packing ${avsr_exp}/${inference_avsr_model} -> ${_pack} (load: espnet_lrsms.tasks.avsr_speech2text)"
-    ${python} -m espnet_lrsms.bin.pack asr \
-        --asr_train_config "${avsr_exp}/config.yaml" \
-        --asr_model_file "${avsr_exp}/${inference_avsr_model}" \
-        --option "${bpemodel}" \
-        --option "${avsr_exp}/RESULTS.md" \
-        --outpath "${_tmp_pack}"
-    mv "${_tmp_pack}" "${_pack}"
+    pack_model "${avsr_exp}" "${inference_avsr_model}" "load: espnet_lrsms.tasks.avsr_speech2text"
 fi
 for _n in 15 16; do
     if run_stage "$_n"; then log "Stage ${_n}: no AVSR upload yet"; fi

@@ -8,6 +8,10 @@
 #   require_count <stage> <option> <value>              a job count: a whole number of at least 1
 #   require_words <stage> <option> <value>              a list option (--test_sets, --snrs) that names something
 #   write_run_sh <dir> <stage>                          <dir>/run.sh: this command line again from <stage>
+#   inference_tag_of <config> <args>                    ESPnet's default decode-directory name: the config's
+#                                                       name (else "inference") and the args, flattened
+#   pack_model <exp> <model> [<note>]                   stage 14: ESPnet's pack of <exp>/<model> with the
+#                                                       bpe model and RESULTS.md -> <exp>/<model less .pth>.zip
 # A stage checks its inputs before it writes anything, and stops with exit 1 naming the first one missing
 # (so nothing half-written is left behind).
 run_stage() {
@@ -77,4 +81,23 @@ write_run_sh() {  # as ESPnet's asr.sh leaves <asr_exp>/run.sh: the command line
     chmod +x "$tmp"
     mv "$tmp" "$dir/run.sh"
     log "Wrote ${dir}/run.sh: re-runs this command from stage $2"
+}
+inference_tag_of() {
+    local tag=inference
+    [[ -z "$1" ]] || tag="$(basename "$1" .yaml)"
+    [[ -z "$2" ]] || tag+="$(echo "$2" | sed -e "s/--/_/g" -e "s/[ |=/]//g")"
+    echo "$tag"
+}
+pack_model() {
+    local exp=$1 model=$2 note=${3:-}
+    local pack="${exp}/${model%.pth}.zip" tmp="${exp}/.packing_${model%.pth}.zip"  # pack reads the format from the suffix
+    require_files 14 "made by stages 11 and 13" "${exp}/config.yaml" "${exp}/${model}" "${exp}/RESULTS.md"
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) Stage 14: packing ${exp}/${model} -> ${pack}${note:+ ($note)}"
+    ${python} -m espnet_lrsms.bin.pack asr \
+        --asr_train_config "${exp}/config.yaml" \
+        --asr_model_file "${exp}/${model}" \
+        --option "${bpemodel}" \
+        --option "${exp}/RESULTS.md" \
+        --outpath "${tmp}"
+    mv "${tmp}" "${pack}"
 }
