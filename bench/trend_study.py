@@ -151,7 +151,7 @@ def run_one(args, setting: str, seed: int, config: Path, options: list) -> dict:
     tag = f"study_{setting}_seed{seed}"
     logs = args.workdir / "logs"
     common = ["--asr_config", str(config), "--asr_tag", tag, "--asr_args", f"--seed {seed}", *options]
-    exp = args.workdir / "exp" / (f"asr_{tag}" + (f"_warmup_full_rank{options[1]}" if options else ""))
+    exp = args.workdir / "exp" / f"asr_{tag}"  # a tag given is used as it is (no _warmup_full_rank<E> added)
     timing = exp / "study_train_seconds.txt"
     if not timing.exists():
         start = time.perf_counter()
