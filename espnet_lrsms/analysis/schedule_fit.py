@@ -151,22 +151,13 @@ def build_schedules(
     return schedules
 
 
-def training_options(config: Mapping) -> dict:
-    """``config`` without the keys an ``exp/*/config.yaml`` records that are not training options
-    (``required``, ``version``, ``distributed``): ESPnet's parser refuses them in a ``--config`` file."""
-    from espnet_lrsms.tasks.asr import LowRankASRTask
-
-    known = {action.dest for action in LowRankASRTask.get_parser()._actions}
-    return {k: v for k, v in config.items() if k in known}
-
-
 def count_parameters(config: Mapping, vocab_size: int, schedules: Optional[Dict[str, dict]] = None) -> Tuple[int, dict]:
     """Parameters of ``config`` (a training-config mapping) with ``schedules`` inserted.
 
     The config goes through a temporary YAML and ``build_asr_model(..., device="meta")``; returns the
     count and the number of blocks per sub-model of the built model.
     """
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.tasks.build import build_asr_model, training_options
 
     config = training_options(lowrank_config(config, schedules) if schedules else copy.deepcopy(dict(config)))
     with tempfile.TemporaryDirectory(prefix="fit_rank_schedule_") as tmp:
@@ -332,6 +323,8 @@ def format_yaml(result: ScheduleFit, source: str = "") -> str:
 def config_with_schedules(config: Mapping, schedules: Dict[str, dict]) -> dict:
     """The full training config with the fitted ``lowrank:`` blocks (and low-rank class names), usable
     as ``--config`` of ``espnet_lrsms.bin.asr_train``."""
+    from espnet_lrsms.tasks.build import training_options
+
     return training_options(lowrank_config(dict(config), schedules))
 
 

@@ -2,9 +2,10 @@
 import contextlib
 import csv
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
+import yaml
 
 from espnet_lrsms.lowrank import FactorizedLinear, materialize_spectral_init_
 from espnet_lrsms.tasks.asr import LowRankASRTask
@@ -16,14 +17,34 @@ def dummy_token_list(vocab_size: int) -> List[str]:
     return ["<blank>", "<unk>"] + [f"tok{i}" for i in range(vocab_size - 3)] + ["<sos/eos>"]
 
 
+# Keys ESPnet writes into exp/*/config.yaml besides the options; its parser refuses them in a --config file.
+RECORD_ONLY_KEYS = ("required", "version", "distributed")
+
+
+def training_options(config: Mapping) -> dict:
+    """``config`` without :data:`RECORD_ONLY_KEYS`, so that an experiment's ``config.yaml`` is a valid training
+    config (any other key that is not an option is still refused)."""
+    return {key: value for key, value in config.items() if key not in RECORD_ONLY_KEYS}
+
+
 def build_model_from_yaml(task, config: Union[str, Path], vocab_size: int, device, overrides: Optional[Dict]):
-    """``task.build_model`` on the YAML at ``config`` with a token list of ``vocab_size`` (see
-    :func:`build_asr_model`); under ``torch.device(device)`` unless ``device`` is None."""
+    """``task.build_model`` on the YAML at ``config`` (a training config or an experiment's ``config.yaml``) with
+    a token list of ``vocab_size`` (see :func:`build_asr_model`); under ``torch.device(device)`` unless ``device``
+    is None."""
     config = Path(config)
     if not config.is_file():
         raise FileNotFoundError(f"no such config: {config}")
+    options = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if not isinstance(options, dict):
+        raise ValueError(f"{config}: not a YAML mapping of training options")
+    options = training_options(options)
     parser = task.get_parser()
-    args = parser.parse_args(["--config", str(config), "--token_list", "unused", "--output_dir", "unused"])
+    known = {action.dest for action in parser._actions}
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        raise ValueError(f"{config}: not options of {task.__name__}: {', '.join(map(str, unknown))}")
+    parser.set_defaults(**options)  # what ESPnet's parser does with a --config file
+    args = parser.parse_args(["--token_list", "unused", "--output_dir", "unused"])
     for key, value in (overrides or {}).items():
         setattr(args, key, value)
     args.token_list = dummy_token_list(vocab_size)

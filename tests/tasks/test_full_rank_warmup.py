@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from espnet_lrsms.tasks.build import build_asr_model
 from espnet_lrsms.tasks.full_rank_warmup import KEPT_DIR, MARKER, switch_to_lowrank, warmup_args
 
 from asr_test_data import TINY, train_command
@@ -67,3 +68,5 @@ def test_warm_up_switch_and_resume_give_an_ordinary_low_rank_experiment(tone_dat
     assert final["reporter"]["epoch"] == 3 and final["schedulers"][0]["last_epoch"] == 3 * steps
     model, _ = LowRankASRTask.build_model_from_file(out / "config.yaml", out / "valid.acc.ave.pth")  # strict
     assert model.encoder.encoders[0].feed_forward.w_1.u.shape[1] < 64
+    meta = build_asr_model(out / "config.yaml", vocab_size=model.vocab_size, device="meta")  # as count_params does
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in model.parameters())
