@@ -13,7 +13,7 @@
 
 * ``demo/study/LibriSpeech/`` — the same layout, harder: short commands from a 40-word grammar
   ("PUT THE RED BOX UNDER THE TABLE NOW") spoken by twelve voices, stored as 8-bit FLAC to stay small;
-  the trend study of ``bench/study.py`` trains on it (``docs/study.md``). ``dev-clean`` again has the
+  the trend study of ``bench/trend_study.py`` trains on it (``docs/study.md``). ``dev-clean`` again has the
   training voices saying new commands, ``test-clean`` three voices never trained on.
 
 Needs espeak-ng (``apt-get install espeak-ng``) and PyAV (``pip install av``) — only to re-make the
