@@ -22,7 +22,8 @@ frobenius_decay             lrsms_svd with ``frobenius_decay`` equal to the conf
 Stages 1-10 run once; each setting × seed runs stages 11-13 (``--asr_tag study_<setting>_seed<s>``),
 ``--jobs`` at a time with ``--threads`` each. A finished run (its test ``result.txt`` exists) is not run
 again, so an interrupted study resumes. Writes to ``--workdir``: ``study.csv`` (one row per run),
-``study.md`` (mean ± half-range over seeds) and ``valid_acc.png`` (validation accuracy per epoch).
+``study.md`` (mean ± half-range over seeds; validation accuracy at the last epoch, mean and per seed) and
+``valid_acc.png`` (validation accuracy per epoch).
 """
 import argparse
 import copy
@@ -193,16 +194,16 @@ def write_outputs(rows: list, workdir: Path, command: str) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [f"`{command}`", "",
-             "| setting | parameters | training time (s) | dev WER (%) | test WER (%) | best valid acc |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| setting | parameters | training time (s) | dev WER (%) | test WER (%) | valid acc, last epoch | per seed |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for setting in SETTINGS:
         runs = [r for r in rows if r["setting"] == setting]
         if not runs:
             continue
-        best = [max(map(float, r["valid_acc"].split())) for r in runs]
+        last = [float(r["valid_acc"].split()[-1]) for r in runs]
         lines.append(f"| {setting} | {runs[0]['params']:,} | {mean_spread([r['train_seconds'] for r in runs])} | "
                      f"{mean_spread([r['dev_wer'] for r in runs])} | {mean_spread([r['test_wer'] for r in runs])} | "
-                     f"{statistics.mean(best):.3f} |")
+                     f"{statistics.mean(last):.3f} | {', '.join(f'{a:.3f}' for a in last)} |")
     (workdir / "study.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     import matplotlib

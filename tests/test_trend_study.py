@@ -41,3 +41,18 @@ def test_each_setting_changes_only_what_it_names(study, tmp_path):
     assert abs(params["uniform_both"] / params["lrsms_svd"] - 1) < 0.01
     assert params["full_rank"] > params["uniform_mhsa"] > params["uniform_ffn"] > params["lrsms_svd"]
     assert params["lrsms_svd"] == params["lrsms_kaiming"] == params["frobenius_decay"] == 417_348
+
+
+def test_docs_study_table_is_the_one_the_script_writes_from_the_committed_csv(study, tmp_path):
+    import csv
+
+    with open(REPO / "docs" / "study.csv", encoding="utf-8") as f:
+        rows = [{**r, "seed": int(r["seed"]), "params": int(r["params"]), "train_seconds": float(r["train_seconds"]),
+                 "dev_wer": float(r["dev_wer"]), "test_wer": float(r["test_wer"])} for r in csv.DictReader(f)]
+    assert len(rows) == 2 * len(study.SETTINGS)
+    study.write_outputs(rows, tmp_path, "bench/trend_study.py --workdir /tmp/study --epochs 15")
+    table = [line for line in (tmp_path / "study.md").read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(study.SETTINGS) and (tmp_path / "valid_acc.png").stat().st_size > 0
+    doc = (REPO / "docs" / "study.md").read_text(encoding="utf-8").splitlines()
+    assert [line for line in table if line not in doc] == []
+    assert "| lrsms_svd | 417,154 | 279.6 ± 10.8 | 2.8 ± 0.1 | 7.4 ± 0.7 | 0.881 | 0.873, 0.889 |" in table
