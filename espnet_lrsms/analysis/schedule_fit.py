@@ -157,9 +157,9 @@ def count_parameters(config: Mapping, vocab_size: int, schedules: Optional[Dict[
     The config goes through a temporary YAML and ``build_asr_model(..., device="meta")``; returns the
     count and the number of blocks per sub-model of the built model.
     """
-    from espnet_lrsms.tasks.build import build_asr_model, training_options
+    from espnet_lrsms.tasks.build import build_asr_model
 
-    config = training_options(lowrank_config(config, schedules) if schedules else copy.deepcopy(dict(config)))
+    config = lowrank_config(config, schedules) if schedules else copy.deepcopy(dict(config))
     with tempfile.TemporaryDirectory(prefix="fit_rank_schedule_") as tmp:
         path = Path(tmp) / "config.yaml"
         write_config_yaml(path, config)
