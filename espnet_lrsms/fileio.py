@@ -7,7 +7,7 @@ over its final name only when complete; every YAML config it writes has one layo
 import os
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Sequence, Tuple, Union
 
 import yaml
@@ -96,6 +96,16 @@ def write_config_yaml(path: PathLike, body: Union[Mapping, str], header: Sequenc
     return write_text_atomic(path, config_yaml(body, header))
 
 
+def archive_member_path(archive: PathLike, name: str, what: str = "member") -> PurePosixPath:
+    """``name``, a member of the zip or tar ``archive`` (or a path its ``meta.yaml`` names, ``what`` saying
+    which), as a relative path that stays inside the folder it is extracted to. An absolute name or one
+    with ``..`` would write (or point) outside it: a ``ValueError`` naming ``archive`` and the name."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{archive}: {what} {name!r} points outside the archive; refusing to extract it")
+    return path
+
+
 def load_weights_only(path: PathLike, map_location="cpu"):
     """``torch.load`` that unpickles tensors and plain containers only, never code.
 
@@ -114,6 +124,11 @@ def load_weights_only(path: PathLike, map_location="cpu"):
             f"could run code ({str(error).splitlines()[-1][:200]}). Pass a state dict such as <N>epoch.pth "
             "or valid.acc.best.pth"
         ) from None
+    except OSError:
+        raise
+    except Exception as error:  # a text file or a truncated download: torch says KeyError: 101 and the like
+        raise ValueError(f"{path}: not a PyTorch checkpoint that torch.save wrote "
+                         f"({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def split_kaldi_line(line: str) -> Tuple[str, str]:

@@ -1,7 +1,7 @@
 """Atomic writes: nothing finished-looking after a failure, leftovers of earlier failures cleaned."""
 import pytest
 
-from espnet_lrsms.fileio import replaced_on_success, temporary_sibling, write_text_atomic
+from espnet_lrsms.fileio import archive_member_path, replaced_on_success, temporary_sibling, write_text_atomic
 
 
 def test_file_is_replaced_only_on_success(tmp_path):
@@ -37,3 +37,12 @@ def test_leftover_of_an_earlier_failure_is_removed_first(tmp_path):
         assert not tmp.exists()
         tmp.mkdir()
     assert out.is_dir() and not (tmp_path / "decode.tmp").exists()
+
+
+def test_archive_member_names_that_leave_the_folder_are_named():
+    assert str(archive_member_path("m.zip", "exp/asr/config.yaml")) == "exp/asr/config.yaml"
+    for name in ("../x", "exp/../../x", "/etc/passwd"):
+        with pytest.raises(ValueError, match=rf"^m.zip: member {name!r} points outside the archive"):
+            archive_member_path("m.zip", name)
+    with pytest.raises(ValueError, match=r"^m.zip: meta.yaml's files.asr_model_file '../m.pth' points outside"):
+        archive_member_path("m.zip", "../m.pth", "meta.yaml's files.asr_model_file")

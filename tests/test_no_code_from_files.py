@@ -44,3 +44,36 @@ def test_crafted_checkpoint_is_refused_by_the_analysis_tools(tmp_path):
     assert not marker.exists()
     torch.save({"encoder.w": torch.ones(2)}, path)
     assert load_state_dict(path)["encoder.w"].tolist() == [1.0, 1.0]
+
+
+def test_init_param_is_read_weights_only_and_still_initialises(tone_data, tmp_path):
+    """``--init_param`` (ESPnet unpickles it with weights_only=False) refuses a crafted file before it runs
+    anything, and still loads a real one, with ESPnet's ``<file>:<src_key>:<dst_key>:<excludes>`` parts."""
+    from espnet_lrsms.bin.asr_train import main as asr_train
+    from espnet_lrsms.tasks.asr import LowRankASRTask
+
+    from asr_test_data import train_command
+
+    marker = tmp_path / "ran"
+    crafted = tmp_path / "evil.pth"
+    torch.save({"encoder.w": torch.zeros(2), "x": RunsACommand(marker)}, crafted)
+    one_step = ("--max_epoch", "1", "--num_iters_per_epoch", "1")
+    with pytest.raises(ValueError, match=f"{crafted}: refused to load"):
+        asr_train(train_command(tone_data, tmp_path / "evil_exp", *one_step, "--init_param", str(crafted))[3:])
+    assert not marker.exists()
+
+    asr_train(train_command(tone_data, tmp_path / "dry", "--dry_run", "true")[3:])
+    source, _ = LowRankASRTask.build_model_from_file(tmp_path / "dry" / "config.yaml", None, "cpu")
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p))
+    torch.save(source.state_dict(), tmp_path / "source.pth")
+    exp = tmp_path / "exp"
+    asr_train(train_command(tone_data, exp, *one_step, "--init_param",
+                            f"{tmp_path / 'source.pth'}:encoder:encoder:encoder.encoders.1")[3:])
+    start = torch.load(exp / "0epoch.pth", weights_only=True)  # the weights the first update starts from
+    expected = source.state_dict()
+    loaded = [k for k in expected if k.startswith("encoder.") and not k.startswith("encoder.encoders.1.")]
+    assert loaded and all(torch.equal(start[k], expected[k]) for k in loaded)
+    others = [k for k, _ in source.named_parameters() if k.startswith(("decoder.", "encoder.encoders.1."))]
+    assert others and not [k for k in others if torch.equal(start[k], expected[k])]

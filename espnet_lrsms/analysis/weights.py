@@ -116,6 +116,11 @@ def load_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
         state = state["model"]
     if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
         raise ValueError(f"{path}: not a model state dict (got {type(state).__name__})")
+    for key, value in state.items():  # an SVD of them would fail with LAPACK's bare LinAlgError
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{path}: {key} has {bad} of {value.numel()} values NaN or infinite "
+                             "(did training diverge? take an earlier epoch's checkpoint)")
     return dict(state)
 
 

@@ -15,7 +15,10 @@ A factorized layer ``U·Vᵀ`` gives up rows of ``u`` / columns of ``vt``. The o
 block's layer norms live on the residual stream and are kept. Each step drops exactly
 ``round(rate · units)`` randomly chosen units of every such dimension of the chosen blocks (zeroed
 where they are produced, the kept ones scaled by ``units / kept`` where they are consumed), so the
-dropped parameters get no gradient; nothing changes in ``eval()`` or in the state dict. Trained through
+dropped parameters get no gradient; nothing changes in ``eval()`` or in the state dict. With
+``conv_norm: group_norm`` (``GroupNorm(G, C)``) the step is exactly that of the sub-model with
+``GroupNorm(G, kept)``: every group of C/G channels loses the same number, round(rate · C/G), and is
+normalised over its kept channels only, so each channel stays in its group. Trained through
 :class:`espnet_lrsms.train.trainer.HookedTrainer`, the draw is held for a whole optimizer step and the
 dropped entries and their optimizer state are restored after it (:func:`hold_dropped_units`).
 Background and the paper's setting: docs/analysis.md.
@@ -34,6 +37,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Unio
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from espnet_lrsms.lowrank import FactorizedLinear
 from espnet_lrsms.nets.espnet_names import CONV_MODULE, ENCODER_BLOCK_MODULES
@@ -93,9 +97,22 @@ class UnitSpace:
     slots: Tuple[Slot, ...]
     masks: Tuple[Mask, ...]
     batch_norm: Optional[nn.Module] = None  # its running statistics of dropped channels are kept
+    group_norm: Optional[nn.GroupNorm] = None  # units drawn evenly from its groups, normalised over the kept ones
 
     def params_per_unit(self) -> int:
         return sum(s.per_unit() for s in self.slots)
+
+    def groups(self) -> int:
+        return self.group_norm.num_groups if self.group_norm is not None else 1
+
+    def num_dropped(self, rate: float) -> int:
+        return self.groups() * num_dropped(rate, self.size // self.groups())
+
+    def draw(self, rate: float, generator: torch.Generator) -> torch.Tensor:
+        """The dropped units: ``num_dropped(rate)`` at random, the same number from each group."""
+        size = self.size // self.groups()
+        n = num_dropped(rate, size)
+        return torch.cat([torch.randperm(size, generator=generator)[:n] + g * size for g in range(self.groups())])
 
 
 def _rows(linear: nn.Module) -> List[Slot]:
@@ -153,7 +170,8 @@ def block_unit_spaces(block: nn.Module, b: int, modules: Sequence[str], where: s
         masks = (Mask(conv.pointwise_conv1, "output", 1, False, repeat=2), Mask(conv.depthwise_conv, "output", 1, False),
                  Mask(conv.pointwise_conv2, "input", 1, True))
         batch_norm = conv.norm if isinstance(conv.norm, nn.BatchNorm1d) else None
-        spaces.append(UnitSpace(f"{b}.{CONV_MODULE}", channels, tuple(slots), masks, batch_norm))
+        group_norm = conv.norm if isinstance(conv.norm, nn.GroupNorm) else None
+        spaces.append(UnitSpace(f"{b}.{CONV_MODULE}", channels, tuple(slots), masks, batch_norm, group_norm))
     return spaces
 
 
@@ -172,7 +190,7 @@ class UnitDropout(nn.Module):
         self.held = False
         self.generator = torch.Generator().manual_seed(torch.initial_seed())
         self._units: Optional[List[torch.Tensor]] = None
-        self._multipliers = {}  # the current step's masks, by (space, mask, device, dtype)
+        self._multipliers = {}  # the current step's masks (and kept group-norm channels), by space, mask, device
         self._stale = True
         self._warned = False
 
@@ -190,8 +208,7 @@ class UnitDropout(nn.Module):
                 logger.warning("unit_dropout: no optimizer holds the dropped units (train through "
                                "espnet_lrsms.bin.asr_train): they still move through momentum and weight decay")
                 self._warned = True
-            self._units = [torch.randperm(s.size, generator=self.generator)[: num_dropped(self.rate, s.size)]
-                           for s in self.spaces]
+            self._units = [s.draw(self.rate, self.generator) for s in self.spaces]
             self._multipliers.clear()
             self._stale = False
         return self._units
@@ -225,6 +242,8 @@ class UnitDropout(nn.Module):
                     mask.module.register_forward_hook(self._output_hook(i, mask))
             if space.batch_norm is not None:
                 self._keep_running_stats(i, space.batch_norm)
+            if space.group_norm is not None:
+                space.group_norm.register_forward_hook(self._group_norm_of_kept(i))
 
     def _input_hook(self, i: int, mask: Mask):
         def hook(module, args):
@@ -236,6 +255,23 @@ class UnitDropout(nn.Module):
     def _output_hook(self, i: int, mask: Mask):
         def hook(module, args, output):
             return output * self.multiplier(i, mask, output) if self.training else None
+        return hook
+
+    def _group_norm_of_kept(self, i: int):
+        """Replaces the GroupNorm's training output by the group norm of the kept channels alone (zeros elsewhere)."""
+        def hook(module, args, output):
+            units = self.dropped_units()[i] if self.training else ()
+            if len(units) == 0:
+                return None
+            key = (i, "kept", output.device)
+            if key not in self._multipliers:
+                keep = torch.ones(self.spaces[i].size, dtype=torch.bool)
+                keep[units] = False
+                self._multipliers[key] = keep.nonzero().squeeze(1).to(output.device)
+            kept = self._multipliers[key]
+            affine = [p.index_select(0, kept) if p is not None else None for p in (module.weight, module.bias)]
+            normed = F.group_norm(args[0].index_select(1, kept), module.num_groups, *affine, module.eps)
+            return torch.zeros_like(output).index_copy(1, kept, normed.to(output.dtype))
         return hook
 
     def _keep_running_stats(self, i: int, norm: nn.Module) -> None:
@@ -325,7 +361,7 @@ def unit_spaces(stack: nn.ModuleList, blocks: Sequence[int], modules: Sequence[s
 
 def count_dropped(stack: nn.ModuleList, blocks: Sequence[int], rate: float, modules: Sequence[str] = UNIT_MODULES) -> int:
     """Parameters dropped per step by ``rate`` on the ``modules`` of ``blocks``."""
-    return sum(num_dropped(rate, s.size) * s.params_per_unit() for s in unit_spaces(stack, blocks, modules))
+    return sum(s.num_dropped(rate) * s.params_per_unit() for s in unit_spaces(stack, blocks, modules))
 
 
 def apply_unit_dropout(
@@ -356,7 +392,7 @@ def apply_unit_dropout(
     encoder.unit_dropout = UnitDropout(spaces, float(rate))
     encoder.unit_dropout.install()
     encoder.register_forward_pre_hook(_each_forward_a_step_unless_held)
-    plan = UnitDropoutPlan(blocks, float(rate), modules, sum(num_dropped(rate, s.size) * s.params_per_unit() for s in spaces),
+    plan = UnitDropoutPlan(blocks, float(rate), modules, sum(s.num_dropped(rate) * s.params_per_unit() for s in spaces),
                            sum(p.numel() for p in encoder.parameters()))
     logger.info(
         "%s: blocks %s, rate %g, modules %s: %d parameters dropped per step (%.2f %% of the encoder's)",
@@ -374,10 +410,9 @@ def flat_rate_matching(
     stack: nn.ModuleList, blocks: Sequence[int], rate: float, modules: Sequence[str] = UNIT_MODULES
 ) -> float:
     """The rate over *all* blocks that drops the same number of parameters per step as ``rate`` over
-    ``blocks`` (the closest a 4-decimal rate gets, given that each dimension drops whole units)."""
+    ``blocks``: the closest of the 4-decimal rates (each dimension drops whole units, a group-normed one
+    as many from each group), the smallest of equally close ones."""
     target = count_dropped(stack, blocks, rate, modules)
-    everything = range(len(stack))
-    per_rate = sum(s.size * s.params_per_unit() for s in unit_spaces(stack, everything, modules))
-    guess = round(target / per_rate, 4)
-    candidates = [round(guess + step * 1e-4, 4) for step in range(-50, 51) if 0 <= guess + step * 1e-4 < 1]
-    return min(candidates, key=lambda r: (abs(count_dropped(stack, everything, r, modules) - target), r))
+    spaces = [(s, s.params_per_unit()) for s in unit_spaces(stack, range(len(stack)), modules)]
+    count = lambda r: sum(s.num_dropped(r) * per_unit for s, per_unit in spaces)
+    return min((k / 10000 for k in range(10000)), key=lambda r: (abs(count(r) - target), r))

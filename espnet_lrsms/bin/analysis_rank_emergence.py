@@ -61,7 +61,10 @@ def main(cmd=None) -> int:
     except FileNotFoundError as e:
         raise SystemExit(str(e))
     out = args.output_dir or default_output_dir(Path(args.inputs[0]))
-    rows = analyse_checkpoints(paths, args.threshold, args.measure, device=args.device)
+    try:
+        rows = analyse_checkpoints(paths, args.threshold, args.measure, device=args.device)
+    except ValueError as e:  # not a checkpoint, NaN weights: the message names the file and key
+        raise SystemExit(str(e))
     written = [write_csv(rows, out / "rank_emergence.csv")]
     epochs_png = plot_over_epochs(rows, out / "rank_over_epochs.png")
     if epochs_png:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
+from espnet_lrsms.asr.input_audio import AudioInputError, check_decoding_inputs, trained_sampling_rate
 from espnet_lrsms.asr.lowrank_blocks import fuse_shared_input_projections
 from espnet_lrsms.fileio import split_kaldi_line, write_text_atomic
 from espnet_lrsms.tasks.asr import LowRankASRTask
@@ -124,8 +125,20 @@ class FusionLM:
         return load_lm(config_file, model_file, device)
 
 
+def train_config_of(kwargs: dict) -> Optional[Path]:
+    """The ASR training config the decoding reads: ``--asr_train_config``, else the one beside the model."""
+    if kwargs.get("asr_train_config"):
+        return Path(kwargs["asr_train_config"])
+    if kwargs.get("asr_model_file") and (Path(kwargs["asr_model_file"]).parent / "config.yaml").is_file():
+        return Path(kwargs["asr_model_file"]).parent / "config.yaml"
+    return None
+
+
 def inference(**kwargs) -> None:
-    """ESPnet's ``inference(**kwargs)`` plus ``score_components`` (see the module docstring)."""
+    """ESPnet's ``inference(**kwargs)`` plus ``score_components`` (see the module docstring). The audio
+    is checked first: an utterance that is not mono, not at the training rate or not finite is named."""
+    check_decoding_inputs(kwargs["data_path_and_name_and_type"], kwargs.get("key_file"),
+                          trained_sampling_rate(train_config_of(kwargs)))
     RecordingSpeech2Text.calls, RecordingSpeech2Text.instances = [], []
     espnet_asr_inference.Speech2Text = RecordingSpeech2Text
     espnet_asr_inference.LMTask = FusionLM
@@ -151,8 +164,13 @@ def main(cmd=None):
     args = parser.parse_args(cmd)
     kwargs = vars(args)
     kwargs.pop("config", None)
-    inference(**kwargs)
+    try:
+        inference(**kwargs)
+    except AudioInputError as error:  # named: the file, each utterance and its fault
+        logging.error("%s", error)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

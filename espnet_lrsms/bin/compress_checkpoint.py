@@ -8,7 +8,8 @@
 
 Takes ``encoder_conf.lowrank`` and ``decoder_conf.lowrank`` from ``--lowrank_from`` (any training
 config), writes ``config.yaml``, ``model.pth`` and ``compression.csv`` (rank, weights, relative
-Frobenius error per layer) to ``--output_dir``, which must not be the source experiment's directory. Decode the result with
+Frobenius error per layer) to ``--output_dir``, which must not be the source experiment's directory nor
+hold a ``config.yaml`` or ``model.pth`` already (no experiment is overwritten). Decode the result with
 ``python -m espnet_lrsms.bin.asr_inference --asr_train_config <out>/config.yaml --asr_model_file <out>/model.pth``.
 A factorized checkpoint can be re-ranked the same way (its U·Vᵀ is truncated).
 """

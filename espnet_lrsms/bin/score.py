@@ -31,7 +31,7 @@ def main(cmd=None) -> int:
         if "ter" in (args.metrics or ()) and scoring_text.bpemodel is None:
             parser.error("--metrics ter needs --bpemodel")
         totals = score_decode_dir(args.data_dir, args.decode_dir, args.metrics, scoring_text)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     for metric, total in totals.items():
         unit = METRIC_UNITS[metric]

@@ -45,13 +45,40 @@ NBest = Dict[str, List[Hypothesis]]  # utterance id -> hypotheses, first-pass ra
 
 
 def parse_score(value: str, where: str) -> float:
+    """The number in ``value`` (``tensor(-1.93)`` or ``-1.93``); NaN and ±inf fail: an infinite score
+    would always win (or always lose) the rescoring, whatever the LM says."""
     match = _NUMBER.search(value)
     if not match:
         raise ValueError(f"{where}: cannot read a score from {value!r}")
     score = float(match.group(0))
     if math.isnan(score):
         raise ValueError(f"{where}: the score {value!r} is not a number")
+    if math.isinf(score):
+        raise ValueError(f"{where}: the score {value!r} is not finite")
     return score
+
+
+def parse_components(value: str, where: str) -> Dict[str, Dict[str, float]]:
+    """One ``score_components`` entry: ``{"scores": {scorer: score}, "weights": {scorer: weight}}``, every
+    value a finite number (Python's JSON reader takes ``NaN`` and ``Infinity``; they are no scores)."""
+    try:
+        entry = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: not JSON ({error.msg})") from None
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), dict) for k in ("scores", "weights")):
+        raise ValueError(f"{where}: not an object with 'scores' and 'weights': {value[:200]!r}")
+    for part in ("scores", "weights"):
+        for name, number in entry[part].items():
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                raise ValueError(f"{where}: {part}.{name} is {json.dumps(number)}, not a finite number")
+    return {part: {k: float(v) for k, v in entry[part].items()} for part in ("scores", "weights")}
+
+
+def _same_keys(table: Mapping[str, str], path: Path, other: Mapping[str, str], other_path: Path) -> None:
+    """Every key of ``other`` has a line in ``table`` (a missing line would drop that hypothesis silently)."""
+    for key in other:
+        if key not in table:
+            raise ValueError(f"{path}: no line for {key}, which {other_path} has")
 
 
 def _read_table(path: Path) -> Dict[str, str]:
@@ -81,14 +108,15 @@ def read_nbest(decode_dir) -> NBest:
             if not (sub / name).is_file():
                 raise FileNotFoundError(f"{sub / name}: missing (ESPnet's decoding writes text and score)")
         texts, scores = _read_table(sub / "text"), _read_table(sub / "score")
-        components = _read_table(sub / "score_components") if (sub / "score_components").is_file() else {}
+        _same_keys(texts, sub / "text", scores, sub / "score")
+        _same_keys(scores, sub / "score", texts, sub / "text")
+        components = {}
+        if (sub / "score_components").is_file():  # written for every hypothesis of the score file, or not at all
+            components = _read_table(sub / "score_components")
+            _same_keys(components, sub / "score_components", scores, sub / "score")
+            _same_keys(scores, sub / "score", components, sub / "score_components")
         for key, score in scores.items():
-            if key not in texts:
-                raise ValueError(f"{sub / 'text'}: no line for {key}, which {sub / 'score'} has")
-            try:
-                comp = json.loads(components[key]) if key in components else {}
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{sub / 'score_components'}: {key}: not JSON ({error.msg})") from None
+            comp = parse_components(components[key], f"{sub / 'score_components'}: {key}") if components else {}
             hyp = Hypothesis(
                 text=" ".join(texts[key].split()),
                 score=parse_score(score, f"{sub / 'score'}: {key}"),

@@ -6,13 +6,14 @@ marks are ignored. For a word w:
 
 * **homophones** (the default candidates): the other words with a pronunciation identical to one of
   w's (TWO → TO, TOO);
-* **near-homophones** (``near_homophones=True`` only, and only for a word without a homophone): the
-  words at phone edit distance 1 from one of w's pronunciations (one phone substituted, inserted or
-  deleted: SEVEN → HEAVEN);
+* **near-homophones** (``near_homophones=True`` only, and only for a word without a homophone in the
+  vocabulary below): the words at phone edit distance 1 from one of w's pronunciations (one phone
+  substituted, inserted or deleted: SEVEN → HEAVEN);
 * a word missing from CMUdict, or without a candidate, is never substituted.
 
 Candidates may be restricted to a ``substitution_vocabulary`` (the recipe restricts them to the LM's
-vocabulary, so no substitute is a rare CMUdict spelling such as THEE for THE). Each word of a
+vocabulary, so no substitute is a rare CMUdict spelling such as THEE for THE); the restriction comes
+first, so a word whose homophones all lie outside it falls back to its near-homophones. Each word of a
 hypothesis is, independently: deleted with probability ``deletion_rate``, otherwise substituted with
 probability ``substitution_rate`` (by a candidate drawn uniformly, if it has one); then a word is
 inserted after it with probability ``insertion_rate`` (drawn uniformly from ``insertion_vocabulary``).
@@ -22,7 +23,7 @@ hypothesis the same way, whatever else is perturbed and in which order.
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from typeguard import typechecked
 
@@ -100,11 +101,13 @@ class Pronunciations:
         # words sharing a pronunciation are homophones, not "confusable at distance 1"
         return sorted(v for v in out if not (self.prons[v] & own))
 
-    def substitutes(self, word: str, near_homophones: bool = False) -> List[str]:
-        """Homophones of ``word`` (lower case); with ``near_homophones``, its distance-1 confusables
-        when it has no homophone."""
-        homophones = self.homophones(word)
-        return homophones or (self.confusables(word) if near_homophones else [])
+    def substitutes(self, word: str, near_homophones: bool = False, allowed: Optional[AbstractSet[str]] = None) -> List[str]:
+        """Homophones of ``word`` (lower case) among the ``allowed`` words (all, if None); with
+        ``near_homophones``, its distance-1 confusables among them when no homophone is allowed."""
+        homophones = [v for v in self.homophones(word) if allowed is None or v in allowed]
+        if homophones or not near_homophones:
+            return homophones
+        return [v for v in self.confusables(word) if allowed is None or v in allowed]
 
 
 @dataclass(frozen=True)
@@ -149,19 +152,19 @@ class Perturber:
     insertion_vocabulary: Sequence[str] = ()
     substitution_vocabulary: Optional[Sequence[str]] = None  # if given, substitutes come only from these words
     _cache: Dict[str, List[str]] = field(default_factory=dict, repr=False)
+    _allowed: Optional[FrozenSet[str]] = field(default=None, init=False, repr=False)  # substitution_vocabulary, lower case
 
     @typechecked
     def __post_init__(self):
         self.insertion_vocabulary = sorted(set(self.insertion_vocabulary))
+        vocabulary = self.substitution_vocabulary
+        self._allowed = None if vocabulary is None else frozenset(v.lower() for v in vocabulary)
         if self.config.insertion_rate > 0 and not self.insertion_vocabulary:
             raise ValueError("insertion_rate > 0 needs an insertion vocabulary")
 
     def _substitutes(self, word: str) -> List[str]:
         if word not in self._cache:
-            subs = self.pronunciations.substitutes(word, self.config.near_homophones)
-            if self.substitution_vocabulary is not None:
-                allowed = {v.lower() for v in self.substitution_vocabulary}
-                subs = [s for s in subs if s in allowed]
+            subs = self.pronunciations.substitutes(word, self.config.near_homophones, self._allowed)
             if word.isupper():
                 subs = [s.upper() for s in subs]
             self._cache[word] = subs

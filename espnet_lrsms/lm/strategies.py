@@ -1,13 +1,15 @@
 """Per-step logic of the four LoRA training strategies, run from optimizer hooks.
 
 ESPnet's trainer calls ``optimizer.step()`` once per update, after the gradients are clipped and
-before ``optimizer.zero_grad()``. A strategy registers on that optimizer:
+before ``optimizer.zero_grad()``. A strategy registers a step **post**-hook on that optimizer
+(parameters updated, gradients still present): PEFT's documented place for ``update_and_allocate``
+(``dynamic``: importance, budget, masking) and where ``warmup`` truncates its adapters. The post-hook
+also counts the step in the model's ``lora_optimizer_steps`` buffer.
 
-* a step **pre**-hook (gradients present, parameters not yet updated) — ``dynamic`` adds the gradient
-  of AdaLoRA's orthogonality regulariser ``w·mean(‖PPᵀ − I‖_F, ‖QᵀQ − I‖_F)`` there;
-* a step **post**-hook (parameters updated, gradients still present) — PEFT's documented place for
-  ``update_and_allocate`` (``dynamic``: importance, budget, masking) and where ``warmup`` truncates
-  its adapters. The post-hook also counts the step in the model's ``lora_optimizer_steps`` buffer.
+``dynamic`` also hooks the model's forward: in training, AdaLoRA's orthogonality regulariser
+``w·mean(‖PᵀP − I‖_F, ‖QQᵀ − I‖_F)`` is added to the loss the forward returns, as PEFT's
+``AdaLoraModel.forward`` adds it, so ESPnet's backward, gradient clipping, logged loss and grad norm
+include it.
 
 ``vanilla`` and ``mixed`` only count steps: their ranks are fixed when the adapters are attached.
 
@@ -107,7 +109,6 @@ class LoRAStrategy:
         """Hook the strategy onto ``optimizer``; ``total_steps``: optimizer steps of the whole run."""
         self.total_steps = total_steps
         self.check_schedule()
-        self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
         self._handles.append(optimizer.register_step_post_hook(self._post_hook))
         self._handles.append(optimizer.register_state_dict_post_hook(self._save_state))
         self._handles.append(optimizer.register_load_state_dict_pre_hook(self._load_state))
@@ -143,15 +144,9 @@ class LoRAStrategy:
     def step(self) -> int:
         return int(getattr(self.model, STEP_BUFFER))
 
-    def _pre_hook(self, optimizer, args, kwargs) -> None:
-        self.before_step(optimizer)
-
     def _post_hook(self, optimizer, args, kwargs) -> None:
         self.after_step(optimizer, self.step)
         getattr(self.model, STEP_BUFFER).add_(1)
-
-    def before_step(self, optimizer) -> None:
-        pass
 
     def after_step(self, optimizer, step: int) -> None:
         pass
@@ -270,14 +265,22 @@ class DynamicRankStrategy(LoRAStrategy):
             setattr(allocator, key, {n: t.to(device) for n, t in state[key].items()})
         self.adapters.tuner.peft_config[ADAPTER_NAME].rank_pattern = state["rank_pattern"]
 
-    def before_step(self, optimizer) -> None:
-        weight = self.config.orth_reg_weight
-        if weight <= 0:
-            return
-        with torch.enable_grad():
-            penalty = orthogonality_penalty(self.model)
-            if penalty is not None:
-                (weight * penalty).backward()
+    def install(self, optimizer: torch.optim.Optimizer, total_steps: Optional[int]) -> None:
+        super().install(optimizer, total_steps)
+        if self.config.orth_reg_weight > 0:
+            self._handles.append(self.model.register_forward_hook(self._add_penalty))
+
+    def _add_penalty(self, module: nn.Module, args, output):
+        """A forward hook on ESPnet's LM: in training, its loss ``(loss, stats, weight)`` becomes
+        ``loss + w·penalty`` (as PEFT's ``AdaLoraModel.forward`` adds it), so the backward pass, ESPnet's
+        gradient clipping, the logged loss and grad norm all include the penalty; ``stats`` gains
+        ``orth_penalty``. Validation (eval mode) keeps the LM's loss alone."""
+        penalty = orthogonality_penalty(module) if module.training else None
+        if penalty is None:
+            return output
+        loss, stats, weight = output
+        loss = loss + self.config.orth_reg_weight * penalty
+        return loss, dict(stats, loss=loss.detach(), orth_penalty=penalty.detach().reshape(loss.shape)), weight
 
     def after_step(self, optimizer, step: int) -> None:
         peft_config = self.adapters.tuner.peft_config[ADAPTER_NAME]

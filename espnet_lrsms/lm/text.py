@@ -9,6 +9,7 @@ reading its whole training text again.
 """
 import gzip
 import logging
+import os
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -86,24 +87,68 @@ def text_words(path: Union[str, Path]) -> List[str]:
     return sorted({w for _, words in read_kaldi_text(path) for w in words.split()})
 
 
+def training_dir(config_file: Path, conf: dict) -> Optional[Path]:
+    """The directory an ESPnet training ran in, told by its ``config.yaml``: the config's folder less the
+    components of the relative ``output_dir`` recorded in it (exp/lm_x/config.yaml with ``output_dir:
+    exp/lm_x`` ran in the folder holding exp/). None if ``output_dir`` is absolute or does not match."""
+    output_dir = conf.get("output_dir")
+    if not isinstance(output_dir, str) or not output_dir or os.path.isabs(output_dir):
+        return None
+    parts = Path(os.path.normpath(output_dir)).parts
+    exp_parts = Path(os.path.abspath(config_file)).parent.parts
+    if ".." in parts or len(parts) >= len(exp_parts) or exp_parts[len(exp_parts) - len(parts):] != parts:
+        return None
+    return Path(*exp_parts[: len(exp_parts) - len(parts)])
+
+
+def config_file_path(config_file: Union[str, Path], conf: dict, key: str, value: str) -> Path:
+    """The file that ``value``, a path under ``key`` of the ESPnet config ``config_file``, names.
+
+    ESPnet records paths as it was given them, relative to the directory training ran in; a relative
+    ``value`` is looked for next to the config (relative to the experiment dir) and relative to that
+    training dir (:func:`training_dir`), whatever the current directory is. It must be found under
+    exactly one of them; an absolute ``value`` must exist.
+    """
+    config_file = Path(os.path.abspath(config_file))
+    if os.path.isabs(value):
+        if not os.path.isfile(value):
+            raise FileNotFoundError(f"{config_file}: {key} {value!r} is not a file")
+        return Path(value)
+    bases = [config_file.parent] + [d for d in [training_dir(config_file, conf)] if d is not None]
+    candidates = [Path(os.path.normpath(base / value)) for base in bases]
+    found = {os.path.realpath(c): c for c in candidates if c.is_file()}
+    if not found:
+        raise FileNotFoundError(f"{config_file}: {key} {value!r} is not a file (tried {', '.join(map(str, candidates))})")
+    if len(found) > 1:
+        raise ValueError(
+            f"{config_file}: {key} {value!r} is ambiguous: both {' and '.join(map(str, found.values()))} exist "
+            "(relative to the experiment dir and to the dir training ran in); write it as an absolute path"
+        )
+    return next(iter(found.values()))
+
+
 def lm_vocabulary(lm_train_config: Union[str, Path]) -> Tuple[List[str], str]:
     """The words an ESPnet LM knows, and where they came from.
 
     An adapted LM (``lora_conf`` with ``base_lm_config``) answers for its base LM, so a base LM and its
     adaptations share one vocabulary. A word-level LM: its token list (special tokens left out);
     otherwise the words of its training text(s) (``train_data_path_and_name_and_type``, type ``text``).
-    Relative paths are relative to the directory the LM was trained from, as in ESPnet.
+    Relative paths are found from any current directory (:func:`config_file_path`).
     """
     with open(lm_train_config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
-    if conf.get("lora_conf") and conf.get("base_lm_config") and Path(conf["base_lm_config"]).is_file():
-        return lm_vocabulary(conf["base_lm_config"])
+    if conf.get("lora_conf") and conf.get("base_lm_config"):
+        return lm_vocabulary(config_file_path(lm_train_config, conf, "base_lm_config", conf["base_lm_config"]))
     if conf.get("token_type") == "word":
         tokens = conf["token_list"]
         if isinstance(tokens, str):
-            tokens = Path(tokens).read_text(encoding="utf-8").split()
+            tokens = config_file_path(lm_train_config, conf, "token_list", tokens).read_text(encoding="utf-8").split()
         return [t for t in tokens if t not in SPECIAL_TOKENS], f"the token list of {lm_train_config}"
-    texts = [entry[0] for entry in conf.get("train_data_path_and_name_and_type", []) if entry[2] == "text"]
+    texts = [
+        config_file_path(lm_train_config, conf, "train_data_path_and_name_and_type", entry[0])
+        for entry in conf.get("train_data_path_and_name_and_type", [])
+        if entry[2] == "text"
+    ]
     if not texts:
         raise ValueError(f"{lm_train_config}: no word token list and no training text to take a vocabulary from")
     return sorted({w for t in texts for w in text_words(t)}), f"the training text of {lm_train_config}"

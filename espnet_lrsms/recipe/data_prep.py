@@ -35,7 +35,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
+from espnet_lrsms.fileio import iter_kaldi_table, replaced_on_success
 
 if TYPE_CHECKING:
     from espnet_lrsms.recipe.avsr_data_prep import RoiSettings
@@ -104,10 +104,7 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
         if not folder.is_dir():
             raise DataPrepError(f"set {set_name}: {folder} does not exist")
         for trans in sorted(folder.glob("*/*/*.trans.txt")):
-            for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                uttid, text = split_kaldi_line(line)
+            for number, uttid, text in _transcript_lines(trans):
                 lines.add(uttid, f"{trans}:{number}")
                 utts[uttid] = Utterance(uttid, uttid.split("-")[0], text.strip() or None, None)
                 if not text.strip():
@@ -122,6 +119,16 @@ def scan_librispeech(corpus_root: Path, set_name: str) -> List[Utterance]:
     flacs.mark(utts)
     lines.mark(utts)
     return [utts[k] for k in sorted(utts)]
+
+
+def _transcript_lines(trans: Path) -> List[Tuple[int, str, str]]:
+    """``(line number, utterance id, text)`` of a ``*.trans.txt``; a line that is not UTF-8 (a latin-1
+    byte, say) is a ``DataPrepError`` naming the file, the line and the byte."""
+    try:
+        return list(iter_kaldi_table(trans))
+    except ValueError as error:
+        raise DataPrepError(f"{error}: LibriSpeech transcripts are UTF-8; fix or re-encode the file "
+                            "(e.g. iconv -f latin1 -t utf-8)") from None
 
 
 # ------------------------------------------------------------------------ LRS3

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 import yaml
 
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import archive_member_path, replaced_on_success
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,10 @@ class ModelRepoError(RuntimeError):
 
 def _safe_members(archive: zipfile.ZipFile, pack: Path):
     for info in archive.infolist():
-        name = PurePosixPath(info.filename)
-        if name.is_absolute() or ".." in name.parts:
-            raise ModelRepoError(f"{pack}: member {info.filename!r} points outside the archive; refusing to extract it")
+        try:
+            archive_member_path(pack, info.filename)
+        except ValueError as error:
+            raise ModelRepoError(str(error)) from None
         yield info
 
 

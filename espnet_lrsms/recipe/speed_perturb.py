@@ -9,6 +9,7 @@ output data directory (ESPnet names it ``<set>_sp``) holds all of them: wav.scp,
 Files already written by an earlier, interrupted run are kept when they have the expected length.
 """
 import logging
+import math
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -64,13 +65,15 @@ def _perturb_one(job: Tuple[str, Path, float, Path]) -> Tuple[str, int]:
 def perturb_data_dir(data_dir: Path, out_dir: Path, factors: Sequence[float], nj: int = 1,
                      audio_dir: Optional[Path] = None) -> int:
     """Write the speed-perturbed copy of ``data_dir`` to ``out_dir``; returns the number of utterances."""
+    bad = [f for f in factors if not math.isfinite(f) or f <= 0]
+    if not factors or bad:
+        raise DataPrepError(f"--speed_perturb_factors: expected positive finite factors, got {bad[0] if bad else 'none'} "
+                            f"in {list(factors)}")
+    if len(set(factor_name(f) for f in factors)) != len(factors):
+        raise DataPrepError(f"--speed_perturb_factors: a factor is given twice in {list(factors)}")
     for name in ("wav.scp", "text", "utt2spk"):
         if not (data_dir / name).is_file():
             raise DataPrepError(f"{data_dir / name}: no such file (stage 1 makes it)")
-    if not factors or any(f <= 0 for f in factors):
-        raise DataPrepError(f"--speed_perturb_factors: expected positive factors, got {list(factors)}")
-    if len(set(factor_name(f) for f in factors)) != len(factors):
-        raise DataPrepError(f"--speed_perturb_factors: a factor is given twice in {list(factors)}")
     wav = read_kaldi_table(data_dir / "wav.scp")
     text = read_kaldi_table(data_dir / "text")
     utt2spk = read_kaldi_table(data_dir / "utt2spk")

@@ -272,13 +272,34 @@ def write_trn(table: Dict[str, List[str]], utt2spk: Dict[str, str], path: Path) 
     write_text_atomic(path, "".join(lines))
 
 
+def check_same_ids(ref_text: Path, ref: Dict[str, str], hyp_text: Path, hyp: Dict[str, str]) -> None:
+    """``ValueError`` naming both files, the counts and a few ids, unless ``ref`` and ``hyp`` have the same
+    keys: hypotheses for other utterances would otherwise score as all deleted (WER 100 %)."""
+    missing, extra = sorted(set(ref) - set(hyp)), sorted(set(hyp) - set(ref))
+    if not missing and not extra:
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(ref)} reference utterances have no hypothesis line "
+                        f"(e.g. {', '.join(missing[:3])})")
+    if extra:
+        problems.append(f"{len(extra)} of {len(hyp)} hypotheses are for no reference utterance "
+                        f"(e.g. {', '.join(extra[:3])})")
+    raise ValueError(f"cannot score {hyp_text} against {ref_text}: {'; '.join(problems)}. "
+                     "Decode the same set that the references are of")
+
+
 def score_dir(ref_text: Path, hyp_text: Path, utt2spk_file: Path, out_dir: Path, metric: str,
               scoring_text: ScoringText = ScoringText()) -> Counts:
     """Write ``ref.trn``, ``hyp.trn`` and ``result.txt`` of ``metric`` (wer, cer, ter) to ``out_dir``;
-    return the totals. Hypotheses of utterances without a reference are left out, as sclite does."""
+    return the totals. The two files must hold the same utterance ids (an empty hypothesis is a line with
+    the id alone, as ESPnet writes it); any other pair is refused, as sclite refuses it, before anything
+    is written."""
     split_ref, split_hyp = scoring_text.splitter(metric, "ref"), scoring_text.splitter(metric, "hyp")
-    ref = {k: split_ref(v) for k, v in read_text(ref_text).items()}
-    hyp = {k: split_hyp(v) for k, v in read_text(hyp_text).items() if k in ref}
+    ref_lines, hyp_lines = read_text(ref_text), read_text(hyp_text)
+    check_same_ids(ref_text, ref_lines, hyp_text, hyp_lines)
+    ref = {k: split_ref(v) for k, v in ref_lines.items()}
+    hyp = {k: split_hyp(v) for k, v in hyp_lines.items()}
     utt2spk = read_text(utt2spk_file) if utt2spk_file.is_file() else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_trn(ref, utt2spk, out_dir / "ref.trn")

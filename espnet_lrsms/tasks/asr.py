@@ -17,6 +17,7 @@ from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_ini
 from espnet_lrsms.tasks.packing import requirement_hint
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
+from espnet_lrsms.train.init_param import weights_only_init_param
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, add_per_gpu_batch_arguments, resolve_training_sizes
 
 
@@ -83,21 +84,24 @@ class LowRankASRTask(ASRTask):
     (4) ``--batch_bins_per_gpu`` / ``--batch_size_per_gpu`` and schedules in epochs: the global
     batch and the optimiser steps of an epoch are derived from the launch and the data
     (:mod:`espnet_lrsms.train.epoch_steps`).
+
+    (5) ``--init_param`` files are read weights-only (:mod:`espnet_lrsms.train.init_param`).
     """
 
     trainer = InitialStateTrainer
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
-        if getattr(args, "use_deepspeed", False) and cls.trainer is InitialStateTrainer:
-            # ESPnet's DeepSpeed path refuses any trainer but its default one
-            logging.warning("--use_deepspeed: the initial weights (0epoch.pth) are not saved")
-            cls.trainer = Trainer
-            try:
-                return super().main_worker(args)
-            finally:
-                cls.trainer = InitialStateTrainer
-        return super().main_worker(args)
+        with weights_only_init_param():  # --init_param files: tensors only, never code
+            if getattr(args, "use_deepspeed", False) and cls.trainer is InitialStateTrainer:
+                # ESPnet's DeepSpeed path refuses any trainer but its default one
+                logging.warning("--use_deepspeed: the initial weights (0epoch.pth) are not saved")
+                cls.trainer = Trainer
+                try:
+                    return super().main_worker(args)
+                finally:
+                    cls.trainer = InitialStateTrainer
+            return super().main_worker(args)
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):

@@ -20,6 +20,7 @@ import numpy as np
 from espnet_lrsms.avsr.roi import ROI_SIZE, crop_mouth_rois, resize_frames
 from espnet_lrsms.avsr.video_io import read_audio_mp4, read_video_mp4
 from espnet_lrsms.tasks.avsr_inference import MODALITIES, AVSpeech2Text
+from espnet_lrsms.tasks.packing import unpack_model
 
 FS = 16000
 
@@ -71,15 +72,13 @@ class AVSRSpeech2Text:
 
     @classmethod
     def from_pack(cls, pack: Union[str, Path], unpack_dir: Optional[Union[str, Path]] = None, **kwargs) -> "AVSRSpeech2Text":
-        """Unpack ``pack`` (ESPnet's ``unpack``; into ``unpack_dir``, default ``<pack without .zip>/``) and load it."""
-        from espnet2.main_funcs.pack_funcs import unpack
-
-        import espnet_lrsms  # noqa: F401  (registers this package's classes with ESPnet)
-
+        """Unpack ``pack`` (ESPnet's ``unpack`` after checking every member and ``meta.yaml`` path:
+        :func:`espnet_lrsms.tasks.packing.unpack_model`; into ``unpack_dir``, default ``<pack without .zip>/``)
+        and load it. A pack that names anything outside ``unpack_dir`` is refused (``ValueError``)."""
         pack = Path(pack)
         if not pack.is_file():
             raise FileNotFoundError(f"{pack}: no such pack (avsr.sh stage 14 writes <exp>/<model>.zip)")
-        files = unpack(str(pack), str(unpack_dir or pack.with_suffix("")))
+        files = unpack_model(pack, unpack_dir or pack.with_suffix(""))
         return cls(files["asr_train_config"], files["asr_model_file"], **kwargs)
 
     def streams_of_mp4(self, mp4: Union[str, Path]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:

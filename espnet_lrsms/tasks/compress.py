@@ -21,6 +21,8 @@ from espnet_lrsms.nets.espnet_names import LOWRANK_COUNTERPARTS
 
 logger = logging.getLogger(__name__)
 
+CONFIG_NAME, MODEL_NAME = "config.yaml", "model.pth"  # what compress_checkpoint writes to --output_dir
+
 
 def lowrank_config(dense_config: dict, schedules: Dict[str, dict]) -> dict:
     """``dense_config`` with ``<part>: lowrank_*`` and ``<part>_conf.lowrank`` from ``schedules``.
@@ -100,9 +102,9 @@ def compress_checkpoint(
 ) -> List[dict]:
     """Write ``output_dir/config.yaml`` and ``output_dir/model.pth`` (compressed); return the report.
 
-    Refused before anything is written: an ``output_dir`` that holds the source config or checkpoint
-    (it would be overwritten), and ``schedules`` (read from ``schedules_from``) that factorize no
-    layer (every α null).
+    Refused before anything is written: an ``output_dir`` that is the source experiment's directory or
+    already holds a ``config.yaml`` or ``model.pth`` (no experiment is overwritten), and ``schedules``
+    (read from ``schedules_from``) that factorize no layer (every α null).
     """
     from espnet_lrsms.tasks.asr import LowRankASRTask  # here: importing ESPnet's task takes seconds
 
@@ -112,6 +114,12 @@ def compress_checkpoint(
             raise ValueError(
                 f"--output_dir {output_dir}: the directory of {option} {source}; writing config.yaml and "
                 "model.pth there would overwrite the source experiment: choose another directory"
+            )
+    for name in (CONFIG_NAME, MODEL_NAME):
+        if (output_dir / name).exists() or (output_dir / name).is_symlink():
+            raise ValueError(
+                f"--output_dir {output_dir}: already holds {name} (another experiment's?), which is not "
+                "overwritten: choose a new or empty directory"
             )
     with open(asr_train_config, encoding="utf-8") as f:
         config = lowrank_config(yaml.safe_load(f), schedules)
@@ -127,7 +135,7 @@ def compress_checkpoint(
     new_state, report = compress_state_dict(state, layers)
     model.load_state_dict(new_state, strict=True, assign=True)  # fails on any structural mismatch
     output_dir.mkdir(parents=True, exist_ok=True)
-    config_path, model_path = output_dir / "config.yaml", output_dir / "model.pth"
+    config_path, model_path = output_dir / CONFIG_NAME, output_dir / MODEL_NAME
     with replaced_on_success(model_path) as tmp:
         torch.save(new_state, tmp)
     write_config_yaml(config_path, config)

@@ -8,6 +8,7 @@ strategy's per-step logic hooked onto its optimizer (:mod:`espnet_lrsms.lm.strat
 """
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -26,6 +27,7 @@ from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
 from espnet_lrsms.lowrank import load_exact_state_dict
+from espnet_lrsms.train.init_param import weights_only_init_param
 from espnet_lrsms.train.trainer import HookedTrainer
 
 STRATEGY_ATTR = "lora_strategy"
@@ -94,6 +96,11 @@ class LoRALMTask(LMTask):
     trainer = LoRATrainer
 
     @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        with weights_only_init_param():  # --init_param files: tensors only, never code
+            return super().main_worker(args)
+
+    @classmethod
     @typechecked
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         super().add_task_arguments(parser)
@@ -127,6 +134,8 @@ class LoRALMTask(LMTask):
             return super().build_model(args)
         config = LoRAConfig.from_dict(lora_conf)
         if getattr(args, "base_lm_config", None):
+            # ESPnet writes args to config.yaml after build_model: record where the base LM is from anywhere
+            args.base_lm_config = os.path.abspath(args.base_lm_config)
             take_architecture(args, args.base_lm_config)
         overrides = None
         checkpoint = Path(getattr(args, "output_dir", None) or "") / "checkpoint.pth"

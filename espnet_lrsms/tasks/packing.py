@@ -12,9 +12,14 @@ to its ``meta.yaml`` (which ESPnet's ``unpack`` reads only for ``files``/``yaml_
 
 and this package's loaders (:meth:`LowRankASRTask.build_model_from_file`) turn an unknown component
 into that message, with the version a ``meta.yaml`` above the config records (:func:`requirement_hint`).
+
+:func:`unpack_model` is ESPnet's ``unpack`` after checking every member name and every path in
+``meta.yaml``: ESPnet's writes ``<outpath>/<name>`` for whatever the archive names (``../x``, ``/x``).
 """
 import os
+import tarfile
 import tempfile
+import zipfile
 from io import BytesIO
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Union
@@ -22,7 +27,7 @@ from typing import Dict, Iterable, Mapping, Optional, Union
 import yaml
 
 import espnet_lrsms
-from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.fileio import archive_member_path, replaced_on_success
 
 META = "meta.yaml"
 
@@ -124,3 +129,54 @@ def requirement_hint(config_file: Union[str, Path]) -> str:
     if recorded is None or recorded == installed:
         return requirement(installed)
     return f"{requirement(recorded)} (installed: {installed})"
+
+
+def checked_pack_files(pack: Union[str, Path]) -> Dict[str, str]:
+    """``key → member`` for every path the ``meta.yaml`` of ``pack`` (a zip or tar of ESPnet's ``pack``)
+    names, after checking, before anything is extracted, that every member and every such path stays
+    inside the folder it is unpacked to (``ValueError`` naming the pack and the member or key).
+
+    A path stored absolute (ESPnet's ``pack`` does so for a file outside the working directory, and
+    drops the leading ``/`` from the member's name) is the member without the ``/``; each must be in the pack.
+    """
+    from espnet2.main_funcs.pack_funcs import Archiver
+
+    members, meta = set(), None
+    try:
+        with Archiver(pack) as archive:
+            for info in archive:
+                name = archive.get_name_from_info(info)
+                archive_member_path(pack, name)
+                if isinstance(info, tarfile.TarInfo) and not (info.isfile() or info.isdir()):
+                    raise ValueError(f"{pack}: member {name!r} is a link or a device, which could point outside "
+                                     "the archive; refusing to extract it")
+                members.add(name)
+                if meta is None and Path(name).name == META:  # the one ESPnet's unpack reads
+                    meta = yaml.safe_load(archive.extractfile(info, mode="rb").read())
+    except (zipfile.BadZipFile, tarfile.TarError, yaml.YAMLError) as error:
+        raise ValueError(f"{pack}: not a readable ESPnet pack ({type(error).__name__}: {error})") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), dict) for k in ("yaml_files", "files")):
+        raise ValueError(f"{pack}: no {META} with ESPnet's 'yaml_files' and 'files' mappings (not an ESPnet pack)")
+    found = {}
+    for group in ("yaml_files", "files"):
+        for key, value in meta[group].items():
+            what = f"{META}'s {group}.{key}"
+            if not isinstance(value, str):
+                raise ValueError(f"{pack}: {what} is {value!r}, not a path")
+            member = str(archive_member_path(pack, value[1:] if value.startswith("/") else value, what))
+            if member not in members:
+                raise ValueError(f"{pack}: {what} {value!r} is not in the pack")
+            found[key] = member
+    return found
+
+
+def unpack_model(pack: Union[str, Path], outpath: Union[str, Path]) -> Dict[str, str]:
+    """ESPnet's ``unpack`` of ``pack`` into ``outpath`` (configs' paths to packed files rewritten), once
+    :func:`checked_pack_files` has passed; returns ``key → file`` (``asr_train_config``, ``asr_model_file``,
+    ...), every file inside ``outpath``. Always extracts: ESPnet's cache would return the files of an
+    earlier unpack, which nothing checked."""
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    files = checked_pack_files(pack)
+    unpack(str(pack), str(outpath), use_cache=False)
+    return {key: str(Path(outpath) / member) for key, member in files.items()}

@@ -1,5 +1,7 @@
 """ESPnet's ``Trainer`` with hooks around its ``run``, the one override this package's tasks share."""
-from typing import Optional, Sequence
+import os
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
@@ -9,6 +11,30 @@ from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 
 from espnet_lrsms.asr.unit_dropout import hold_dropped_units
+from espnet_lrsms.fileio import replaced_on_success
+
+
+@contextmanager
+def atomic_torch_save() -> Iterator[None]:
+    """While the block runs, ``torch.save(obj, path)`` writes a temporary file beside ``path`` and renames it
+    over ``path`` when complete (a file object is written as before); ``torch.save`` is restored after.
+
+    Why: ESPnet's ``Trainer.run`` saves ``checkpoint.pth``, ``<n>epoch.pth`` and the averaged models in place,
+    so a full disk or a kill mid-save would leave a truncated file and lose the resume point.
+    """
+    save = torch.save
+
+    def atomic_save(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)):
+            return save(obj, f, *args, **kwargs)
+        with replaced_on_success(f) as tmp:
+            save(obj, tmp, *args, **kwargs)
+
+    torch.save = atomic_save
+    try:
+        yield
+    finally:
+        torch.save = save
 
 
 class HookedTrainer(Trainer):
@@ -17,7 +43,8 @@ class HookedTrainer(Trainer):
     ``run`` is called by ``AbsTask.main_worker`` with the model built, on its device, initialised and
     loaded from ``--init_param``, before any resume or DDP wrapping. Subclasses override the hooks,
     not ``run``. While it runs, the units that federated dropout leaves out of a step stay unchanged
-    through that optimizer step (:func:`espnet_lrsms.asr.unit_dropout.hold_dropped_units`).
+    through that optimizer step (:func:`espnet_lrsms.asr.unit_dropout.hold_dropped_units`), and every
+    checkpoint and model file ESPnet's trainer writes appears complete or not at all (:func:`atomic_torch_save`).
     """
 
     @classmethod
@@ -51,16 +78,17 @@ class HookedTrainer(Trainer):
         completed = False
         held = hold_dropped_units(model, optimizers)
         try:
-            super().run(
-                model=model,
-                optimizers=optimizers,
-                schedulers=schedulers,
-                train_iter_factory=train_iter_factory,
-                valid_iter_factory=valid_iter_factory,
-                plot_attention_iter_factory=plot_attention_iter_factory,
-                trainer_options=trainer_options,
-                distributed_option=distributed_option,
-            )
+            with atomic_torch_save():
+                super().run(
+                    model=model,
+                    optimizers=optimizers,
+                    schedulers=schedulers,
+                    train_iter_factory=train_iter_factory,
+                    valid_iter_factory=valid_iter_factory,
+                    plot_attention_iter_factory=plot_attention_iter_factory,
+                    trainer_options=trainer_options,
+                    distributed_option=distributed_option,
+                )
             completed = True
         finally:
             for handle in held:

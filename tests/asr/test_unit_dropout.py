@@ -4,6 +4,8 @@ import subprocess
 import pytest
 import torch
 import yaml
+from espnet.nets.pytorch_backend.conformer.convolution import ConvolutionModule
+from torch import nn
 
 from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
 from espnet_lrsms.asr.unit_dropout import count_dropped, flat_rate_matching, hold_dropped_units
@@ -121,6 +123,70 @@ def test_batch_norm_keeps_the_running_statistics_of_dropped_channels():
     assert (norm.running_mean[kept] != before_mean[kept]).all()
 
 
+def half_square(out):
+    """A loss with real gradients inside the encoder: after its final LayerNorm the mean square over *all*
+    dimensions is (nearly) constant, which leaves those gradients at rounding-noise size."""
+    return out[..., : out.shape[-1] // 2].pow(2).mean()
+
+
+def kept_conv_sub_model(full, kept):
+    """ESPnet's convolution module with only the ``kept`` channels inside (GroupNorm of the same group count), the
+    kept weights copied; the residual side stays. ``pointwise_conv2`` takes its kept columns scaled by C / kept,
+    as the dropped model scales the kept channels it consumes."""
+    channels, k = full.depthwise_conv.weight.shape[0], len(kept)
+    small = ConvolutionModule(k, full.depthwise_conv.kernel_size[0], full.activation)
+    small.pointwise_conv1 = nn.Conv1d(channels, 2 * k, 1)
+    small.norm = nn.GroupNorm(full.norm.num_groups, k, eps=full.norm.eps)
+    small.pointwise_conv2 = nn.Conv1d(k, channels, 1)
+    both = torch.cat([kept, kept + channels])  # GLU value and gate rows
+    with torch.no_grad():
+        for name, rows in (("pointwise_conv1", both), ("depthwise_conv", kept), ("norm", kept)):
+            for p in ("weight", "bias"):
+                getattr(getattr(small, name), p).copy_(getattr(getattr(full, name), p)[rows])
+        small.pointwise_conv2.weight.copy_(full.pointwise_conv2.weight[:, kept] * channels / k)
+        small.pointwise_conv2.bias.copy_(full.pointwise_conv2.bias)
+    return small
+
+
+def test_group_norm_training_step_with_dropped_channels_is_the_sub_models_step():
+    """conv_norm: group_norm (8 groups of 4 channels): the forward and the gradient of a training step with half the
+    conv channels of block 1 dropped are those of the sub-model without them, whose GroupNorm(8, 16) keeps every
+    channel in its group: each group loses the same number of channels and is normalised over its kept ones."""
+    enc = encoder({"blocks": [1], "rate": 0.5, "modules": ["conv"]})
+    sub = encoder(None)
+    assert all(torch.equal(sub.state_dict()[k], v) for k, v in enc.state_dict().items())
+    enc.train()
+    sub.train()
+    x, lengths = torch.randn(3, 20, 16), torch.tensor([20, 17, 12])
+    out = enc(x, lengths)[0]
+    (dropped,) = enc.unit_dropout.dropped_units()
+    keep = torch.ones(32, dtype=torch.bool)
+    keep[dropped] = False
+    kept = keep.nonzero().squeeze(1)
+    full = enc.encoders[1].conv_module
+    sub.encoders[1].conv_module = small = kept_conv_sub_model(full, kept)
+
+    sub_out = sub(x, lengths)[0]
+    torch.testing.assert_close(out, sub_out, rtol=1e-5, atol=1e-5)
+    half_square(out).backward()
+    half_square(sub_out).backward()
+    assert keep.view(8, 4).sum(1).tolist() == [2] * 8  # the sub-model's groups are the original ones, halved
+    grads = dict(enc.named_parameters())
+    for name, p in sub.named_parameters():  # everything outside the sub-model's conv module
+        if not name.startswith("encoders.1.conv_module."):
+            torch.testing.assert_close(grads[name].grad, p.grad, rtol=1e-4, atol=1e-7, msg=name)
+    rows = {"pointwise_conv1": torch.cat([kept, kept + 32]), "depthwise_conv": kept, "norm": kept}
+    for name, index in rows.items():
+        for p in ("weight", "bias"):
+            grad = getattr(getattr(full, name), p).grad
+            torch.testing.assert_close(grad[index], getattr(getattr(small, name), p).grad, rtol=1e-4, atol=1e-7)
+            assert (grad[~keep.repeat(len(index) // len(kept))] == 0).all()
+    # w2' = w2 · C/kept in the sub-model: dL/dw2 = C/kept · dL/dw2'
+    torch.testing.assert_close(full.pointwise_conv2.weight.grad[:, kept], small.pointwise_conv2.weight.grad * 2,
+                               rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(full.pointwise_conv2.bias.grad, small.pointwise_conv2.bias.grad, rtol=1e-4, atol=1e-7)
+
+
 def adamw_steps(enc, steps, hold):
     """``steps`` AdamW steps the way ESPnet's trainer takes them (scaler, unscale, clip, step); per step the
     dropped masks and the parameters and AdamW state before and after."""
@@ -133,7 +199,7 @@ def adamw_steps(enc, steps, hold):
         optimizer.zero_grad()
         torch.manual_seed(100 + step)
         out, _, _ = enc(torch.randn(3, 20, 16), torch.tensor([20, 17, 12]))
-        scaler.scale(out.pow(2).mean()).backward()
+        scaler.scale(half_square(out)).backward()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(enc.parameters(), 5.0)
         masks = held_masks(enc)
@@ -243,8 +309,9 @@ def test_committed_three_way_configs_compare_like_with_like():
             plans[kind] = build_asr_model(config, vocab_size=5000, device="meta").encoder.unit_dropout_plan
         assert plans["ambient"].rate == plans["critical"].rate
         assert set(plans["ambient"].blocks).isdisjoint(plans["critical"].blocks)
+        # within 1 %: the demo's GroupNorm groups of 2 channels drop conv channels only from rate 0.25 on
         assert abs(plans["flat"].dropped_parameters - plans["ambient"].dropped_parameters) \
-            <= 0.005 * plans["ambient"].dropped_parameters
+            <= 0.01 * plans["ambient"].dropped_parameters
 
 
 @pytest.mark.recipe

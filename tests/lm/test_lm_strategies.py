@@ -128,3 +128,50 @@ def test_the_orthogonality_penalty_changes_training():
     changed = [k for k in a if "lora_A" in k or "lora_B" in k if not torch.equal(a[k], b[k])]
     assert len(changed) == 2 * len(lora_layers(without))  # every P and Q moved differently
     assert p_with < p_without  # and the penalty pulled them towards orthogonality
+
+
+def test_the_orthogonality_penalty_is_part_of_the_training_loss():
+    """Issue 24 item 12: the loss ESPnet's trainer sees (the model's forward) is the LM loss plus
+    w·penalty, as PEFT's AdaLoraModel.forward adds it; so backward gives d(loss + w·penalty) before
+    ESPnet clips, and the logged loss includes it. The optimizer step adds nothing more."""
+    weight = 0.5
+    model = tiny_adapted_lm({**DYNAMIC, "tinit": 50, "tfinal": 10, "orth_reg_weight": weight})
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.0)
+    model.lora_strategy.install(optimizer, total_steps=100)
+    generator = torch.Generator().manual_seed(0)
+    text = torch.randint(2, 5, (4, 6), generator=generator)
+    lengths = torch.tensor([6, 5, 4, 6])
+    with torch.no_grad():  # PEFT's init leaves P and Q random, far from orthogonal: a penalty worth seeing
+        penalty = orthogonality_penalty(model)
+    assert penalty.item() > 1.0
+
+    torch.manual_seed(3)
+    reference_nll, _, _ = model.forward(text, lengths)  # the bare forward: ESPnet's LM loss alone
+    (reference_nll + weight * orthogonality_penalty(model)).sum().backward()
+    expected = [p.grad.clone() for p in params]
+    optimizer.zero_grad()
+
+    torch.manual_seed(3)  # the same dropout masks
+    loss, stats, _ = model(text, lengths)
+    assert loss.item() == pytest.approx(reference_nll.item() + weight * penalty.item(), rel=1e-6)
+    assert stats["loss"].item() == pytest.approx(loss.item(), rel=1e-6)  # what ESPnet's reporter logs
+    assert stats["orth_penalty"].item() == pytest.approx(penalty.item(), rel=1e-6)
+    loss.sum().backward()
+    for p, g in zip(params, expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    clipped_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))  # what ESPnet clips and logs as grad_norm
+    assert clipped_norm.item() == pytest.approx(torch.linalg.vector_norm(torch.stack([g.norm() for g in expected])).item(), rel=1e-5)
+    optimizer.step()  # lr 0: the hooks run, the gradients stay d(loss + w·penalty)
+    for p, g in zip(params, expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+
+    model.eval()  # validation: the LM's loss alone, comparable across strategies
+    with torch.no_grad():
+        assert model(text, lengths)[0].item() == pytest.approx(model.forward(text, lengths)[0].item(), rel=1e-6)
+    model.lora_strategy.remove()
+    model.train()
+    torch.manual_seed(3)
+    with torch.no_grad():  # and outside a training run nothing is added
+        assert model(text, lengths)[0].item() == pytest.approx(reference_nll.item(), rel=1e-6)

@@ -6,6 +6,8 @@ array task, as SLURM would, so the test sees both the command slurm.sh builds an
 import os
 import subprocess
 
+import pytest
+
 from conftest import REPO
 
 UTILS = REPO / "egs2" / "TEMPLATE" / "asr1" / "utils"
@@ -82,3 +84,21 @@ def test_run_local_honours_max_jobs_run(tmp_path):
     assert f"job 4 failed, see {tmp_path}/log.4" in result.stderr
     assert max(int(n) for n in counts.read_text().split()) == 2  # never more than two at once
     assert len(counts.read_text().split()) == 5  # every job ran
+
+
+@pytest.mark.parametrize("runner", ["run_local.sh", "slurm.sh"])
+def test_only_the_whole_job_token_is_replaced(tmp_path, runner):
+    """An experiment path that holds the letters JOB (``--expdir .../xJOBy/exp``) keeps them: only the token
+    ESPnet's commands use (``asr_inference.JOB.log``, ``keys.JOB.scp``, ``split4/JOB``) is the job number."""
+    env, _ = _fake_slurm(tmp_path)
+    logdir = tmp_path / "xJOBy" / "exp_JOB_1" / "logdir"
+    result = subprocess.run(
+        [str(UTILS / runner), "JOB=1:2", str(logdir / "decode.JOB.log"),
+         "echo", "keys.JOB.scp", "split4/JOB", "JOB", f"{tmp_path}/xJOBy/exp", "exp_JOB_1", "JOBS"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for job in (1, 2):
+        out = (logdir / f"decode.{job}.log").read_text().splitlines()[2]
+        assert out == f"keys.{job}.scp split4/{job} {job} {tmp_path}/xJOBy/exp exp_JOB_1 JOBS"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("x") and p.name != "xJOBy"]  # no stray x1y, x2y

@@ -216,3 +216,15 @@ def test_stage_2_speed_perturbs_the_training_set_that_stages_10_11_use(tmp_path)
                   "--train_set", "train_clean_100", "--valid_set", "dev_clean")
     assert result.returncode == 1
     assert "-> " + str(tmp_path / "exp" / "asr_train_asr_lrsms_tiny_raw_en_bpe30_sp") + " " in result.stdout  # ESPnet's _sp tag
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_integer_options_are_read_in_base_10(tmp_path, recipe):
+    """A leading 0 is not octal: --stage 08 runs stage 8 (bash would refuse 08 and read 010 as 8)."""
+    for given, meant in [("08", 8), ("010", 10), ("0016", 16)]:
+        result = subprocess.run(["./run.sh", "--stage", given, "--stop_stage", given], cwd=recipe,
+                                env={**os.environ, "LIBRISPEECH": str(tmp_path), "LRS3": str(tmp_path)},
+                                capture_output=True, text=True, timeout=60)
+        assert f"Stage {meant}" in result.stdout + result.stderr, (given, result.stdout, result.stderr)
+        for other in {8, 10, 16} - {meant}:
+            assert f"Stage {other}" not in result.stdout + result.stderr

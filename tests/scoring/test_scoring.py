@@ -1,5 +1,6 @@
 """Scoring in ESPnet's layout: sclite-format result.txt, checked against an independent count and real sclite."""
 import random
+import re
 import shutil
 import subprocess
 
@@ -200,3 +201,35 @@ def test_random_utterances_align_as_real_sclite(tmp_path, metric):
         cwd=out, capture_output=True, text=True, check=True,
     )
     assert (out / "result.txt").read_text() == result.stdout
+
+
+@pytest.mark.parametrize(
+    "hyp, message",
+    [
+        ({f"x{k}": v for k, v in HYP.items()}, "4 of 4 reference utterances have no hypothesis line (e.g. s1-u1, s1-u2, s2-u3)"),
+        ({**HYP, "s9-u9": "A"}, "1 of 5 hypotheses are for no reference utterance (e.g. s9-u9)"),
+        ({k: v for k, v in HYP.items() if k != "s2-u4"}, "1 of 4 reference utterances have no hypothesis line (e.g. s2-u4)"),
+    ],
+    ids=["other ids", "extra id", "missing id"],
+)
+def test_hypotheses_of_other_utterances_are_refused(tmp_path, hyp, message):
+    """Hypothesis ids that do not match the references would score WER 100 %, exit 0; sclite refuses them."""
+    data, decode = tmp_path / "data", tmp_path / "decode"
+    (decode / "1best_recog").mkdir(parents=True)
+    data.mkdir()
+    _write(data / "text", REF)
+    _write(decode / "1best_recog" / "text", hyp)
+    with pytest.raises(SystemExit) as exit_info:
+        score_main(["--data_dir", str(data), "--decode_dir", str(decode)])
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match=re.escape(f"cannot score {decode}/1best_recog/text against {data}/text: {message}")):
+        score_dir(data / "text", decode / "1best_recog" / "text", data / "utt2spk", decode / "score_wer", "wer")
+    assert not (decode / "score_wer").exists()  # nothing written
+
+
+def test_an_empty_hypothesis_line_scores_as_all_deleted(tmp_path):
+    """ESPnet writes an empty hypothesis as the id alone: it is a hypothesis, not a missing one."""
+    _write(tmp_path / "text", REF)
+    (tmp_path / "hyp").write_text("".join(f"{k} {v}\n" if k != "s2-u3" else f"{k}\n" for k, v in HYP.items()))
+    total = score_dir(tmp_path / "text", tmp_path / "hyp", tmp_path / "utt2spk", tmp_path / "out", "wer")
+    assert (total.correct, total.deletions) == (8, 4)

@@ -110,3 +110,18 @@ def test_lowrank_blocks_without_any_alpha_are_refused_before_writing(dense_exper
     with pytest.raises(SystemExit, match=rf"--lowrank_from {schedule}: its lowrank: blocks .* factorize no layer"):
         _compress(dense_experiment, schedule, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("holds", [("config.yaml", "model.pth"), ("config.yaml",), ("model.pth",)])
+def test_an_output_dir_that_holds_an_experiment_is_refused_before_writing(dense_experiment, tmp_path, holds):
+    other = tmp_path / "expB"  # another experiment: its own config.yaml and/or model.pth
+    other.mkdir()
+    for name in holds:
+        (other / name).write_text(f"expB's own {name}\n")
+    with pytest.raises(SystemExit, match=rf"--output_dir {other}: already holds {holds[0]} .*not overwritten"):
+        _compress(dense_experiment, _schedule_file(tmp_path, 0.5, 0.5), other)
+    assert {p.name: p.read_text() for p in other.iterdir()} == {name: f"expB's own {name}\n" for name in holds}
+    out = tmp_path / "empty"  # an existing but empty directory is fine
+    out.mkdir()
+    assert _compress(dense_experiment, _schedule_file(tmp_path, 0.5, 0.5), out) == 0
+    assert {p.name for p in out.iterdir()} == {"config.yaml", "model.pth", "compression.csv"}

@@ -4,7 +4,8 @@
 # exist (a default), with "-" in the name read as "_" (--stop-stage); unknown options, a missing value or a
 # stray argument print "$help_message" and exit.
 # An option whose default is a whole number (--stage, --nj, --ngpu, ...) takes only a whole number: its
-# value reaches bash arithmetic, which would run commands hidden in it.
+# value reaches bash arithmetic, which would run commands hidden in it; it is read in base 10 (--stage 08 is
+# stage 8, never octal).
 # A *_config option given relative to the directory run.sh was called from (LRSMS_CALLER_DIR, which
 # run.sh sets before it changes to the recipe directory) is taken from there when the file exists there.
 # Uses and shifts the caller's positional parameters.
@@ -18,10 +19,12 @@ while [[ $# -gt 0 ]]; do
                 echo "$0: unknown option $1" >&2; echo "$help_message" >&2; exit 1
             fi
             [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-            if [[ "${!name}" =~ ^-?[0-9]+$ && ! "$2" =~ ^-?[0-9]+$ ]]; then
-                echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1
-            fi
             value=$2
+            if [[ "${!name}" =~ ^-?[0-9]+$ ]]; then
+                [[ "$value" =~ ^(-?)([0-9]+)$ ]] || { echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1; }
+                # base 10 always: bash arithmetic reads a leading 0 as octal (08 an error, 010 as 8)
+                value="${BASH_REMATCH[1]}$((10#${BASH_REMATCH[2]}))"
+            fi
             if [[ "$name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
                 if [[ -n "$value" && ( -f "$value" || -f "${LRSMS_CALLER_DIR}/${value}" ) ]]; then
                     words=("$value")  # one file, whatever spaces its name holds

@@ -4,11 +4,13 @@
 #
 #   run_local.sh [--gpu N] [--num_threads N] [--mem X] [--max_jobs_run N] [JOB=1:N] LOG CMD...
 #
-# With JOB=a:b the command runs once per job, "JOB" in LOG and CMD replaced by the job number, in
-# parallel: all at once, or at most N at a time with --max_jobs_run N (--max-jobs-run, as run.pl spells it).
+# With JOB=a:b the command runs once per job, each whole word "JOB" in LOG and CMD replaced by the job number
+# (job_token.sh: "log.JOB.txt" and "split/JOB" are, ".../xJOBy/exp" is not), in parallel: all at once, or at most N at a time with --max_jobs_run N (--max-jobs-run, as run.pl spells it).
 # It fails if any job fails and names that job's log. Each log starts with the command and ends with its
 # exit status. The other resource options are accepted and ignored (one machine).
 set -uo pipefail
+# shellcheck source=job_token.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_token.sh"
 
 max_jobs=0
 while [[ $# -gt 0 && "$1" == --* ]]; do
@@ -32,14 +34,19 @@ fi
 log_pattern=$1; shift
 
 log_of() {
-    if [[ -n "$jobvar" ]]; then echo "${log_pattern//$jobvar/$1}"; else echo "$log_pattern"; fi
+    local log=$log_pattern
+    [[ -z "$jobvar" ]] || replace_job_token log "$log_pattern" "$jobvar" "$1"
+    echo "$log"
 }
 
 run_one() {
     local job=$1; shift
-    local log args=("$@")
+    local log args=() arg
     log=$(log_of "$job")
-    [[ -n "$jobvar" ]] && args=("${args[@]//$jobvar/$job}")
+    for arg in "$@"; do
+        [[ -z "$jobvar" ]] || replace_job_token arg "$arg" "$jobvar" "$job"
+        args+=("$arg")
+    done
     local cmd
     cmd=$(printf '%q ' "${args[@]}")  # quote each argument, as run.pl does
     mkdir -p "$(dirname "$log")"

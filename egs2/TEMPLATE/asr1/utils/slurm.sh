@@ -13,6 +13,8 @@
 # <dir of LOG>/q/. sbatch --wait blocks until every task ends; this script fails if any task failed and names
 # the logs to read. The environment (PATH with the venv and utils/) travels with the job (sbatch's default).
 set -uo pipefail
+# shellcheck source=job_token.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_token.sh"
 
 sbatch_opts=() max_jobs="" name_opts=()
 while [[ $# -gt 0 && "$1" == --* ]]; do
@@ -46,8 +48,9 @@ log_pattern=$1; shift
 marker=LRSMSJOBID
 args=("$@") log_q=$log_pattern
 if [[ -n "$jobvar" ]]; then
-    args=("${args[@]//$jobvar/$marker}")
-    log_q=${log_pattern//$jobvar/$marker}
+    args=()
+    for arg in "$@"; do replace_job_token arg "$arg" "$jobvar" "$marker"; args+=("$arg"); done
+    replace_job_token log_q "$log_pattern" "$jobvar" "$marker"
 fi
 cmd=$(printf '%q ' "${args[@]}")
 log_q=$(printf '%q' "$log_q")
@@ -56,7 +59,7 @@ log_q=${log_q//$marker/'${JOBID}'}
 
 qdir="$(dirname "$log_pattern")/q"
 base=$(basename "$log_pattern")
-base=${base//$jobvar/}; base=${base%.log}; base=${base%.}
+[[ -z "$jobvar" ]] || replace_job_token base "$base" "$jobvar" ""; base=${base%.log}; base=${base%.}
 mkdir -p "$qdir"
 script="${qdir}/${base}.sh"
 {
@@ -85,7 +88,8 @@ fi
 status=$?
 if [[ $status -ne 0 ]]; then
     if [[ -n "$jobvar" ]]; then
-        echo "$0: SLURM job $(cat "${qdir}/${base}.jobid" 2>/dev/null) failed (exit $status); see ${log_pattern//$jobvar/*} and ${qdir}/${base}.*.out" >&2
+        replace_job_token logs "$log_pattern" "$jobvar" "*"
+        echo "$0: SLURM job $(cat "${qdir}/${base}.jobid" 2>/dev/null) failed (exit $status); see ${logs} and ${qdir}/${base}.*.out" >&2
     else
         echo "$0: SLURM job $(cat "${qdir}/${base}.jobid" 2>/dev/null) failed (exit $status); see ${log_pattern} and ${qdir}/${base}.out" >&2
     fi
