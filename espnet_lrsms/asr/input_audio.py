@@ -39,6 +39,8 @@ def check_sound_scp(wav_scp: Union[str, Path], keys: Optional[Iterable[str]] = N
     Returns the number of utterances checked."""
     from espnet2.fileio.sound_scp import SoundScpReader
 
+    if not Path(wav_scp).is_file():
+        raise AudioInputError(f"{wav_scp}: no such file")
     reader = SoundScpReader(str(wav_scp), always_2d=True)
     faults: List[str] = []
     count = 0

@@ -67,6 +67,7 @@ def test_the_decoding_command_refuses_it_too(lowrank_asr, tmp_path):
     exp, state = lowrank_asr
     torch.save(without(state, "ctc."), tmp_path / "no_ctc.pth")
     task = espnet_asr_inference.ASRTask
+    (tmp_path / "wav.scp").write_text("")  # no utterance: the model fails first
     with pytest.raises(RuntimeError, match=r"no_ctc.pth \(config .*\): .* 2 missing key\(s\) \['ctc.ctc_lo.bias'"):
         asr_inference.main([
             "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",  # not read: the model fails first
