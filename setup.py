@@ -1,5 +1,52 @@
 """espnet-lrsms: low-rank speech models trained from scratch, as an ESPnet extension."""
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+# Installed into site-packages beside the package: Python runs its import line at start-up, so stock ESPnet
+# (python -m espnet2.bin.asr_train, Speech2Text.from_pretrained) sees the low-rank classes without
+# "import espnet_lrsms" (espnet_lrsms/startup_hook.py). ESPNET_LRSMS_NO_STARTUP_HOOK=1 turns it off.
+STARTUP_PTH = "espnet_lrsms_startup.pth"
+# one line, as site.py wants it; a .pth left behind by an uninstalled package imports nothing
+STARTUP_LINE = (
+    "import os; 'ESPNET_LRSMS_NO_STARTUP_HOOK' in os.environ"
+    " or exec('try: import espnet_lrsms.startup_hook\\nexcept ModuleNotFoundError: pass')\n"
+)
+
+
+def write_startup_pth(folder) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / STARTUP_PTH).write_text(STARTUP_LINE, encoding="utf-8")
+
+
+class BuildPyWithStartupHook(build_py):
+    """``build_py`` that also writes the start-up ``.pth`` at the top of the install: into the build
+    folder for a wheel, straight into the editable wheel's root for ``pip install -e``."""
+
+    def run(self):
+        super().run()
+        root = self.build_lib
+        if getattr(self, "editable_mode", False):  # setuptools' PEP 660 build: the editable wheel's root
+            root = self.get_finalized_command("install").install_lib
+        write_startup_pth(root)
+
+    def get_outputs(self, *args, **kwargs):
+        return super().get_outputs(*args, **kwargs) + [str(Path(self.build_lib) / STARTUP_PTH)]
+
+
+class DevelopWithStartupHook(develop):
+    """The legacy editable install (``setup.py develop``, which pip uses when ``wheel`` is installed and
+    there is no pyproject.toml): the start-up ``.pth`` into site-packages too; ``--uninstall`` removes it."""
+
+    def run(self):
+        super().run()
+        if self.uninstall:
+            Path(self.install_dir, STARTUP_PTH).unlink(missing_ok=True)
+        else:
+            write_startup_pth(self.install_dir)
+
 
 setup(
     name="espnet_lrsms",
@@ -14,6 +61,9 @@ setup(
         "torchaudio==2.11.0",
         # the train extra brings tensorboard and matplotlib, which ESPnet's trainer imports
         "espnet[train]==202511",
+        # Speech2Text.from_pretrained(<pack .zip>), ESPnet's way of loading a packed model (a local file: nothing
+        # is downloaded)
+        "espnet_model_zoo==0.1.7",
         "sentencepiece",
         "kaldiio",
         "jiwer",
@@ -31,4 +81,5 @@ setup(
         "face_recognition_models==0.3.0",
     ],
     extras_require={"test": ["pytest", "wheel"]},
+    cmdclass={"build_py": BuildPyWithStartupHook, "develop": DevelopWithStartupHook},
 )

@@ -10,7 +10,6 @@ stays pure PyTorch and fast, while ``import espnet_lrsms`` followed by anything 
 (``Speech2Text``, ``ASRTask``, the task modules that DDP workers import) finds the classes registered.
 Registering is idempotent.
 """
-import importlib.abc
 import importlib.util
 import sys
 
@@ -113,8 +112,10 @@ def _finished(name: str) -> bool:
     return not getattr(spec, "_initializing", False)
 
 
-class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: it wraps the loader the other finders return for a watched module."""
+class _RegisterAfterImport:
+    """A meta-path finder that finds nothing itself: it wraps the loader the other finders return for a
+    watched module. (Not an ``importlib.abc`` subclass: importing that costs 20 ms, and the start-up hook
+    imports this module in every Python process.)"""
 
     def __init__(self, actions: dict):
         self.actions = actions
@@ -138,7 +139,7 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _ThenRegister(importlib.abc.Loader):
+class _ThenRegister:
     """The module's own loader, then the registration action."""
 
     def __init__(self, loader, action):

@@ -124,5 +124,6 @@ def librispeech_demo(tmp_path_factory):
     sets = ["--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "dev_clean test_clean"]
     corpus = REPO / "demo" / "librispeech"
     stdout = run_recipe(recipe, "LIBRISPEECH", corpus, work, *sets, "--stop_stage", "10")
-    stdout += run_recipe(recipe, "LIBRISPEECH", corpus, work, *sets, "--stage", "11", "--skip_upload_hf", "false")
+    stdout += run_recipe(recipe, "LIBRISPEECH", corpus, work, *sets, "--stage", "11", "--skip_packing", "false",
+                          "--skip_upload_hf", "false")
     return work, stdout

@@ -30,6 +30,7 @@ LAYERS = {
     "train": 1,
     "tasks": 2,
     "registration": 2,
+    "startup_hook": 2,
     "recipe": 3,
     "analysis": 3,
     "bin": 4,

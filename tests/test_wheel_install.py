@@ -1,4 +1,5 @@
 """The install users get: a wheel built from the sources, installed outside the source tree, imports every module."""
+import os
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,40 @@ def test_every_module_imports_from_the_installed_wheel(wheel, tmp_path):
         "print('imported', len(sys.modules))\n"
         "assert not bad, bad\n"
     )
-    # run from an empty folder: neither the checkout nor its editable install may supply a module
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    # run from an empty folder: neither the checkout nor its editable install may supply a module (and the editable
+    # install's start-up hook, which would import espnet_lrsms from the checkout before this script runs, is off)
+    env = dict(os.environ, ESPNET_LRSMS_NO_STARTUP_HOOK="1")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_wheels_startup_hook_lets_stock_espnet_see_the_classes(wheel, tmp_path):
+    """The wheel puts espnet_lrsms_startup.pth at the top of site-packages. An interpreter whose only
+    espnet_lrsms is the wheel's (site-packages processed by ``site``, the checkout's editable install left
+    out) registers the classes when ESPnet's ASR task loads, without ``import espnet_lrsms``."""
+    with zipfile.ZipFile(wheel) as zf:
+        assert "espnet_lrsms_startup.pth" in zf.namelist()
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (target / "espnet_lrsms_startup.pth").is_file()
+    import sysconfig
+
+    script = (
+        "import site, sys\n"
+        # the venv's packages (ESPnet, torch) without running its .pth files (the editable espnet_lrsms)
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        f"site.addsitedir({str(target)!r})\n"  # what site does for site-packages: runs the wheel's .pth
+        "from espnet2.tasks import asr\n"
+        "cls = asr.encoder_choices.classes.get('lowrank_conformer')\n"
+        "print(cls.__module__ if cls else None, sys.modules['espnet_lrsms'].__file__)\n"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    module, package_file = result.stdout.split()[-2:]
+    assert module == "espnet_lrsms.asr.lowrank_conformer_encoder"
+    assert package_file.startswith(str(target))

@@ -43,8 +43,43 @@ def factorize_block_stack(
     )
     require_exact_keys_on_load(owner, f"{type(owner).__name__} ({where})")
     owner.lowrank_config = config
+    owner.register_forward_pre_hook(refuse_training_without_task_features)
     fuse_shared_input_projections(owner)
     return plans
+
+
+TRAINING_ENTRY_POINT = "python -m espnet_lrsms.bin.asr_train (or the recipes' stage 11)"
+
+
+def refuse_training_without_task_features(owner: nn.Module, _inputs) -> None:
+    """Forward pre-hook of a factorized encoder/decoder: its first training forward fails when the
+    model was set up by a task without this package's training features, which would train something
+    else than the config says, silently. Stock ``python -m espnet2.bin.asr_train`` (which sees these
+    classes through the start-up hook) trains every config without them exactly as
+    ``espnet_lrsms.bin.asr_train`` does; these two need the latter:
+
+    * ``lowrank.frobenius_decay`` > 0: the decay is an optimizer hook that only this package's task adds;
+    * ESPnet's ``--init`` (``init: xavier_uniform`` ...): it draws U and Vᵀ as two independent matrices,
+      losing the spectral (or Kaiming) init, which this package's task draws again from a dense layer.
+    """
+    if not owner.training or getattr(owner, "_task_features_checked", False):
+        return
+    where = type(owner).__name__
+    layers = [m for m in owner.modules() if isinstance(m, FactorizedLinear)]
+    redrawn = sum(layer.redrawn_by_espnet_init for layer in layers)
+    if redrawn:
+        raise RuntimeError(
+            f"{where}: ESPnet's --init re-drew U and Vᵀ of {redrawn} factorized layer(s) as independent matrices, "
+            f"which loses their {owner.lowrank_config.init} init; train with {TRAINING_ENTRY_POINT}, which draws them "
+            "again from dense layers of that init, or set init: null"
+        )
+    decay = getattr(owner.lowrank_config, "frobenius_decay", 0.0)
+    if decay > 0 and not all(getattr(layer, "frobenius_decay_applied", False) for layer in layers):
+        raise RuntimeError(
+            f"{where}: lowrank.frobenius_decay is {decay}, but no optimizer applies it (ESPnet's own task does not "
+            f"know it); train with {TRAINING_ENTRY_POINT}, or set frobenius_decay: 0"
+        )
+    owner._task_features_checked = True
 
 
 class SharedInputQKV:

@@ -4,7 +4,7 @@
         --asr_train_config exp/asr_<tag>/config.yaml \\
         --asr_model_file exp/asr_<tag>/valid.acc.ave.pth \\
         --option data/en_token_list/bpe_unigram5000/bpe.model --option exp/asr_<tag>/RESULTS.md \\
-        --outpath exp/asr_<tag>/valid.acc.ave.zip
+        --outpath exp/asr_<tag>/asr_<tag>_valid.acc.ave.zip
 
 Takes ESPnet's ``espnet2.bin.pack`` options and writes its archive, whose ``meta.yaml`` gains
 ``espnet_lrsms: <version>``, ``requires: [espnet-lrsms==<version>]``, the components of this package

@@ -158,7 +158,10 @@ class WarmupStrategy(LoRAStrategy):
     approximation of the update learnt so far) and train on at that rank.
 
     The new, smaller ``lora_A``/``lora_B`` replace the old ones in the optimizer's parameter groups;
-    their optimizer state (Adam moments) starts afresh.
+    their optimizer state (Adam moments) starts afresh. Under DDP they are parameters that the
+    ``DistributedDataParallel`` wrapper, built before, does not know: their gradients are averaged over
+    the ranks by hooks of their own (:func:`average_gradients_over_ranks`), or every rank would go on
+    with the gradient of its own share of the batch.
     """
 
     def check_schedule(self) -> None:
@@ -189,7 +192,25 @@ class WarmupStrategy(LoRAStrategy):
         if optimizer is not None:
             for group in optimizer.param_groups:
                 group["params"] = [replaced.get(id(p), p) for p in group["params"]]
+        self._handles += average_gradients_over_ranks(replaced.values())
         logger.info("%s", self.describe(f"truncated to rank {self.config.rank} by SVD"))
+
+
+def average_gradients_over_ranks(params) -> list:
+    """When ``torch.distributed`` runs more than one process: average each parameter's gradient over the
+    ranks as soon as the backward pass has accumulated it, as DDP does for the parameters it wraps (ESPnet
+    scales the loss for that average). For parameters made after the model was wrapped. Returns the hook
+    handles (none in one process)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return []
+    world_size = dist.get_world_size()
+
+    def average(param: torch.Tensor) -> None:
+        dist.all_reduce(param.grad)
+        param.grad.div_(world_size)
+
+    return [p.register_post_accumulate_grad_hook(average) for p in params]
 
 
 @torch.no_grad()

@@ -166,6 +166,7 @@ def reinit_factorized_(root: nn.Module, init_dense_: Callable[[nn.Module], None]
             layer.init_kaiming_(dense_std=float(dense.weight.std()))
         if layer.bias is not None:
             layer.bias.copy_(dense.bias)
+        layer.redrawn_by_espnet_init = False
         count += 1
     return count
 

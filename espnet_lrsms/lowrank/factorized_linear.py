@@ -65,6 +65,9 @@ class FactorizedLinear(nn.Module):
         self.rank = rank
         self.init_scheme = "kaiming"  # which init drew the current factors: one of INIT_SCHEMES
         self._svd_source: Optional[torch.Tensor] = None  # dense matrix of a deferred spectral init
+        # True after ESPnet's initialize() drew U and Vᵀ as two independent matrices (its --init), until
+        # reinit_factorized_ draws them again from a dense layer of that init
+        self.redrawn_by_espnet_init = False
         self.u = nn.Parameter(torch.empty(out_features, rank, **factory))
         self.vt = nn.Parameter(torch.empty(rank, in_features, **factory))
         if bias:
@@ -99,6 +102,12 @@ class FactorizedLinear(nn.Module):
         self.init_scheme = "svd"
         self._svd_source = None
         return self
+
+    def espnet_initialization_fn(self) -> None:
+        """Called by ESPnet's ``initialize`` (``--init``) after it re-drew every matrix, U and Vᵀ included:
+        noted, so that training refuses the result unless :func:`reinit_factorized_` repaired it
+        (``kaiming_traditional`` factors are meant to be drawn that way)."""
+        self.redrawn_by_espnet_init = self.init_scheme != "kaiming_traditional"
 
     @torch.no_grad()
     def defer_svd_init_(self, dense_weight: torch.Tensor) -> "FactorizedLinear":
@@ -323,5 +332,9 @@ def truncated_svd_factors(weight: torch.Tensor, rank: int):
 
 def frobenius_decay_grads(u: torch.Tensor, vt: torch.Tensor):
     """Gradients of ``‖u·vt‖²_F / 2`` with respect to ``u`` and ``vt``, through r × r Gram matrices:
-    ``u·(vt·vtᵀ)`` and ``(uᵀ·u)·vt`` (Frobenius decay, Khodak et al., ICLR 2021)."""
+    ``u·(vt·vtᵀ)`` and ``(uᵀ·u)·vt`` (Frobenius decay, Khodak et al., ICLR 2021). In the factors' dtype
+    also under autocast (``use_amp``), which would compute the products in bfloat16 or float16."""
+    if u.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(u.device.type):
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            return frobenius_decay_grads(u, vt)
     return u @ (vt @ vt.T), (u.T @ u) @ vt

@@ -9,16 +9,18 @@ from ``utt2num_samples`` when the directory has one, else from the audio headers
 ``spk2utt`` is made again from ``utt2spk``; the left-out utterances are listed in ``filtered.txt``
 (``<utt>\\t<duration and reason>``, after the lines stage 1 may have written there); other files are copied.
 
-The unfiltered directory is kept inside the set, in ``<set>/org/`` (ESPnet keeps its unfiltered dump in
-``dump/raw/org/<set>``; Kaldi's ``fix_data_dir.sh`` keeps ``<set>/.backup``), and a later run filters
-``org/`` again: re-running stage 4, with the same or other bounds, always starts from the set as stages 1-2
-wrote it (they write the whole directory again, ``org/`` gone). The new directory is written under a
-temporary name and renamed; a set left empty raises :class:`DataPrepError` and changes nothing.
+Two layouts. ESPnet's (asr.sh): ``source`` is the unfiltered dump of stage 3, ``dump/raw/org/<set>``, and the
+filtered set is written to ``dump/raw/<set>`` (its ``wav.scp`` names the audio under ``org/<set>/data/``,
+which is not copied). In place (avsr.sh, no ``source``): the unfiltered directory is kept inside the set, in
+``<set>/org/`` (Kaldi's ``fix_data_dir.sh`` keeps ``<set>/.backup``). Either way a later run filters the
+unfiltered set again: re-running stage 4, with the same or other bounds, always starts from the set as the
+stages before wrote it. The new directory is written under a temporary name and renamed; a set left empty
+raises :class:`DataPrepError` and changes nothing.
 """
 import logging
 import shutil
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import soundfile
 
@@ -58,8 +60,8 @@ def utterance_lengths(data_dir: Path, nj: int = 1, fs: int = 16000) -> Dict[str,
             raise DataPrepError(f"{counts}: {error}") from None
     for uttid, path in wavs.items():
         if path.endswith("|"):
-            raise DataPrepError(f"{wav_scp}: {uttid} is a command ({path!r}); the duration filter reads audio headers "
-                                "(or write utt2num_samples)")
+            raise DataPrepError(f"{wav_scp}: {uttid} is a command ({path!r}); the duration filter reads audio headers: "
+                                "dump the set first (asr.sh stage 3 writes real files and utt2num_samples)")
     jobs = list(wavs.items())
     headers = check_in_parallel(_header, jobs, nj, f"durations {data_dir.name}", "utt", chunksize=64)
     lengths = {}
@@ -72,7 +74,7 @@ def utterance_lengths(data_dir: Path, nj: int = 1, fs: int = 16000) -> Dict[str,
     return lengths
 
 
-def _utterance_tables(source: Path, uttids: set) -> Tuple[List[Path], List[Path]]:
+def utterance_tables(source: Path, uttids: set) -> Tuple[List[Path], List[Path]]:
     """(per-utterance tables, other entries) of ``source``, ``org/`` left out."""
     tables, others = [], []
     for path in sorted(source.iterdir()):
@@ -90,14 +92,18 @@ def _utterance_tables(source: Path, uttids: set) -> Tuple[List[Path], List[Path]
     return tables, others
 
 
-def filter_data_dir(data_dir: Path, durations: DurationFilter = DurationFilter(), nj: int = 1) -> Tuple[int, int]:
-    """Apply ``durations`` to the data directory ``data_dir`` (see the module docstring); returns
-    ``(kept, left out)``."""
+def filter_data_dir(data_dir: Path, durations: DurationFilter = DurationFilter(), nj: int = 1,
+                    source: Optional[Path] = None) -> Tuple[int, int]:
+    """Apply ``durations`` to the set ``source`` (ESPnet's ``dump/raw/org/<set>``), writing ``data_dir``; without
+    ``source``, to ``data_dir`` in place (see the module docstring); returns ``(kept, left out)``."""
     data_dir = Path(data_dir)
-    source = data_dir / ORIGINAL if (data_dir / ORIGINAL / "wav.scp").is_file() else data_dir
+    in_place = source is None
+    if in_place:
+        source = data_dir / ORIGINAL if (data_dir / ORIGINAL / "wav.scp").is_file() else data_dir
+    source = Path(source)
     for name in ("wav.scp", "utt2spk"):
         if not (source / name).is_file():
-            raise DataPrepError(f"{source / name}: no such file (stage 1 makes it)")
+            raise DataPrepError(f"{source / name}: no such file ({'stage 1' if in_place else 'stage 3'} makes it)")
     lengths = utterance_lengths(source, nj, durations.fs)
     reasons = {uttid: durations.reason(n) for uttid, n in lengths.items()}
     if (source / "text").is_file():  # ESPnet's stage 4 removes empty transcripts too
@@ -112,9 +118,13 @@ def filter_data_dir(data_dir: Path, durations: DurationFilter = DurationFilter()
         raise DataPrepError(f"set {data_dir.name}: the duration filter ({bounds}) leaves none of its "
                             f"{len(lengths)} utterances (shortest {min(lengths.values()) / durations.fs:.3f} s, "
                             f"longest {max(lengths.values()) / durations.fs:.3f} s)")
-    tables, others = _utterance_tables(source, set(lengths))
+    tables, others = utterance_tables(source, set(lengths))
     with replaced_on_success(data_dir) as tmp:
-        shutil.copytree(source, tmp / ORIGINAL, symlinks=True, ignore=shutil.ignore_patterns(ORIGINAL))
+        if in_place:
+            shutil.copytree(source, tmp / ORIGINAL, symlinks=True, ignore=shutil.ignore_patterns(ORIGINAL))
+        else:
+            tmp.mkdir()
+            others = [path for path in others if not path.is_dir()]  # the audio stays in the dump of stage 3
         for path in tables:
             with open(path, encoding="utf-8") as f:
                 lines = [line for line in f if split_kaldi_line(line)[0] in kept]
@@ -133,5 +143,5 @@ def filter_data_dir(data_dir: Path, durations: DurationFilter = DurationFilter()
     seconds = sum(lengths[u] for u in kept) / durations.fs
     logger.info("set %s: %d of %d utterances kept (%.2f h) with %s; %d left out, listed in %s; unfiltered set in %s",
                 data_dir.name, len(kept), len(lengths), seconds / 3600, bounds, len(left_out),
-                data_dir / "filtered.txt", data_dir / ORIGINAL)
+                data_dir / "filtered.txt", data_dir / ORIGINAL if in_place else source)
     return len(kept), len(left_out)

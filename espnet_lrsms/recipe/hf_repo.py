@@ -1,10 +1,10 @@
-"""Stages 15-16: a Hugging Face model repository made from a packed model, as ESPnet's upload stage makes it.
+"""Stage 15: a Hugging Face model repository made from a packed model, as ESPnet's upload stage makes it.
 
-Stage 15 writes the repository into a directory: the pack's files (ESPnet's ``meta.yaml``, the training
-config, the model, the BPE model, RESULTS.md, images) and a model card ``README.md`` (front matter with
-ESPnet's tags, how to install and use the model, the RESULTS tables, the training config). Stage 16
-uploads that directory with ``huggingface_hub`` — only when a repository id is given; nothing else here
-reaches the network.
+The repository is written into a directory: the pack's files (ESPnet's ``meta.yaml``, the training config,
+the model, the BPE model, RESULTS.md, images, a fused LM) and a model card ``README.md`` (front matter with
+ESPnet's tags, how to install and use the model, the RESULTS tables, the training config). The directory is
+then uploaded with ``huggingface_hub`` — only when a repository id is given; nothing else here reaches the
+network.
 """
 import logging
 import zipfile
@@ -51,6 +51,8 @@ def model_card(repo_id: str, meta: Dict, config_text: str, results_md: str, corp
     config_file = meta["yaml_files"].get(f"{task}_train_config", next(iter(meta["yaml_files"].values()), ""))
     model_file = meta["files"].get(f"{task}_model_file", next(iter(meta["files"].values()), ""))
     pipeline = "automatic-speech-recognition"
+    lm_config, lm_file = meta["yaml_files"].get("lm_train_config"), meta["files"].get("lm_file")
+    lm_args = f" \\\n    --lm_train_config {lm_config} --lm_file {lm_file}" if lm_config and lm_file else ""
     results = results_md.split("\n", 1)[1] if results_md.startswith("# RESULTS") else results_md
     return f"""---
 tags:
@@ -83,7 +85,7 @@ and let it register them before ESPnet loads the model (its own commands do).
 pip install "espnet_lrsms=={package}"    # brings espnet==202511 and torch
 python -m espnet_lrsms.bin.{task}_inference --{task}_train_config {config_file} \\
     --{task}_model_file {model_file} --data_path_and_name_and_type wav.scp,speech,sound \\
-    --output_dir decoded --batch_size 1 --ngpu 0
+    --output_dir decoded --batch_size 1 --ngpu 0{lm_args}
 ```
 
 From Python: `import espnet_lrsms` first, then ESPnet's `Speech2Text(asr_train_config=..., asr_model_file=...)`.
@@ -103,7 +105,7 @@ From Python: `import espnet_lrsms` first, then ESPnet's `Speech2Text(asr_train_c
 
 
 def write_model_repo(pack: Path, out_dir: Path, repo_id: str, corpus: str, lang: str = "en", task: str = "asr") -> Path:
-    """Stage 15: ``out_dir`` = the pack's files + README.md (written under a temporary name, then renamed)."""
+    """``out_dir`` = the pack's files + README.md (written under a temporary name, then renamed)."""
     meta = read_pack_meta(pack)
     with zipfile.ZipFile(pack) as archive, replaced_on_success(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -123,9 +125,9 @@ def write_model_repo(pack: Path, out_dir: Path, repo_id: str, corpus: str, lang:
 
 
 def push_model_repo(repo_dir: Path, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
-    """Stage 16: create ``repo_id`` on the Hugging Face hub if needed and upload ``repo_dir``; returns its URL."""
+    """Create ``repo_id`` on the Hugging Face hub if needed and upload ``repo_dir``; returns its URL."""
     if not (repo_dir / "README.md").is_file():
-        raise ModelRepoError(f"{repo_dir}: no README.md (run stage 15 first)")
+        raise ModelRepoError(f"{repo_dir}: no README.md (write it from a pack first: stage 15)")
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)

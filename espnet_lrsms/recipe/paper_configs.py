@@ -8,7 +8,8 @@ and the tests).
 The configs are committed, and ``tests/recipe/test_config_generator.py`` checks that they are exactly what
 this module writes: change a row or a shared block here, never a generated file. ``ROWS`` is the one
 list of rows; the manifests are written from it. Every file is complete on its own, as ESPnet users
-expect.
+expect, and comments the keys one edits. ``--copy <row> --out <file>`` (:func:`copy_paper_config`) writes a
+user's editable copy of a row, without the "never edit" line.
 
 Architecture: a ResNet-18 1-D front end on the raw 16 kHz waveform, a 12-block 768-d Conformer
 encoder, a 6-block Transformer decoder and CTC (243 M parameters at full rank with 5000 tokens). AVSR
@@ -19,7 +20,6 @@ parameters at full rank (paper 268.5 M).
 """
 from dataclasses import dataclass
 from pathlib import Path
-from textwrap import indent
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_lrsms.fileio import config_yaml, write_text_atomic, yaml_body
@@ -27,6 +27,7 @@ from espnet_lrsms.fileio import config_yaml, write_text_atomic, yaml_body
 Spec = Union[None, float, List[float]]  # a lowrank: entry: None = dense, α, or [α_i, α_f]
 
 COMMAND = "python -m espnet_lrsms.bin.make_paper_configs"
+COPY_COMMAND = f"{COMMAND} --copy"  # <row or yaml> --out <file>: an editable copy (copy_paper_config)
 MANIFEST = "paper_rows.tsv"
 
 
@@ -89,9 +90,9 @@ AUDIO_FRONTEND = """\
 frontend: resnet1d          # raw 16 kHz waveform -> z-norm -> ResNet-18 1-D -> 512-d at 25 frames/s
 frontend_conf:
     activation: swish
-    time_mask:              # adaptive time masking of the waveform: one mask of < 0.4 s per second
-        window: 6400
-        stride: 16000
+    time_mask:              # adaptive time masking of the waveform (the SpecAugment here); leave it out for none
+        window: 6400        # each mask shorter than 0.4 s (16 kHz samples)
+        stride: 16000       # one mask per second of audio
 normalize: null             # the front end z-normalises each utterance itself
 """
 
@@ -99,26 +100,26 @@ VIDEO_FRONTEND_AND_FUSION = """
 video_frontend: resnet2d    # 96x96 grey mouth crops -> 88x88 crop -> 3-D stem + ResNet-18 2-D -> 512-d per frame
 video_frontend_conf:
     crop_size: 88           # random crop + horizontal flip in training, centre crop at test
-    flip_prob: 0.5
+    flip_prob: 0.5          # probability of the horizontal flip
     activation: swish
-    time_mask:              # adaptive time masking of the frames: one mask of < 0.4 s per second
-        window: 10
-        stride: 25
+    time_mask:              # adaptive time masking of the frames; leave it out for none
+        window: 10          # each mask shorter than 0.4 s (frames at 25 fps)
+        stride: 25          # one mask per second of video
 
 fusion: mlp                 # concat(audio, video) 1024 -> 8192 -> BN -> ReLU -> 768, frame by frame
 fusion_conf:
-    hidden_units: 8192
-    output_size: 768
+    hidden_units: 8192      # width of the fusion MLP's hidden layer
+    output_size: 768        # = encoder_conf.output_size (the encoder takes the fused frames as they are)
     norm: batch_norm
 """
 
 ENCODER = """\
-encoder: {encoder}
+{encoder}
 encoder_conf:
-    output_size: 768
-    attention_heads: 12
-    linear_units: 3072
-    num_blocks: 12
+    output_size: 768        # model width d
+    attention_heads: 12     # d / heads = 64 dimensions per head
+    linear_units: 3072      # hidden width of each feed-forward module (4 d)
+    num_blocks: 12          # B: a linear rank schedule [α_i, α_f] runs over these blocks
     dropout_rate: 0.1
     positional_dropout_rate: 0.1
     attention_dropout_rate: 0.1
@@ -130,15 +131,15 @@ encoder_conf:
     selfattention_layer_type: rel_selfattn
     activation_type: swish
     use_cnn_module: true
-    cnn_module_kernel: 31
+    cnn_module_kernel: 31   # kernel of the depthwise convolution module (never factorized)
 {lowrank}"""
 
 DECODER = """\
-decoder: {decoder}
+{decoder}
 decoder_conf:
-    attention_heads: 12
-    linear_units: 3072
-    num_blocks: 6
+    attention_heads: 12     # of the 768-d (encoder_conf.output_size) decoder: 64 dimensions per head
+    linear_units: 3072      # hidden width of each feed-forward module
+    num_blocks: 6           # B of the decoder's own rank schedule
     dropout_rate: 0.1
     positional_dropout_rate: 0.1
     self_attention_dropout_rate: 0.1
@@ -147,26 +148,26 @@ decoder_conf:
 
 TRAINING = """\
 {model}model_conf:
-    ctc_weight: 0.1
-    lsm_weight: 0.1
+    ctc_weight: 0.1         # CTC's share of the joint CTC/attention loss
+    lsm_weight: 0.1         # label smoothing of the attention decoder
     length_normalized_loss: false
 {model_conf}
 optim: adamw
 optim_conf:
-    lr: {lr}
+    lr: {lr:<20}# peak learning rate, reached at the end of the warm-up
     betas: [0.9, 0.98]
     weight_decay: 0.03
-{scheduler}max_epoch: 75
+{scheduler}max_epoch: 75               # training epochs: change scheduler_conf.total_epochs with it
 # At most {frames} frames ({seconds} s of 16 kHz audio = {samples:,} samples) per GPU, at any GPU count: training
 # sets ESPnet's global batch_bins to this times the number of GPUs (the paper used {gpus} for {task}).
 batch_type: length
-batch_bins_per_gpu: {samples}
+batch_bins_per_gpu: {samples}  # lower it if a GPU runs out of memory
 grad_clip: 5.0
 best_model_criterion:
 -   - valid
     - acc
     - max
-keep_nbest_models: 10
+keep_nbest_models: 10       # the best checkpoints kept, averaged into valid.acc.ave.pth
 """
 
 
@@ -206,9 +207,9 @@ ASR = PaperTask(
 # steps of an epoch are counted from the training data and the launch when training starts.
 scheduler: warmup_constant_sqrt_cooldown
 scheduler_conf:
-    warmup_epochs: 5
-    cooldown_epochs: 15
-    total_epochs: 75
+    warmup_epochs: 5        # linear warm-up from 0 to optim_conf.lr
+    cooldown_epochs: 15     # square-root decay to 0 over the last epochs
+    total_epochs: 75        # = max_epoch
 """,
     batch_seconds=96,
     paper_gpus=32,
@@ -236,8 +237,8 @@ AVSR = PaperTask(
 # from the training data and the launch when training starts.
 scheduler: warmup_cosine
 scheduler_conf:
-    warmup_epochs: 5
-    total_epochs: 75
+    warmup_epochs: 5        # linear warm-up from 0 to optim_conf.lr
+    total_epochs: 75        # = max_epoch: the cosine reaches 0 there
 """,
     batch_seconds=72,
     paper_gpus=64,
@@ -251,35 +252,68 @@ def config_name(task: PaperTask, row: PaperRow) -> str:
     return f"train_{task.name}_conformer_{row.stem}.yaml"
 
 
+LOWRANK_COMMENTS = {
+    "lowrank": "W ≈ U·Vᵀ, rank round(α·min(m, n)) per linear layer (docs/lowrank_models.md)",
+    "mhsa": "attention linears: α, [α first block, α last block] or null (dense)",
+    "ffn": "feed-forward w_1 and w_2: the same forms",
+    "init": "svd (paper Eq. 1) | kaiming | kaiming_traditional",
+}
+
+
+def commented(line: str, comment: str) -> str:
+    """``line`` with ``# comment`` in the configs' comment column (28), or two spaces after a longer line."""
+    return f"{line:<28}# {comment}" if len(line) < 27 else f"{line}  # {comment}"
+
+
 def lowrank_block(row: PaperRow) -> str:
-    """The ``lowrank:`` entry of ``encoder_conf`` and ``decoder_conf`` ("" for a dense row)."""
+    """The ``lowrank:`` entry of ``encoder_conf`` and ``decoder_conf``, each key commented ("" for a dense row)."""
     if row.dense:
         return ""
-    return indent(yaml_body({"lowrank": {"mhsa": row.mhsa, "ffn": row.ffn, "init": row.init}}), "    ")
+    lines = yaml_body({"lowrank": {"mhsa": row.mhsa, "ffn": row.ffn, "init": row.init}}).splitlines()
+    return "".join(commented(f"    {line}", LOWRANK_COMMENTS[line.split(":")[0].strip()]) + "\n" for line in lines)
 
 
-def config_text(task: PaperTask, row: PaperRow) -> str:
-    path = f"conf/{task.name}/{config_name(task, row)}"
-    header = [
+CLASS_COMMENTS = {
+    "conformer": "ESPnet's, full rank (lowrank_conformer + a lowrank: block factorizes it)",
+    "lowrank_conformer": "ESPnet's Conformer with the linears of lowrank: factorized",
+    "transformer": "ESPnet's, full rank (lowrank_transformer + a lowrank: block factorizes it)",
+    "lowrank_transformer": "ESPnet's Transformer decoder with the linears of lowrank: factorized",
+}
+
+
+def config_header(task: PaperTask, row: PaperRow) -> List[str]:
+    """The header of a generated config: the paper row, how it was made, and how to make one's own."""
+    name = config_name(task, row)
+    return [
         f"LR-SMS (Fernandez-Lopez et al.), {row.table}{task.corpus}: {row.row}.",
         f"Paper: {row.params_m} M parameters. Generated by {COMMAND}; check with",
-        f"  python -m espnet_lrsms.bin.count_params {path}",
+        f"  python -m espnet_lrsms.bin.count_params conf/{task.name}/{name}",
+        "Generated: never edit it (a test pins it to the generator). For a variant of your own, make an editable copy:",
+        f"  {COPY_COMMAND} {task.name}/{row.stem} --out conf/tuning/my_{task.name}.yaml",
         *task.notes,
     ]
+
+
+def config_body(task: PaperTask, row: PaperRow) -> str:
     samples = task.batch_seconds * 16000
     lowrank = lowrank_block(row)
-    body = "\n".join(
+    encoder = "conformer" if row.dense else "lowrank_conformer"
+    decoder = "transformer" if row.dense else "lowrank_transformer"
+    return "\n".join(
         [
             task.frontends,
-            ENCODER.format(encoder="conformer" if row.dense else "lowrank_conformer", input_layer=task.input_layer,
-                           lowrank=lowrank),
-            DECODER.format(decoder="transformer" if row.dense else "lowrank_transformer", lowrank=lowrank),
+            ENCODER.format(encoder=commented(f"encoder: {encoder}", CLASS_COMMENTS[encoder]),
+                           input_layer=task.input_layer, lowrank=lowrank),
+            DECODER.format(decoder=commented(f"decoder: {decoder}", CLASS_COMMENTS[decoder]), lowrank=lowrank),
             TRAINING.format(model=task.model, model_conf=task.model_conf, lr=task.lr, scheduler=task.scheduler,
                             frames=task.batch_seconds * 25, seconds=task.batch_seconds, samples=samples,
                             gpus=task.paper_gpus, task=task.name.upper()),
         ]
     )
-    return config_yaml(body, header)
+
+
+def config_text(task: PaperTask, row: PaperRow) -> str:
+    return config_yaml(config_body(task, row), config_header(task, row))
 
 
 def manifest_text(task: PaperTask) -> str:
@@ -302,3 +336,70 @@ def write_paper_configs(conf_dir: Union[str, Path], tasks: Optional[Sequence[Pap
     """Write the configs and manifests under ``conf_dir`` (``conf_dir/asr/…``, ``conf_dir/avsr/…``)."""
     files = paper_config_files(TASKS if tasks is None else tasks)
     return [write_text_atomic(Path(conf_dir) / name, text) for name, text in files.items()]
+
+
+# ------------------------------------------------------------------------------ one's own copy
+class PaperConfigError(ValueError):
+    """A --copy source that names no paper row or YAML file, or an --out that exists; the message names it."""
+
+
+def find_row(name: str) -> Tuple[PaperTask, PaperRow]:
+    """The paper row ``name`` names: a generated file's name (``train_asr_conformer_lrsms.yaml``, with or
+    without ``.yaml`` or a directory), ``<task>/<stem>`` (``asr/lrsms``), or a stem only one task has
+    (``uniform_ffn_a0.25``)."""
+    found = [
+        (task, row)
+        for task in TASKS
+        for row in task.rows
+        if name in (f"{task.name}/{row.stem}", row.stem)
+        or Path(name).name in (config_name(task, row), Path(config_name(task, row)).stem)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        choices = ", ".join(f"{task.name}/{row.stem}" for task, row in found)
+        raise PaperConfigError(f"--copy {name}: more than one paper row has that name; say which: {choices}")
+    rows = ", ".join(f"{task.name}/{row.stem}" for task in TASKS for row in task.rows)
+    raise PaperConfigError(f"--copy {name}: no paper row of that name and no such YAML file; the rows: {rows}")
+
+
+def copy_banner(origin: str, source: str, out: Union[str, Path]) -> List[str]:
+    return [
+        f"Your copy of {origin}: yours to edit (no test pins it). Made by",
+        f"  {COPY_COMMAND} {source} --out {out}",
+    ]
+
+
+def copy_text(source: str, out: Union[str, Path]) -> str:
+    """The text of an editable copy of ``source`` for ``out``: a paper row (:func:`find_row`; a generated file
+    too, as long as it is the generator's text) or any other YAML file, as it is. No "never edit" line; a
+    header naming what it was copied from and that it is the user's."""
+    path = Path(source)
+    try:
+        task, row = find_row(source)
+        if path.is_file() and path.read_text(encoding="utf-8") != config_text(task, row):
+            raise PaperConfigError(f"{source} is not the generator's text")  # an edited file: copied as it is
+    except PaperConfigError:
+        if not path.is_file():
+            raise
+        return config_yaml(path.read_text(encoding="utf-8"), copy_banner(source, source, out))
+    header = [
+        *copy_banner(f"conf/{task.name}/{config_name(task, row)}", f"{task.name}/{row.stem}", out),
+        f"It started as LR-SMS (Fernandez-Lopez et al.), {row.table}{task.corpus}: {row.row}",
+        f"({row.params_m} M parameters in the paper). Train with it: ./run.sh --{task.name}_config {out}",
+        f"Check its size with python -m espnet_lrsms.bin.count_params {out}",
+        *task.notes,
+    ]
+    return config_yaml(config_body(task, row), header)
+
+
+def copy_paper_config(source: str, out: Union[str, Path]) -> Path:
+    """Write :func:`copy_text` to ``out`` (its directory made), never over an existing file; returns ``out``."""
+    out = Path(out)
+    if out.exists():
+        raise PaperConfigError(
+            f"--out {out}: the file exists and is not overwritten (remove it or choose another name)"
+        )
+    text = copy_text(source, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(out, text)

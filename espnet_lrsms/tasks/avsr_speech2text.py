@@ -2,7 +2,7 @@
 
     from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
 
-    s2t = AVSRSpeech2Text.from_pack("exp/avsr_<tag>/valid.acc.ave.zip", modality="av", beam_size=10)
+    s2t = AVSRSpeech2Text.from_pack("exp/avsr_<tag>/avsr_<tag>_valid.acc.ave.zip", modality="av", beam_size=10)
     s2t.transcribe("clip.mp4")                     # -> "THE WORDS"
     s2t.transcribe(speech=wave, video=rois)        # 16 kHz waveform in [-1, 1]; (T, 96, 96) mouth ROIs, 25 fps
 
@@ -77,7 +77,7 @@ class AVSRSpeech2Text:
         and load it. A pack that names anything outside ``unpack_dir`` is refused (``ValueError``)."""
         pack = Path(pack)
         if not pack.is_file():
-            raise FileNotFoundError(f"{pack}: no such pack (avsr.sh stage 14 writes <exp>/<model>.zip)")
+            raise FileNotFoundError(f"{pack}: no such pack (avsr.sh stage 14, with --skip_packing false, writes <exp>/<exp name>_<model>.zip)")
         files = unpack_model(pack, unpack_dir or pack.with_suffix(""))
         return cls(files["asr_train_config"], files["asr_model_file"], **kwargs)
 

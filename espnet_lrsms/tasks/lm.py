@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import yaml
@@ -27,6 +27,7 @@ from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
 from espnet_lrsms.lowrank import load_exact_state_dict
+from espnet_lrsms.train.cpu_processes import add_cpu_processes_argument, cpu_world_size, run_cpu_processes
 from espnet_lrsms.train.init_param import weights_only_init_param
 from espnet_lrsms.train.trainer import HookedTrainer
 
@@ -96,6 +97,13 @@ class LoRALMTask(LMTask):
     trainer = LoRATrainer
 
     @classmethod
+    def main(cls, args: Optional[argparse.Namespace] = None, cmd: Optional[List[str]] = None):
+        """ESPnet's ``main``; with ``--ngpu 0 --cpu_processes N``, in N local processes (:mod:`espnet_lrsms.train.cpu_processes`)."""
+        if args is None and (world_size := cpu_world_size(cls.get_parser().parse_args(cmd))) > 1:
+            return run_cpu_processes(cls, cmd, world_size)
+        return super().main(args=args, cmd=cmd)
+
+    @classmethod
     def main_worker(cls, args: argparse.Namespace):
         with weights_only_init_param():  # --init_param files: tensors only, never code
             return super().main_worker(args)
@@ -104,6 +112,7 @@ class LoRALMTask(LMTask):
     @typechecked
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         super().add_task_arguments(parser)
+        add_cpu_processes_argument(parser)
         group = parser.add_argument_group(description="LoRA adaptation (espnet_lrsms)")
         group.add_argument(
             "--lora_conf",

@@ -57,6 +57,8 @@ def use_frobenius_decay(model: torch.nn.Module, optimizer: torch.optim.Optimizer
             layer.vt.sub_(grad_vt, alpha=lr * strength)
 
     optimizer.register_step_pre_hook(decay)
+    for layer, _ in layers:
+        layer.frobenius_decay_applied = True  # checked when training starts (espnet_lrsms.asr.lowrank_blocks)
     logger.info("frobenius_decay: %d factorized layers (λ %s); their factors leave the optimizer's weight decay",
                 len(layers), sorted({s for _, s in layers}))
     return len(layers)

@@ -39,8 +39,9 @@ class EpochLengthScheduler(torch.optim.lr_scheduler._LRScheduler, AbsBatchStepSc
         if steps_per_epoch is None:
             raise ValueError(
                 f"scheduler_conf.steps_per_epoch: {name}_epochs={epochs} needs the optimiser steps of one epoch. "
-                "espnet_lrsms's training tasks count them from the training batches when steps_per_epoch is "
-                "left out; a scheduler built elsewhere needs it given"
+                "python -m espnet_lrsms.bin.asr_train (and the recipes) counts them from the training batches "
+                "when steps_per_epoch is left out; stock espnet2.bin.asr_train, or a scheduler built elsewhere, "
+                "needs it given (--scheduler_conf steps_per_epoch=<n>)"
             )
         if steps_per_epoch <= 0:
             raise ValueError(f"scheduler_conf.steps_per_epoch: expected a positive number, got {steps_per_epoch}")

@@ -24,7 +24,7 @@ def built():
 
 
 def test_manifest_lists_the_four_rows_of_table_iii():
-    assert sorted(PAPER_ROWS) == sorted(p.name for p in CONF.glob("train_*.yaml"))
+    assert all((CONF / name).is_file() for name in PAPER_ROWS)  # other (users') configs may sit next to them
     assert sorted(row["params_m"] for row in PAPER_ROWS.values()) == [132, 140, 156, 268.5]
 
 

@@ -55,3 +55,27 @@ def test_push_needs_a_repo_id_and_bad_packs_are_named(tmp_path, capsys, caplog):
     (tmp_path / "plain.zip").write_bytes(b"not a zip")
     assert main(["--pack", str(tmp_path / "plain.zip"), "--out_dir", str(tmp_path / "repo")]) == 1
     assert "plain.zip: not a zip archive" in caplog.text
+
+
+def test_one_call_writes_the_repo_and_a_fused_lm_is_in_the_card(tmp_path, capsys):
+    """Stage 15 is one call: --pack/--out_dir write the repository (--push with --hf_repo would upload it); a pack
+    with ESPnet's lm_train_config/lm_file (stage 14 with --use_lm true) gets them in the model card's command."""
+    exp, _ = _pack(tmp_path)
+    lm = tmp_path / "exp" / "lm_demo"
+    lm.mkdir()
+    (lm / "config.yaml").write_text(yaml.safe_dump({"lm": "transformer"}))
+    torch.save({"v": torch.ones(2)}, lm / "valid.loss.best.pth")
+    pack = exp / "asr_demo_lm.zip"
+    subprocess.run([sys.executable, "-m", "espnet2.bin.pack", "asr", "--asr_train_config", "exp/asr_demo/config.yaml",
+                    "--asr_model_file", "exp/asr_demo/valid.acc.ave.pth", "--lm_train_config", "exp/lm_demo/config.yaml",
+                    "--lm_file", "exp/lm_demo/valid.loss.best.pth", "--outpath", str(pack)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    try:
+        main(["--pack", str(pack), "--out_dir", str(exp / "repo"), "--push"])
+    except SystemExit as stop:
+        assert stop.code == 2
+    assert "--push needs --hf_repo" in capsys.readouterr().err and not (exp / "repo").exists()
+    assert main(["--pack", str(pack), "--out_dir", str(exp / "repo")]) == 0
+    card = (exp / "repo" / "README.md").read_text()
+    assert "--lm_train_config exp/lm_demo/config.yaml --lm_file exp/lm_demo/valid.loss.best.pth" in card
+    assert (exp / "repo" / "exp" / "lm_demo" / "valid.loss.best.pth").is_file()

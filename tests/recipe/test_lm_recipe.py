@@ -44,10 +44,10 @@ def run(work, *args, check=True):
 @pytest.fixture(scope="module")
 def lm_stages(tmp_path_factory):
     work = tmp_path_factory.mktemp("lm_recipe")
-    data = work / "data"
+    raw = work / "dump" / "raw"  # what stages 3-4 leave (the sets' text is all the LM stages read)
     for split in ("train_clean_100", "dev_clean", "test_clean"):
-        write_data_dir(data, split)
-    train_tokenizer(data / "train_clean_100" / "text", data / "en_token_list" / "bpe_unigram30", 30)  # stage 5
+        write_data_dir(raw, split)
+    train_tokenizer(raw / "train_clean_100" / "text", work / "data" / "en_token_list" / "bpe_unigram30", 30)  # stage 5
     for split in ("dev_clean", "test_clean"):  # stage 12's output, made noisy
         write_decode_dir(work / "exp" / ASR_EXP / DECODE / split, noisy_nbest(demo_transcripts(split)))
     return work, run(work, "--stage", "6", "--stop_stage", "9").stdout + run(work, "--stage", "17").stdout
@@ -132,7 +132,7 @@ def test_shallow_fusion_decodes_into_its_own_directory(lm_stages, librispeech_de
     assert (work / "data" / tokens).read_text() == (demo_work / "data" / tokens).read_text()  # one vocabulary
     for name in ("config.yaml", "valid.acc.best.pth"):
         shutil.copy(demo_work / "exp" / ASR_EXP / name, work / "exp" / ASR_EXP / name)
-    shutil.copy(demo_work / "data" / "test_clean" / "wav.scp", work / "data" / "test_clean" / "wav.scp")
+    shutil.copy(demo_work / "dump" / "raw" / "test_clean" / "wav.scp", work / "dump" / "raw" / "test_clean" / "wav.scp")
     fused = ["--stage", "12", "--stop_stage", "13", "--use_lm", "true", "--test_sets", "test_clean"]
     plain = work / "exp" / ASR_EXP / DECODE / "test_clean" / "1best_recog" / "text"
     plain_before = plain.read_text()

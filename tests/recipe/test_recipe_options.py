@@ -36,7 +36,7 @@ def test_config_relative_to_the_callers_directory(tmp_path, recipe):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--test_sets", "never_prepared"], "data/never_prepared/wav.scp: no such file (prepare the set with stage 1 first)"),
+        (["--test_sets", "never_prepared"], "dump/raw/never_prepared/wav.scp: no such file"),
         (["--test_sets", "dev", "--inference_nj", "0"], "the number of decoding jobs must be at least 1, got 0"),
     ],
 )
@@ -46,8 +46,8 @@ def test_decoding_stage_fails_naming_what_is_missing(tmp_path, extra, message):
     exp.mkdir(parents=True)
     (exp / "valid.acc.ave.pth").write_bytes(b"x")
     (exp / "config.yaml").write_text("x: 1\n")
-    (tmp_path / "data" / "dev").mkdir(parents=True)
-    (tmp_path / "data" / "dev" / "wav.scp").write_text("u1 /nonexistent.wav\n")
+    (tmp_path / "dump" / "raw" / "dev").mkdir(parents=True)  # stage 3's output, which stage 12 decodes
+    (tmp_path / "dump" / "raw" / "dev" / "wav.scp").write_text("u1 /nonexistent.wav\n")
     result = subprocess.run(
         ["./run.sh", "--stage", "12", "--stop_stage", "12", "--expdir", str(tmp_path / "exp"), "--asr_tag", "tiny",
          "--datadir", str(tmp_path / "data"), "--inference_asr_model", "valid.acc.ave.pth", *extra],
@@ -146,7 +146,7 @@ def _asr(tmp_path, *args):
 
 
 def test_stage_numbers_and_skip_options_are_espnets(tmp_path):
-    """--skip_data_prep leaves out 1-5 and --skip_train 6-11, as ESPnet's asr.sh; 2 and 3 say why they do nothing."""
+    """--skip_data_prep leaves out 1-5 and --skip_train 6-11, as ESPnet's asr.sh; 2 says why it does nothing."""
     result = _asr(tmp_path, "--stage", "1", "--stop-stage", "11", "--skip_data_prep", "true", "--skip-train", "true")
     assert result.returncode == 0, result.stderr
     for n in range(1, 6):
@@ -154,13 +154,19 @@ def test_stage_numbers_and_skip_options_are_espnets(tmp_path):
     for n in range(6, 12):
         assert f"Stage {n} skipped (--skip_train true)" in result.stdout
     assert "Stage 12" not in result.stdout
-    result = _asr(tmp_path, "--stage", "2", "--stop_stage", "3", "--speed_perturb_factors", "")
+    result = _asr(tmp_path, "--stage", "2", "--stop_stage", "2", "--speed_perturb_factors", "")
     assert result.returncode == 0, result.stderr
     assert "Stage 2: no speed perturbation (--speed_perturb_factors is empty)" in result.stdout
-    assert "Stage 3: nothing to format" in result.stdout
-    result = _asr(tmp_path, "--stage", "4", "--stop_stage", "4")  # the duration filter needs stage 1's sets
-    assert result.returncode == 1 and f"Stage 4 needs {tmp_path}/data/train_960/wav.scp (made by stage 1)" in result.stderr
-    assert not (tmp_path / "data").exists() and not (tmp_path / "exp").exists()
+    result = _asr(tmp_path, "--stage", "3", "--stop_stage", "3")  # stage 3 formats stage 1's sets
+    assert result.returncode == 1 and f"Stage 3 needs {tmp_path}/data/train_960/wav.scp (made by stage 1)" in result.stderr
+    result = _asr(tmp_path, "--stage", "4", "--stop_stage", "4")  # the duration filter reads stage 3's dump
+    assert result.returncode == 1
+    assert f"Stage 4 needs {tmp_path}/dump/raw/org/train_960/wav.scp (made by stage 3)" in result.stderr
+    for option, message in (("--feats_type", "--feats_type fbank_pitch: not supported, only raw"),
+                            ("--audio_format", "--audio_format fbank_pitch: expected flac or wav")):
+        result = _asr(tmp_path, "--stage", "3", "--stop_stage", "3", option, "fbank_pitch")
+        assert result.returncode == 1 and message in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_lm_stages_say_they_need_an_lm_config_and_hf_upload_needs_a_repo(tmp_path):
@@ -170,8 +176,7 @@ def test_lm_stages_say_they_need_an_lm_config_and_hf_upload_needs_a_repo(tmp_pat
         assert f"Stage {n} skipped: no --lm_config" in result.stdout
     result = _asr(tmp_path, "--stage", "15", "--stop_stage", "16")
     assert "Stage 15 skipped (--skip_upload_hf true)" in result.stdout and result.returncode == 0
-    result = _asr(tmp_path, "--stage", "16", "--stop_stage", "16", "--skip_upload_hf", "false")
-    assert "Stage 16: nothing uploaded (no --hf_repo)" in result.stdout and result.returncode == 0
+    assert "Stage 16" not in result.stdout  # ESPnet 202511 uploads in stage 15 (tests/recipe/test_espnet_options.py)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +185,7 @@ def test_lm_stages_say_they_need_an_lm_config_and_hf_upload_needs_a_repo(tmp_pat
         (["--skip_train", "yes"], "--skip_train takes true or false, got 'yes'"),
         (["--stop-stage", "x"], "option --stop-stage takes a whole number, got 'x'"),
         (["--no-such-option", "1"], "unknown option --no-such-option"),
-        (["--stage", "14", "--stop_stage", "14"], "Stage 14 needs {tmp}/exp/asr_train_asr_lrsms_tiny_raw_en_bpe30/config.yaml (made by stages 11 and 13)"),
+        (["--stage", "14", "--stop_stage", "14", "--skip_packing", "false"], "Stage 14 needs {tmp}/exp/asr_train_asr_lrsms_tiny_raw_en_bpe30/config.yaml (made by stages 11 and 13)"),
         (["--stage", "13", "--stop_stage", "13", "--test_sets", "dev_clean"],
          "Stage 13 needs {tmp}/exp/asr_train_asr_lrsms_tiny_raw_en_bpe30/decode_asr_asr_model_valid.acc.ave/dev_clean/1best_recog/text (made by stage 12)"),
         (["--stage", "10", "--stop_stage", "10", "--speed_perturb_factors", "0.9 1.0 1.1"],
@@ -221,7 +226,7 @@ def test_stage_2_speed_perturbs_the_training_set_that_stages_10_11_use(tmp_path)
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.parent.name + "/" + p.name)
 def test_integer_options_are_read_in_base_10(tmp_path, recipe):
     """A leading 0 is not octal: --stage 08 runs stage 8 (bash would refuse 08 and read 010 as 8)."""
-    for given, meant in [("08", 8), ("010", 10), ("0016", 16)]:
+    for given, meant in [("08", 8), ("010", 10), ("0015", 15)]:
         result = subprocess.run(["./run.sh", "--stage", given, "--stop_stage", given], cwd=recipe,
                                 env={**os.environ, "LIBRISPEECH": str(tmp_path), "LRS3": str(tmp_path)},
                                 capture_output=True, text=True, timeout=60)

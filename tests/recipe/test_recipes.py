@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from conftest import DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, results_tables, run_recipe, wer_of
 
@@ -33,12 +34,16 @@ def test_demo_outputs_are_in_espnets_layout(librispeech_demo):
             assert (exp / DECODE / "test_clean" / f"score_{metric}" / name).is_file()
     assert "Sum/Avg" in (exp / DECODE / "test_clean" / "score_ter" / "result.txt").read_text()
     assert "### TER" in (exp / "RESULTS.md").read_text()
-    # stage 4: ESPnet's duration filter (0.1-20 s keeps every demo utterance) on the training and
-    # validation sets, the unfiltered sets kept in org/; never on a test set
+    # stage 3: ESPnet's dump/raw (the demo's 16 kHz FLAC files referenced as they are); stage 4: ESPnet's
+    # duration filter (0.1-20 s keeps every demo utterance) from dump/raw/org/<set> into dump/raw/<set> on the
+    # training and validation sets; never on a test set
+    raw = work / "dump" / "raw"
     for dset in ("train_clean_100", "dev_clean"):
-        assert (work / "data" / dset / "org" / "wav.scp").read_text() == (work / "data" / dset / "wav.scp").read_text()
-        assert (work / "data" / dset / "filtered.txt").read_text() == ""
-    assert not (work / "data" / "test_clean" / "org").exists()
+        assert (raw / "org" / dset / "wav.scp").read_text() == (raw / dset / "wav.scp").read_text()
+        assert (raw / "org" / dset / "wav.scp").read_text() == (work / "data" / dset / "wav.scp").read_text()
+        assert (raw / dset / "filtered.txt").read_text() == ""
+        assert (raw / dset / "utt2num_samples").is_file() and (raw / dset / "text").is_file()
+    assert not (raw / "org" / "test_clean").exists() and (raw / "test_clean" / "wav.scp").is_file()
     nbest = exp / DECODE / "test_clean" / "5best_recog"
     assert len((nbest / "text").read_text().splitlines()) == 24  # n-best lists kept, every utterance
     assert (exp / DECODE / "test_clean" / "1best_recog" / "score").is_file()
@@ -54,11 +59,11 @@ def test_stage_11_trains_and_leaves_a_run_sh_that_reruns_it(librispeech_demo):
     second = stdout[stdout.index("Stage 11: training"):]
     for n in (12, 13, 14, 15):
         assert f"Stage {n}: " in second
-    assert "Stage 16: nothing uploaded (no --hf_repo)" in second
+    assert "Stage 15: nothing uploaded (no --hf_repo)" in second and "Stage 16" not in second
     assert "Stage 17 skipped: no --lm_config" in second
     run_sh = (exp / "run.sh").read_text()
     assert run_sh.rstrip().endswith('--stage 11 "$@"; exit $?')
-    assert "--skip_upload_hf false" in run_sh and "lrsms\\ checkout" in run_sh  # the path with a space, quoted
+    assert "--skip_packing false --skip_upload_hf false" in run_sh and "lrsms\\ checkout" in run_sh  # the path with a space, quoted
     assert (exp / "hf_repo" / "README.md").is_file()  # stage 15: the model repository, ready to push
 
 
@@ -70,7 +75,7 @@ def test_packed_model_loads_in_speech2text(librispeech_demo, tmp_path):
     import espnet_lrsms  # noqa: F401  (what a user of the pack imports first: registers the classes)
 
     work, _ = librispeech_demo
-    pack = work / "exp" / f"asr_{TAG}" / "valid.acc.best.zip"
+    pack = work / "exp" / f"asr_{TAG}" / f"asr_{TAG}_valid.acc.best.zip"  # ESPnet's name
     files = unpack(pack, tmp_path)
     s2t = Speech2Text(**{k: v for k, v in files.items() if k in ("asr_train_config", "asr_model_file")}, beam_size=4)
     wav = (work / "data" / "dev_clean" / "wav.scp").read_text().split("\n")[0].split()[1]
@@ -91,16 +96,22 @@ def test_rerunning_a_stage_is_safe(librispeech_demo):
 
 def test_full_rank_warmup_then_low_rank_through_stage_11(librispeech_demo):
     """--warmup_full_rank_epochs 1: a dense epoch (its own log), the switch, a low-rank epoch, in one
-    experiment directory with its own tag; the data and shape files of the demo run are reused."""
+    experiment directory with its own tag; the data and shape files of the demo run are reused. ESPnet's
+    --pretrained_model (its --init_param: here the demo model's front end) starts the dense warm-up."""
     work, _ = librispeech_demo
-    run_recipe(
+    init = f"{work}/exp/asr_{TAG}/valid.acc.best.pth:frontend:frontend"
+    stdout = run_recipe(
         LIBRI_RECIPE, "LIBRISPEECH", REPO / "demo" / "librispeech", work,
         "--train_set", "train_clean_100", "--valid_set", "dev_clean", "--test_sets", "test_clean",
         "--stage", "11", "--stop_stage", "11", "--warmup_full_rank_epochs", "1",
-        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 2",
+        "--asr_args", "--max_epoch 2 --num_iters_per_epoch 2", "--pretrained_model", init,
     )
     exp = work / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch2_warmup_full_rank1"
     assert (exp / "full_rank_warmup" / "switched").is_file() and (exp / "train_full_rank_warmup.log").is_file()
+    assert f"initialised from --pretrained_model {init}" in stdout
+    assert "--init_param" in (exp / "train_full_rank_warmup.log").read_text()  # the warm-up started from it
+    assert "--init_param" not in (exp / "train.log").read_text()  # the low-rank run resumes from the warm-up
+    assert yaml.safe_load((exp / "config.yaml").read_text())["fold_length"] == [80000, 150]  # ESPnet's
     dense_key, factor = "encoder.encoders.0.feed_forward.w_1.weight", "encoder.encoders.0.feed_forward.w_1.u"
     assert dense_key in torch.load(exp / "full_rank_warmup" / "1epoch.pth", weights_only=True)
     for epoch in (1, 2):
@@ -120,14 +131,14 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
     result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / DECODE / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()
     # stage 4 left out the training and validation clips of 1.2 s and longer (a third of the demo's training
-    # clips), listed with their duration; the unfiltered sets are in org/
-    data = tmp_path / "data"
+    # clips), listed with their duration; the unfiltered sets are in dump/raw/org/ (ESPnet's place)
+    raw = tmp_path / "dump" / "raw"
     for dset in ("train", "val"):
-        kept, original = (len((data / dset / d / "wav.scp").read_text().splitlines()) for d in (".", "org"))
-        filtered = (data / dset / "filtered.txt").read_text().splitlines()
+        kept, original = (len((d / dset / "wav.scp").read_text().splitlines()) for d in (raw, raw / "org"))
+        filtered = (raw / dset / "filtered.txt").read_text().splitlines()
         assert kept + len(filtered) == original and (filtered or dset == "val"), dset
         assert all("not below --max_wav_duration 1.2" in line for line in filtered)
-    assert not (data / "test" / "org").exists()
+    assert not (raw / "org" / "test").exists()
     assert (tmp_path / "data" / "audio" / "train").is_dir()  # decoded from the mp4 files
 
 

@@ -24,14 +24,16 @@
 #                         set is scored as it is decoded (one process: avsr_snr_sweep; TER in the pieces of
 #                         bpe.model, with asr.sh's stage-13 scorer)
 #  13. scoring            <avsr_exp>/RESULTS.md (WER, CER, TER) from the score files of every decode directory
-#  14. packing           ESPnet's pack of <exp>/<inference_avsr_model> + bpe.model + RESULTS.md ->
-#                         <exp>/<model>.zip, loaded by espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text
-#  15-16.                 skipped: no AVSR upload yet
+#  14. packing           with --skip_packing false (ESPnet's default true): ESPnet's pack of
+#                         <exp>/<inference_avsr_model> + bpe.model + RESULTS.md (+ <exp>/images) ->
+#                         <exp>/<exp's name>_<model less .pth>.zip, loaded by
+#                         espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text
+#  15.                    skipped: no AVSR upload yet
 #  17. noise robustness   this project's: noise (babble, or --noise_file) added to the test audio at each of
 #                         --snrs: data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
 #                         <avsr_exp>/RESULTS.md: WER by SNR as in the paper's Table III
-# As in ESPnet, --skip_data_prep true leaves out stages 1-5, --skip_train 10-11, --skip_eval 12-13 (here also
-# 17). Job runners: the recipe's cmd.sh.
+# As in ESPnet, --skip_data_prep true leaves out stages 1-5, --skip_train 4-5 and 10-11, --skip_eval 12-13 (here
+# also 17), --skip_packing 14 (true by default); --skip_stages "5 10" any others. Job runners: the recipe's cmd.sh.
 #
 # Every stage writes to a temporary name and renames, so an interrupted stage leaves nothing that a
 # later stage would take as finished; re-running a stage redoes it (stage 1 reuses its per-clip cache,
@@ -47,11 +49,12 @@ here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMP
 # General
 stage=1
 stop_stage=10000
+skip_stages=""           # stage numbers to leave out, e.g. "5 10" (ESPnet's; each is logged)
 skip_data_prep=false     # stages 1-5
-skip_train=false         # stages 10-11
+skip_train=false         # stages 4-5 and 10-11 (ESPnet's: the training data's stages too)
 skip_eval=false          # stages 12-13 and 17
-skip_packing=false       # stage 14
-skip_upload_hf=true      # stages 15-16 (none yet)
+skip_packing=true        # stage 14 (ESPnet's default: no pack unless asked for)
+skip_upload_hf=true      # stage 15 (none yet)
 ngpu=1
 num_nodes=1
 host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
@@ -114,8 +117,8 @@ babble_speakers=6        # other test utterances summed into babble
 noise_seed=0
 
 help_message="Usage: $0 --corpus_root <LRS3> --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --avsr_config <yaml> --inference_config <yaml> [options]
-Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_data_prep --skip_train
-  --skip_eval --skip_packing --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
+Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_stages --skip_data_prep
+  --skip_train --skip_eval --skip_packing (default true) --skip_upload_hf --cuda_cmd --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --valid_speakers --extra_train_sets --roi_method auto|landmarks|detect|as_is --landmarks_dir --detect_upsample --detect_fallback --roi_size --crop_scale --max_frame_mismatch --on_error stop|skip
   --min_wav_duration --max_wav_duration
   --nbpe --bpemode --datadir --expdir --avsr_config --avsr_tag --avsr_args --inference_config --inference_tag
@@ -139,6 +142,11 @@ if [[ -n "$noise_file" && ! -f "$noise_file" ]]; then
     echo "$0: --noise_file ${noise_file}: no such file" >&2; exit 1
 fi
 
+if [[ "$token_type" != bpe ]]; then  # the AVSR stages pass bpe.model everywhere (decoding, TER scoring)
+    echo "$0: --token_type ${token_type}: avsr.sh trains on SentencePiece pieces only (bpe); char and word are" \
+         "asr.sh's" >&2
+    exit 1
+fi
 bpedir="${datadir}/${lang}_token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${bpedir}/bpe.model"
 token_list="${bpedir}/tokens.txt"
@@ -299,13 +307,10 @@ if run_stage 13; then
     ${python} -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir "${avsr_exp}" --results_only
 fi
 
-_pack="${avsr_exp}/${inference_avsr_model%.pth}.zip"
-if run_stage 14; then
+if run_stage 14; then  # -> <avsr_exp>/<avsr_exp's name>_<model less .pth>.zip, ESPnet's name
     pack_model "${avsr_exp}" "${inference_avsr_model}" "load: espnet_lrsms.tasks.avsr_speech2text"
 fi
-for _n in 15 16; do
-    if run_stage "$_n"; then log "Stage ${_n}: no AVSR upload yet"; fi
-done
+if run_stage 15; then log "Stage 15: no AVSR upload yet"; fi
 
 if run_stage 17; then
     require_decoding_inputs 17
