@@ -48,14 +48,21 @@ def test_wheel_holds_every_module(wheel):
     assert in_wheel == source_modules()
 
 
-def test_every_module_imports_from_the_installed_wheel(wheel, tmp_path):
-    target = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """The wheel installed with ``pip install --target``: a site folder outside the source tree."""
+    target = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    return target
+
+
+def test_every_module_imports_from_the_installed_wheel(installed, tmp_path):
+    target = installed
     script = (
         "import importlib, sys\n"
         f"sys.path.insert(0, {str(target)!r})\n"
@@ -74,19 +81,13 @@ def test_every_module_imports_from_the_installed_wheel(wheel, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_the_wheels_startup_hook_lets_stock_espnet_see_the_classes(wheel, tmp_path):
+def test_the_wheels_startup_hook_lets_stock_espnet_see_the_classes(wheel, installed, tmp_path):
     """The wheel puts espnet_lrsms_startup.pth at the top of site-packages. An interpreter whose only
     espnet_lrsms is the wheel's (site-packages processed by ``site``, the checkout's editable install left
     out) registers the classes when ESPnet's ASR task loads, without ``import espnet_lrsms``."""
     with zipfile.ZipFile(wheel) as zf:
         assert "espnet_lrsms_startup.pth" in zf.namelist()
-    target = tmp_path / "site"
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    target = installed
     assert (target / "espnet_lrsms_startup.pth").is_file()
     import sysconfig
 

@@ -15,7 +15,7 @@ import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP w
 from espnet_lrsms.fileio import load_weights_only, replaced_on_success
 from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_init_, reinit_factorized_
 from espnet_lrsms.tasks.packing import requirement_hint
-from espnet_lrsms.train.cpu_processes import add_cpu_processes_argument, cpu_world_size, run_cpu_processes
+from espnet_lrsms.train.cpu_processes import CPUProcessesTask
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
 from espnet_lrsms.train.init_param import weights_only_init_param
@@ -67,7 +67,7 @@ class InitialStateTrainer(HookedTrainer):
         save_initial_state(model, trainer_options.output_dir, distributed_option)
 
 
-class LowRankASRTask(ASRTask):
+class LowRankASRTask(CPUProcessesTask, ASRTask):
     """``ASRTask`` that (1) lives in this package, (2) keeps the spectral init under ``--init`` and
     (3) saves the initial weights.
 
@@ -107,17 +107,9 @@ class LowRankASRTask(ASRTask):
             return super().main_worker(args)
 
     @classmethod
-    def main(cls, args: Optional[argparse.Namespace] = None, cmd: Optional[List[str]] = None):
-        """ESPnet's ``main``; with ``--ngpu 0 --cpu_processes N``, in N local processes (:mod:`espnet_lrsms.train.cpu_processes`)."""
-        if args is None and (world_size := cpu_world_size(cls.get_parser().parse_args(cmd))) > 1:
-            return run_cpu_processes(cls, cmd, world_size)
-        return super().main(args=args, cmd=cmd)
-
-    @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         super().add_task_arguments(parser)
         add_per_gpu_batch_arguments(parser)
-        add_cpu_processes_argument(parser)
 
     @classmethod
     def build_model_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:

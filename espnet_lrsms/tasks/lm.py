@@ -27,7 +27,7 @@ from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
 from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
 from espnet_lrsms.lowrank import load_exact_state_dict
-from espnet_lrsms.train.cpu_processes import add_cpu_processes_argument, cpu_world_size, run_cpu_processes
+from espnet_lrsms.train.cpu_processes import CPUProcessesTask
 from espnet_lrsms.train.init_param import weights_only_init_param
 from espnet_lrsms.train.trainer import HookedTrainer
 
@@ -91,17 +91,10 @@ class LoRATrainer(HookedTrainer):
             logging.info("LoRA ranks written to %s", strategy.write_summary(trainer_options.output_dir))
 
 
-class LoRALMTask(LMTask):
+class LoRALMTask(CPUProcessesTask, LMTask):
     """``LMTask`` with ``--lora_conf`` / ``--base_lm_file`` (see the module docstring)."""
 
     trainer = LoRATrainer
-
-    @classmethod
-    def main(cls, args: Optional[argparse.Namespace] = None, cmd: Optional[List[str]] = None):
-        """ESPnet's ``main``; with ``--ngpu 0 --cpu_processes N``, in N local processes (:mod:`espnet_lrsms.train.cpu_processes`)."""
-        if args is None and (world_size := cpu_world_size(cls.get_parser().parse_args(cmd))) > 1:
-            return run_cpu_processes(cls, cmd, world_size)
-        return super().main(args=args, cmd=cmd)
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
@@ -112,7 +105,6 @@ class LoRALMTask(LMTask):
     @typechecked
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         super().add_task_arguments(parser)
-        add_cpu_processes_argument(parser)
         group = parser.add_argument_group(description="LoRA adaptation (espnet_lrsms)")
         group.add_argument(
             "--lora_conf",

@@ -78,3 +78,20 @@ def run_cpu_processes(task, cmd: Optional[Sequence[str]], world_size: int) -> No
     if failed:
         rank, code = failed[0]
         raise SystemExit(f"--cpu_processes {world_size}: rank {rank} exited with code {code} (its error is logged above)")
+
+
+class CPUProcessesTask:
+    """Mixin placed before an ESPnet task class: ``--cpu_processes`` among the task's options, and its
+    ``main`` run in that many local processes when ``--ngpu 0 --cpu_processes N`` asks for them."""
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
+        add_cpu_processes_argument(parser)
+
+    @classmethod
+    def main(cls, args: Optional[argparse.Namespace] = None, cmd: Optional[Sequence[str]] = None):
+        """ESPnet's ``main``; with ``--ngpu 0 --cpu_processes N``, in N local processes."""
+        if args is None and (world_size := cpu_world_size(cls.get_parser().parse_args(cmd))) > 1:
+            return run_cpu_processes(cls, cmd, world_size)
+        return super().main(args=args, cmd=cmd)
