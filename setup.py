@@ -66,7 +66,6 @@ setup(
         "espnet_model_zoo==0.1.7",
         "sentencepiece",
         "kaldiio",
-        "jiwer",
         # LRS3: decoding the mp4 files' audio; its wheels bring FFmpeg's codecs (no system ffmpeg)
         "av>=12",
         # LM rescoring: LoRA and AdaLoRA adapters on ESPnet's Transformer LM (pinned: the strategies use

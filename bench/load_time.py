@@ -32,9 +32,10 @@ def timed(fn):
 def write_trained_model(config: Path, out_dir: Path, vocab_size: int, overrides=None):
     """A config.yaml with its token list and a checkpoint of the model it builds, as training leaves them
     (``overrides``: top-level config keys changed for building the weights, not written to config.yaml)."""
-    from espnet_lrsms.tasks.build import build_asr_model, dummy_token_list
+    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.train.build import dummy_token_list
 
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     model = build_asr_model(config, vocab_size=vocab_size, overrides=overrides)
     args = LowRankASRTask.get_parser().parse_args(["--config", str(config), "--token_list", "x", "--output_dir", "x"])
@@ -60,7 +61,7 @@ def main(argv=None):
     from espnet2.tasks.asr import ASRTask
 
     from espnet_lrsms.lowrank import materialize_spectral_init_
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print("\n## Loading a trained model: ASRTask.build_model_from_file")

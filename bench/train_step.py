@@ -123,7 +123,7 @@ def build_model(config: str, args, fast_init: bool = False) -> nn.Module:
     ``fast_init`` initialises the low-rank factors with ``init: kaiming`` instead of the SVD
     (same shapes, for measuring memory only).
     """
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     torch.manual_seed(args.seed)
     overrides = kaiming_overrides(config) if fast_init else None
@@ -290,7 +290,7 @@ def cpu_memory_child(config: str, args):
     ``resource.getrusage(...).ru_maxrss`` is not used: in a spawned child it also holds the
     parent's peak RSS (the kernel keeps the larger of it and the pre-exec image's).
     """
-    import espnet_lrsms.tasks.asr  # noqa: F401  (the heavy imports, before the baseline)
+    import espnet_lrsms.asr.task  # noqa: F401  (the heavy imports, before the baseline)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     print("importing ESPnet ...", flush=True)
-    import espnet_lrsms.tasks.asr  # noqa: F401
+    import espnet_lrsms.asr.task  # noqa: F401
 
     print(f"  {time.perf_counter() - start:.1f} s", flush=True)
     batch = {k: v.to(device) for k, v in make_batch(args).items()}

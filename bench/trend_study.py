@@ -79,7 +79,8 @@ def uniform(alpha_mhsa, alpha_ffn) -> dict:
 
 
 def count_parameters(config: dict, vocab_size: int, scratch: Path) -> int:
-    from espnet_lrsms.tasks.build import build_asr_model, parameter_summary
+    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.train.build import parameter_summary
 
     scratch.write_text(yaml.safe_dump(config, sort_keys=False))
     return parameter_summary(build_asr_model(scratch, vocab_size=vocab_size, device="meta"))["total"]
@@ -169,7 +170,8 @@ def run_one(args, setting: str, seed: int, config: Path, options: list) -> dict:
 
 def collect(exp: Path, setting: str, seed: int, vocab_size: int) -> dict:
     from espnet_lrsms.scoring.results import read_sum_avg
-    from espnet_lrsms.tasks.build import build_asr_model, parameter_summary
+    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.train.build import parameter_summary
 
     decode = exp / "decode_asr_tiny_asr_model_valid.acc.best"
     wer = {name: read_sum_avg(decode / name / "score_wer" / "result.txt")[2][4] for name in ("dev_clean", "test_clean")}

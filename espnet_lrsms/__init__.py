@@ -7,8 +7,7 @@ otherwise as soon as ESPnet loads them. So the pure-PyTorch core :mod:`espnet_lr
 without ESPnet (installed or not) and without its import time.
 """
 from espnet_lrsms.registration import register, register_when_espnet_loads
-
-__version__ = "0.1.0"
+from espnet_lrsms.version import __version__
 __all__ = ["register", "__version__"]
 
 register_when_espnet_loads()

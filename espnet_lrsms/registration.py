@@ -45,7 +45,7 @@ def register() -> None:
       ``video_mp4`` for the AVSR task.
 
     The AVSR task's own choices (video front end, fusion, model) and the LM task's options live in
-    their task classes (:mod:`espnet_lrsms.tasks`), which ESPnet's registries do not hold.
+    their task classes (:class:`espnet_lrsms.avsr.task.AVSRTask`, :class:`espnet_lrsms.lm.task.LoRALMTask`), which ESPnet's registries do not hold.
     """
     register_training_types()
     register_asr_choices()
@@ -72,7 +72,7 @@ def register_asr_choices() -> None:
     from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
     from espnet_lrsms.asr.lowrank_transformer_decoder import LowRankTransformerDecoder
     from espnet_lrsms.asr.resnet1d_frontend import ResNet1DFrontend
-    from espnet_lrsms.train.time_mask import AdaptiveTimeMask
+    from espnet_lrsms.asr.time_mask import AdaptiveTimeMask
 
     _add(asr.encoder_choices, "lowrank_conformer", LowRankConformerEncoder)
     _add(asr.decoder_choices, "lowrank_transformer", LowRankTransformerDecoder)

@@ -5,7 +5,7 @@ import sys
 import torch
 import yaml
 
-from espnet_lrsms.tasks.build import dummy_token_list
+from espnet_lrsms.train.build import dummy_token_list
 
 from conftest import REPO
 

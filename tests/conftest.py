@@ -127,3 +127,4 @@ def librispeech_demo(tmp_path_factory):
     stdout += run_recipe(recipe, "LIBRISPEECH", corpus, work, *sets, "--stage", "11", "--skip_packing", "false",
                           "--skip_upload_hf", "false")
     return work, stdout
+

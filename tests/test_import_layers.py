@@ -1,16 +1,21 @@
-"""Imports only point down (docs/architecture.md), read from the source with ``ast`` (nothing is imported).
+"""Imports only point down and never go round in a circle (docs/architecture.md), read from the source
+with ``ast`` (nothing is imported).
 
 Layers, bottom to top::
 
-    0  lowrank, nets, fileio           pure PyTorch / Python: never import ESPnet
-    1  asr, avsr, lm, scoring, train   ESPnet components
-    2  tasks, registration             ESPnet tasks, and what builds, loads or decodes through them
-    3  recipe, analysis                recipe stages and analysis tools as library functions
-    4  bin                             command-line entry points
+    0  lowrank, nets, fileio, version          pure PyTorch / Python: never import ESPnet
+    1  train, scoring, packing                 what every family's ESPnet task shares
+    2  lm                                      wing: LoRA LM (components, LoRALMTask, loading, scorer)
+    3  asr                                     wing: low-rank ASR (components, LowRankASRTask, build, compress)
+    4  avsr                                    wing: AVSR (components, AVSRTask, build, decoding), built on asr
+    5  registration, startup_hook              adds every wing's classes to ESPnet's registries
+    6  recipe, analysis                        recipe stages and analysis tools as library functions
+    7  bin                                     command-line entry points
 
 A module imports from its own layer or below (``import espnet_lrsms``, which registers, counts as
 ``registration``); a ``bin`` module imports no other ``bin`` module; no module imports a private
-(``_name``) of another module or reads one through an imported module.
+(``_name``) of another module or reads one through an imported module; and no chain of imports, those in
+function bodies included, leads from a module back to itself.
 """
 import ast
 from pathlib import Path
@@ -23,17 +28,18 @@ LAYERS = {
     "lowrank": 0,
     "nets": 0,
     "fileio": 0,
-    "asr": 1,
-    "avsr": 1,
-    "lm": 1,
-    "scoring": 1,
+    "version": 0,
     "train": 1,
-    "tasks": 2,
-    "registration": 2,
-    "startup_hook": 2,
-    "recipe": 3,
-    "analysis": 3,
-    "bin": 4,
+    "scoring": 1,
+    "packing": 1,
+    "lm": 2,
+    "asr": 3,
+    "avsr": 4,
+    "registration": 5,
+    "startup_hook": 5,
+    "recipe": 6,
+    "analysis": 6,
+    "bin": 7,
 }
 ROOT_LAYER = LAYERS["registration"]  # ``espnet_lrsms/__init__.py`` registers with ESPnet
 
@@ -75,8 +81,46 @@ def imports_of(tree: ast.AST, module: str, is_package: bool) -> List[Tuple[int, 
     return found
 
 
+def circles(edges: Dict[str, Dict[str, str]]) -> List[str]:
+    """One line per import circle: the modules that reach each other (a strongly connected component of
+    ``edges``, module -> imported module -> where), each step with the file and line of its import."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    found = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm; the package has ~150 modules, recursion is fine
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in edges.get(module, {}):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                members = set(component)
+                steps = [
+                    f"{a} -> {b} ({edges[a][b]})" for a in sorted(members) for b in sorted(edges.get(a, {})) if b in members
+                ]
+                found.append("import circle: " + "; ".join(steps))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return found
+
+
 def violations(package_dir: Path) -> List[str]:
     problems = []
+    edges: Dict[str, Dict[str, str]] = {}  # module -> imported module -> "file:line"
     for path in sorted(package_dir.rglob("*.py")):
         module = module_name(path, package_dir)
         where = path.relative_to(package_dir.parent)
@@ -102,6 +146,8 @@ def violations(package_dir: Path) -> List[str]:
                 problems.append(f"{where}:{line}: imports the private {name} of {source}")
             if any(is_private(part) for part in target.split(".")):
                 problems.append(f"{where}:{line}: imports the private module {target}")
+            if target != module:
+                edges.setdefault(module, {}).setdefault(target, f"{where}:{line}")
             theirs = layer_of(target)
             if theirs is None:
                 continue  # reported where that module itself is checked
@@ -119,6 +165,7 @@ def violations(package_dir: Path) -> List[str]:
                 and is_private(node.attr)
             ):
                 problems.append(f"{where}:{node.lineno}: reads the private {node.attr} of {bound[node.value.id]}")
+    problems += circles(edges)
     return list(dict.fromkeys(problems))  # one line per import statement, not per name it imports
 
 
@@ -132,15 +179,20 @@ def test_the_checker_sees_each_kind_of_violation(tmp_path):
     files = {
         "__init__.py": "",
         "lowrank/__init__.py": "import torch\nfrom espnet2.tasks import asr\n",
+        "train/__init__.py": "",
+        "train/trainer.py": "def run():\n    from espnet_lrsms.asr.dropout import hold\n",
         "asr/__init__.py": "",
+        "asr/dropout.py": "def hold():\n    pass\n",
         "asr/front.py": "def _act():\n    pass\n",
-        "asr/build.py": "def build():\n    from espnet_lrsms.tasks.asr import Task\n",
+        "asr/task.py": "import espnet_lrsms\nfrom espnet_lrsms.lowrank import x\n",
+        "asr/pack.py": "def pack():\n    from espnet_lrsms.avsr.task import Task\n",
         "avsr/__init__.py": "",
         "avsr/video.py": "from espnet_lrsms.asr.front import _act\nfrom espnet_lrsms.asr import front\nfront._act()\n",
-        "tasks/__init__.py": "",
-        "tasks/asr.py": "import espnet_lrsms\nfrom espnet_lrsms.lowrank import x\n",
+        "lm/__init__.py": "",
+        "lm/task.py": "from espnet_lrsms.lm.scorer import load\n",
+        "lm/scorer.py": "def load():\n    from espnet_lrsms.lm import task\n",
         "bin/__init__.py": "",
-        "bin/a.py": "from espnet_lrsms.bin.b import main\nfrom espnet_lrsms.tasks.asr import Task\n",
+        "bin/a.py": "from espnet_lrsms.bin.b import main\nfrom espnet_lrsms.asr.task import Task\n",
         "bin/b.py": "from espnet_lrsms.bin import a\n",
         "recipe/__init__.py": "",
         "recipe/sweep.py": "def mix():\n    from espnet_lrsms.bin import a\n",
@@ -151,12 +203,21 @@ def test_the_checker_sees_each_kind_of_violation(tmp_path):
         (package / name).write_text(text)
     problems = "\n".join(violations(package))
     assert "espnet_lrsms/lowrank/__init__.py:2: espnet_lrsms.lowrank (pure, layer 0) imports espnet2.tasks" in problems
-    assert "espnet_lrsms/asr/build.py:2: espnet_lrsms.asr.build (layer 1) imports espnet_lrsms.tasks.asr (layer 2)" in problems
+    assert (
+        "espnet_lrsms/train/trainer.py:2: espnet_lrsms.train.trainer (layer 1) imports espnet_lrsms.asr.dropout (layer 3)"
+        in problems
+    )
+    assert "espnet_lrsms/asr/task.py:1: espnet_lrsms.asr.task (layer 3) imports espnet_lrsms (layer 5)" in problems
+    assert "espnet_lrsms/asr/pack.py:2: espnet_lrsms.asr.pack (layer 3) imports espnet_lrsms.avsr.task (layer 4)" in problems
     assert "espnet_lrsms/avsr/video.py:1: imports the private _act of espnet_lrsms.asr.front" in problems
     assert "espnet_lrsms/avsr/video.py:3: reads the private _act of espnet_lrsms.asr.front" in problems
     assert "espnet_lrsms/bin/a.py:1: the command espnet_lrsms.bin.a imports the command espnet_lrsms.bin.b" in problems
     assert "espnet_lrsms/bin/b.py:1: the command espnet_lrsms.bin.b imports the command espnet_lrsms.bin.a" in problems
-    assert "espnet_lrsms/recipe/sweep.py:2: espnet_lrsms.recipe.sweep (layer 3) imports espnet_lrsms.bin.a (layer 4)" in problems
+    assert "espnet_lrsms/recipe/sweep.py:2: espnet_lrsms.recipe.sweep (layer 6) imports espnet_lrsms.bin.a (layer 7)" in problems
     assert "espnet_lrsms/elsewhere/__init__.py: elsewhere has no layer" in problems
-    assert "tasks/asr.py" not in problems  # the package root (registration) and layer 0 are below tasks
-    assert len(problems.splitlines()) == 8, problems
+    assert (
+        "import circle: espnet_lrsms.lm.scorer -> espnet_lrsms.lm.task (espnet_lrsms/lm/scorer.py:2); "
+        "espnet_lrsms.lm.task -> espnet_lrsms.lm.scorer (espnet_lrsms/lm/task.py:1)" in problems
+    )
+    assert "import circle: espnet_lrsms.bin.a -> espnet_lrsms.bin.b" in problems
+    assert len(problems.splitlines()) == 12, problems

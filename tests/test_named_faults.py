@@ -11,7 +11,8 @@ import torch
 from espnet_lrsms.bin import analysis_rank_emergence
 from espnet_lrsms.bin.speed_perturb import main as speed_perturb_main
 from espnet_lrsms.fileio import load_weights_only
-from espnet_lrsms.recipe.data_prep import DataPrepError, prepare_set
+from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.prepare_data import prepare_set
 
 from conftest import REPO
 

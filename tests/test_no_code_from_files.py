@@ -50,7 +50,7 @@ def test_init_param_is_read_weights_only_and_still_initialises(tone_data, tmp_pa
     """``--init_param`` (ESPnet unpickles it with weights_only=False) refuses a crafted file before it runs
     anything, and still loads a real one, with ESPnet's ``<file>:<src_key>:<dst_key>:<excludes>`` parts."""
     from espnet_lrsms.bin.asr_train import main as asr_train
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     from asr_test_data import train_command
 

@@ -2,7 +2,8 @@
 import pytest
 import yaml
 
-from espnet_lrsms.tasks.build import build_asr_model, parameter_summary
+from espnet_lrsms.asr.build import build_asr_model
+from espnet_lrsms.train.build import parameter_summary
 
 from conftest import REPO, module_from_file
 

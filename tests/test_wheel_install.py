@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 PACKAGE = "espnet_lrsms"
-pytestmark = pytest.mark.recipe  # builds and installs a wheel: about 20 s
+pytestmark = pytest.mark.end_to_end  # builds and installs a wheel: about 20 s
 
 
 def source_modules():

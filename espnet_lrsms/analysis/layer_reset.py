@@ -306,7 +306,7 @@ def rerandom_seed(config: Path, seed: Optional[int] = None) -> Tuple[int, int]:
 
 def write_random_init(config: Path, seed: int, path: Path) -> Path:
     """The state dict of a newly built model of ``config`` (training's init, drawn with ``seed``)."""
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     torch.manual_seed(seed)
     model, _ = LowRankASRTask.build_model_from_file(config, None, "cpu")

@@ -49,7 +49,7 @@ def write_unit_dropout_configs(
     """Write the three configs (the header says what each drops, where the blocks came from and
     ``command``); returns what each one drops."""
     from espnet_lrsms.asr.unit_dropout import flat_rate_matching
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     config = yaml.safe_load(Path(base).read_text())
     if config.get("encoder") != "lowrank_conformer":

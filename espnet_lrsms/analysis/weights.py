@@ -1,7 +1,7 @@
 """Read the weight matrices of an ESPnet checkpoint and say where in the model each one sits.
 
 Shared by the analysis tools (:mod:`~espnet_lrsms.analysis.rank_emergence`,
-:mod:`~espnet_lrsms.analysis.schedule_fit`, :mod:`~espnet_lrsms.analysis.signatures`). Works on the
+:mod:`~espnet_lrsms.analysis.fit_rank_schedule`, :mod:`~espnet_lrsms.analysis.numerical_signatures`). Works on the
 state dict alone (no config, no model build), dense and factorized alike:
 
 * a dense weight ``<layer>.weight`` with two or more dimensions is one matrix; a convolution kernel

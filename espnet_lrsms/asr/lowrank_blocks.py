@@ -14,6 +14,7 @@ from espnet_lrsms.lowrank import (
     require_exact_keys_on_load,
     shared_input_linears,
 )
+from espnet_lrsms.train.frobenius_decay import decay_attached
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def refuse_training_without_task_features(owner: nn.Module, _inputs) -> None:
             "again from dense layers of that init, or set init: null"
         )
     decay = getattr(owner.lowrank_config, "frobenius_decay", 0.0)
-    if decay > 0 and not all(getattr(layer, "frobenius_decay_applied", False) for layer in layers):
+    if decay > 0 and not all(decay_attached(layer) for layer in layers):
         raise RuntimeError(
             f"{where}: lowrank.frobenius_decay is {decay}, but no optimizer applies it (ESPnet's own task does not "
             f"know it); train with {TRAINING_ENTRY_POINT}, or set frobenius_decay: 0"

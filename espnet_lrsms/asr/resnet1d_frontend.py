@@ -12,7 +12,7 @@ from torch import nn
 from typeguard import typechecked
 
 from espnet_lrsms.nets.resnet import make_activation, resnet18_trunk
-from espnet_lrsms.train.time_mask import AdaptiveTimeMask
+from espnet_lrsms.asr.time_mask import AdaptiveTimeMask
 
 SAMPLES_PER_FRAME = 640  # stem stride 4 × three stride-2 stages × average pool of 20
 

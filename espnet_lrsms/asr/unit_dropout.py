@@ -18,9 +18,10 @@ where they are produced, the kept ones scaled by ``units / kept`` where they are
 dropped parameters get no gradient; nothing changes in ``eval()`` or in the state dict. With
 ``conv_norm: group_norm`` (``GroupNorm(G, C)``) the step is exactly that of the sub-model with
 ``GroupNorm(G, kept)``: every group of C/G channels loses the same number, round(rate · C/G), and is
-normalised over its kept channels only, so each channel stays in its group. Trained through
+normalised over its kept channels only, so each channel stays in its group. :class:`UnitDropout` is
+a step hook (:mod:`espnet_lrsms.train.step_hooks`): trained through
 :class:`espnet_lrsms.train.trainer.HookedTrainer`, the draw is held for a whole optimizer step and the
-dropped entries and their optimizer state are restored after it (:func:`hold_dropped_units`).
+dropped entries and their optimizer state are restored after it (:meth:`UnitDropout.attach`).
 Background and the paper's setting: docs/analysis.md.
 
 YAML (``encoder: lowrank_conformer``)::
@@ -41,7 +42,8 @@ from torch.nn import functional as F
 
 from espnet_lrsms.lowrank import FactorizedLinear
 from espnet_lrsms.nets.espnet_names import CONV_MODULE, ENCODER_BLOCK_MODULES
-from espnet_lrsms.train.held_entries import HeldEntries, hold_entries
+from espnet_lrsms.nets.held_entries import HeldEntries, hold_entries
+from espnet_lrsms.train.step_hooks import StepHook, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +177,13 @@ def block_unit_spaces(block: nn.Module, b: int, modules: Sequence[str], where: s
     return spaces
 
 
-class UnitDropout(nn.Module):
+class UnitDropout(nn.Module, StepHook):
     """The step's dropped units of every :class:`UnitSpace`, and the hooks that apply them.
 
     Units are drawn from a generator of its own (seeded from ``torch.initial_seed()`` when built, so
     every DDP rank draws the same ones) at the first training forward after :meth:`next_step`; until
-    an optimizer holds it (:func:`hold_dropped_units`), every training forward of the encoder is a step.
+    optimizers hold it (:meth:`attach`, a step hook of the model), every training forward of the
+    encoder is a step.
     """
 
     def __init__(self, spaces: Sequence[UnitSpace], rate: float):
@@ -193,6 +196,7 @@ class UnitDropout(nn.Module):
         self._multipliers = {}  # the current step's masks (and kept group-norm channels), by space, mask, device
         self._stale = True
         self._warned = False
+        self._hold_handles = []  # the optimizer hooks of attach()
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}, spaces={len(self.spaces)}"
@@ -232,6 +236,21 @@ class UnitDropout(nn.Module):
             trailing = like.dim() - mask.dim % like.dim() - 1
             self._multipliers[key] = keep.repeat(mask.repeat).to(like.device).view(-1, *([1] * trailing))
         return self._multipliers[key]
+
+    def attach(self, optimizers: Sequence[torch.optim.Optimizer], run: Optional[TrainingRun] = None) -> None:
+        """Keep the dropped entries (parameters and optimizer state) unchanged through each step of
+        ``optimizers``, then draw new units: one draw per optimizer step, not per forward."""
+        self.held = True
+        self.next_step()
+        for optimizer in optimizers:
+            self._hold_handles += hold_entries(optimizer, self.held_entries, self.next_step)
+
+    def detach(self, run: Optional[TrainingRun] = None, completed: bool = True) -> None:
+        """Remove the optimizer hooks of :meth:`attach`: one draw per training forward again."""
+        for handle in self._hold_handles:
+            handle.remove()
+        self._hold_handles = []
+        self.held = False
 
     def install(self) -> None:
         for i, space in enumerate(self.spaces):
@@ -290,30 +309,6 @@ class UnitDropout(nn.Module):
 
         norm.register_forward_pre_hook(before)
         norm.register_forward_hook(after)
-
-
-def hold_dropped_units(model: nn.Module, optimizers: Sequence[torch.optim.Optimizer]) -> list:
-    """For every :class:`UnitDropout` in ``model``: keep its dropped entries (parameters and optimizer
-    state) unchanged through each step of ``optimizers``, then draw new units. Returns the hook handles."""
-    handles = []
-    for module in model.modules():
-        if isinstance(module, UnitDropout):
-            module.held = True
-            module.next_step()
-            for optimizer in optimizers:
-                handles += hold_entries(optimizer, module.held_entries, module.next_step)
-            handles.append(_Release(module))
-    return handles
-
-
-class _Release:
-    """Handle whose ``remove()`` gives a :class:`UnitDropout` back to one draw per training forward."""
-
-    def __init__(self, module: UnitDropout):
-        self.module = module
-
-    def remove(self) -> None:
-        self.module.held = False
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Audio-visual LR-SMS (paper Table III): video front end, fusion, AVSR model, video loaders, noise mixing.
 
-The ESPnet task is :class:`espnet_lrsms.tasks.avsr.AVSRTask`; ``import espnet_lrsms`` registers the
+The ESPnet task is :class:`espnet_lrsms.avsr.task.AVSRTask`; ``import espnet_lrsms`` registers the
 video data types (``video_npy``, ``video_mp4``) and the ``warmup_cosine`` scheduler.
 """
 from espnet_lrsms.avsr.espnet_model import ESPnetAVSRModel

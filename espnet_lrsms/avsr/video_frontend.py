@@ -12,7 +12,7 @@ from torch import nn
 from typeguard import typechecked
 
 from espnet_lrsms.nets.resnet import make_activation, resnet18_trunk
-from espnet_lrsms.train.time_mask import AdaptiveTimeMask
+from espnet_lrsms.asr.time_mask import AdaptiveTimeMask
 
 # Mean and standard deviation of LRS3 mouth crops on the [0, 1] grey scale (Auto-AVSR's constants).
 PIXEL_MEAN = 0.421

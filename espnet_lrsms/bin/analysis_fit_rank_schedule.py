@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from espnet_lrsms.analysis.rank_emergence import MEASURES
-from espnet_lrsms.analysis.schedule_fit import (
+from espnet_lrsms.analysis.fit_rank_schedule import (
     CSV_FIELDS,
     config_with_schedules,
     fit_header,

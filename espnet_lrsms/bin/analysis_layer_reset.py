@@ -44,7 +44,7 @@ from espnet_lrsms.analysis.layer_reset import (
     run_ablation,
     write_random_init,
 )
-from espnet_lrsms.analysis.signatures import INITIAL_CHECKPOINT
+from espnet_lrsms.analysis.numerical_signatures import INITIAL_CHECKPOINT
 from espnet_lrsms.analysis.weights import load_state_dict, write_rows_csv
 from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS

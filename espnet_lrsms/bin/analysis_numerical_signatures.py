@@ -22,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.analysis.signatures import numerical_signatures, plot_heatmap, write_csv
+from espnet_lrsms.analysis.numerical_signatures import numerical_signatures, plot_heatmap, write_csv
 from espnet_lrsms.analysis.weights import epoch_of
 
 

@@ -2,7 +2,7 @@
 
 Takes every argument ESPnet's own ``python -m espnet2.bin.asr_train`` takes.
 """
-from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.asr.task import LowRankASRTask
 
 
 def get_parser():

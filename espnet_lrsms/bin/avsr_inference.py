@@ -6,17 +6,17 @@
         --data_path_and_name_and_type data/test/video.scp,video,video_npy \\
         [--modality av|audio|video] [--beam_size 40 --ctc_weight 0.1 --nbest 1]
 
-ESPnet's ``asr_inference`` builds its model through ``ASRTask`` and feeds only ``speech``; this is
-the same search (scorers ``decoder``, ``ctc``, ``length_bonus`` and an optional ESPnet ``lm``) over
-:meth:`ESPnetAVSRModel.encode`. Output as ESPnet's: ``<output_dir>/<n>best_recog/{text,token,
-token_int,score}``. ``--modality audio`` or ``video`` decodes with the other stream missing (zero
-features, as modality dropout in training); giving only one ``--data_path_and_name_and_type`` does
-the same.
+Decodes as ``espnet_lrsms.bin.asr_inference`` does: ESPnet's ``inference()`` and ``Speech2Text`` (every
+option of ``python -m espnet2.bin.asr_inference`` is taken), with the model built by ``AVSRTask`` and fed
+both streams (:class:`espnet_lrsms.avsr.inference.AVSRSpeech2Text`). Output as ESPnet's:
+``<output_dir>/<n>best_recog/{text,token,token_int,score}``, and ``score_components`` as the ASR command's.
+``--modality audio`` or ``video`` decodes with the other stream missing (zero features, as modality dropout
+in training); giving only one ``--data_path_and_name_and_type`` does the same.
 """
 import logging
 import sys
 
-from espnet_lrsms.tasks.avsr_inference import get_parser, inference
+from espnet_lrsms.avsr.inference import get_parser, inference
 
 
 def main(cmd=None) -> int:

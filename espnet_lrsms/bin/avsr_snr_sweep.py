@@ -1,4 +1,4 @@
-"""AVSR stages 12 (clean) and 17 (at SNRs): decode + score test sets clean and at SNRs, then <exp>/RESULTS.md (espnet_lrsms.recipe.avsr_sweep).
+"""AVSR stages 12 (clean) and 17 (at SNRs): decode + score test sets clean and at SNRs, then <exp>/RESULTS.md (espnet_lrsms.recipe.avsr_snr_sweep).
 
     python -m espnet_lrsms.bin.avsr_snr_sweep --exp_dir exp/avsr_x --inference_tag decode_avsr_avsr_model_valid.acc.ave \\
         --asr_model_file exp/avsr_x/valid.acc.ave.pth --data_root data --test_sets test \\
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-from espnet_lrsms.recipe.avsr_sweep import SweepError, run_sweep, write_results
+from espnet_lrsms.recipe.avsr_snr_sweep import SweepError, run_sweep, write_results
 
 # avsr_inference options this script sets itself for every job
 _OWN = ("output_dir", "data_path_and_name_and_type", "key_file", "log_level", "config")
@@ -45,7 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def decode_kwargs(asr_train_config: Path, asr_model_file: Path, extra: List[str]) -> Dict:
     """avsr_inference's options (its --config yaml and command-line overrides) as keyword arguments."""
-    from espnet_lrsms.tasks.avsr_inference import get_parser as inference_parser
+    from espnet_lrsms.avsr.inference import get_parser as inference_parser
 
     required = ["--output_dir", "unused", "--data_path_and_name_and_type", "unused,speech,sound",
                 "--asr_train_config", str(asr_train_config), "--asr_model_file", str(asr_model_file)]

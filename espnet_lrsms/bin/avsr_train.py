@@ -1,4 +1,4 @@
-"""AVSR training: ESPnet's trainer on :class:`espnet_lrsms.tasks.avsr.AVSRTask`.
+"""AVSR training: ESPnet's trainer on :class:`espnet_lrsms.avsr.task.AVSRTask`.
 
 Takes every argument ``espnet_lrsms.bin.asr_train`` takes, plus ``--video_frontend(_conf)`` and
 ``--fusion(_conf)``; the training data needs ``speech``, ``video`` and ``text``::
@@ -8,7 +8,7 @@ Takes every argument ``espnet_lrsms.bin.asr_train`` takes, plus ``--video_fronte
         --train_data_path_and_name_and_type data/train/video.scp,video,video_npy \\
         --train_data_path_and_name_and_type data/train/text,text,text ...
 """
-from espnet_lrsms.tasks.avsr import AVSRTask
+from espnet_lrsms.avsr.task import AVSRTask
 
 
 def get_parser():

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from espnet_lrsms.fileio import write_text_atomic
-from espnet_lrsms.tasks.compress import compress_checkpoint
+from espnet_lrsms.asr.compress_checkpoint import compress_checkpoint
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from espnet_lrsms.tasks.build import build_asr_model, build_avsr_model, factorized_layers, paper_row, parameter_summary
+from espnet_lrsms.asr.build import build_asr_model
+from espnet_lrsms.avsr.build import build_avsr_model
+from espnet_lrsms.recipe.paper_configs import paper_row
+from espnet_lrsms.train.build import factorized_layers, parameter_summary
 
 COLUMNS = ("frontend", "video_frontend", "fusion", "encoder", "decoder", "ctc")
 

@@ -15,8 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.recipe.data_prep import DataPrepError, DurationFilter
-from espnet_lrsms.recipe.duration_filter import filter_data_dir
+from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.duration_filter import DurationFilter, filter_data_dir
 from espnet_lrsms.recipe.format_audio import parse_fs
 
 

@@ -5,7 +5,7 @@
         the schedule's length kept at the config's max_epoch)
     python -m espnet_lrsms.bin.full_rank_warmup switch --exp_dir exp/asr_x --config conf/asr/train.yaml
         truncates the warm-up's weights to the config's ranks by SVD and writes the checkpoint that
-        ESPnet's --resume true continues from (see espnet_lrsms.tasks.full_rank_warmup)
+        ESPnet's --resume true continues from (see espnet_lrsms.asr.full_rank_warmup)
 """
 import argparse
 import logging
@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from espnet_lrsms.tasks.full_rank_warmup import read_yaml, switch_to_lowrank, warmup_args
+from espnet_lrsms.asr.full_rank_warmup import read_yaml, switch_to_lowrank, warmup_args
 
 
 def get_parser() -> argparse.ArgumentParser:

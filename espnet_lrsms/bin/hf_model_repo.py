@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.recipe.hf_repo import ModelRepoError, push_model_repo, write_model_repo
+from espnet_lrsms.recipe.hf_model_repo import ModelRepoError, push_model_repo, write_model_repo
 
 
 def main(cmd=None) -> int:

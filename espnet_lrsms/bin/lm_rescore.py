@@ -60,7 +60,7 @@ def main(cmd=None) -> int:
     names = [d.name for d in args.decode_dir]
     if len(set(names)) != len(names):
         parser.error(f"--decode_dir: two decode dirs share a name ({names}); outputs are named after them")
-    from espnet_lrsms.tasks.lm_scorer import LMScorer
+    from espnet_lrsms.lm.scorer import LMScorer
 
     scorer = LMScorer(args.lm_train_config, args.lm_file, device=args.device, batch_size=args.batch_size)
     info = {"lm_train_config": str(args.lm_train_config), "lm_file": str(args.lm_file)}

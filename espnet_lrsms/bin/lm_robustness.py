@@ -35,7 +35,7 @@ def main(cmd=None) -> int:
     args = parser.parse_args(cmd)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s: %(message)s")
     components = [c for c in args.am_components.split(",") if c] or None
-    from espnet_lrsms.tasks.lm_scorer import LMScorer
+    from espnet_lrsms.lm.scorer import LMScorer
 
     scorer = LMScorer(args.lm_train_config, args.lm_file, device=args.device)
     nbest, refs = read_nbest(args.decode_dir), read_references(args.text)

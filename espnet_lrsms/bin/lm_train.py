@@ -1,9 +1,9 @@
 """LM training and LoRA adaptation: ``espnet2.bin.lm_train`` with ``--lora_conf`` and ``--base_lm_file``.
 
 Takes every argument ESPnet's own ``python -m espnet2.bin.lm_train`` takes; see
-:mod:`espnet_lrsms.tasks.lm` for the two added ones.
+:mod:`espnet_lrsms.lm.task` for the two added ones.
 """
-from espnet_lrsms.tasks.lm import LoRALMTask
+from espnet_lrsms.lm.task import LoRALMTask
 
 
 def get_parser():

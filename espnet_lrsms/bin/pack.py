@@ -8,14 +8,15 @@
 
 Takes ESPnet's ``espnet2.bin.pack`` options and writes its archive, whose ``meta.yaml`` gains
 ``espnet_lrsms: <version>``, ``requires: [espnet-lrsms==<version>]``, the components of this package
-that the configs name, and how to load it (:mod:`espnet_lrsms.tasks.packing`). The archive is
+that the configs name, and how to load it (:mod:`espnet_lrsms.packing`). The archive is
 written to a temporary name and renamed.
 """
 import sys
 
 from espnet2.bin.pack import get_parser
 
-from espnet_lrsms.tasks.packing import pack_model
+from espnet_lrsms.avsr.task import AVSRTask
+from espnet_lrsms.packing import pack_model
 
 
 def main(cmd=None) -> int:
@@ -26,7 +27,8 @@ def main(cmd=None) -> int:
         parser.exit(2)
     yaml_files = {k: getattr(args, k) for k in args.contents.yaml_files if getattr(args, k) is not None}
     files = {k: getattr(args, k) for k in args.contents.files if getattr(args, k) is not None}
-    pack_model(yaml_files=yaml_files, files=files, outpath=args.outpath, option=args.option)
+    # the AVSR task's choices hold the ASR task's too (video front end and fusion added)
+    pack_model(yaml_files, files, args.outpath, AVSRTask.class_choices_list, option=args.option)
     return 0
 
 

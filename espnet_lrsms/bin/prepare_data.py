@@ -5,7 +5,7 @@
     python -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root $LRS3 --sets train dev test \\
         --filter_sets train dev [--landmarks_dir $LRS3_LANDMARKS] [--valid_speakers dev_speakers.txt]
 
---task asr (default): audio and text (espnet_lrsms.recipe.data_prep). --task avsr: LRS3 audio and 96x96
+--task asr (default): audio and text (espnet_lrsms.recipe.prepare_data). --task avsr: LRS3 audio and 96x96
 mouth ROIs per clip (espnet_lrsms.recipe.avsr_data_prep); --corpus defaults to lrs3 there.
 --filter_sets: the sets ESPnet's duration filter applies to (its asr.sh stage 4 filters the training and
 validation sets, never test sets): utterances not longer than --min_wav_duration or not shorter than
@@ -31,7 +31,9 @@ import sys
 from pathlib import Path
 
 from espnet_lrsms.recipe.avsr_data_prep import ROI_METHODS, RoiSettings
-from espnet_lrsms.recipe.data_prep import TASKS, DataPrepError, DurationFilter, prepare_data
+from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.duration_filter import DurationFilter
+from espnet_lrsms.recipe.prepare_data import TASKS, prepare_data
 
 AVSR_DEFAULTS = {
     "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "detect_fallback": 1, "roi_size": 96, "crop_scale": 2.0,

@@ -129,7 +129,7 @@ def attach_adapters(
             beta2=config.beta2,
             orth_reg_weight=config.orth_reg_weight,
             total_step=max(total, config.tinit + config.tfinal + 1),
-            lora_alpha=config.alpha,
+            lora_alpha=config.lora_alpha,
             lora_dropout=config.dropout,
             target_modules=names,
         )
@@ -137,7 +137,7 @@ def attach_adapters(
     else:
         peft_config = LoraConfig(
             r=max(ranks.values()),
-            lora_alpha=config.alpha,
+            lora_alpha=config.lora_alpha,
             lora_dropout=config.dropout,
             target_modules=names,
             rank_pattern={re.escape(name): r for name, r in ranks.items()},

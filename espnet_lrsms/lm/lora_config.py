@@ -7,7 +7,7 @@ every block of ESPnet's Transformer LM)::
     lora_conf:
         strategy: vanilla        # every adapted layer gets rank `rank`
         rank: 8
-        alpha: 16                # LoRA scaling alpha / r (PEFT's lora_alpha)
+        lora_alpha: 16           # LoRA scaling lora_alpha / r (PEFT's name; `alpha` elsewhere is a rank fraction)
 
     lora_conf:
         strategy: dynamic        # AdaLoRA: SVD-form adapters, importance-based budget across layers
@@ -33,8 +33,14 @@ every block of ESPnet's Transformer LM)::
             mhsa: [0.0625, 0.25] # alpha | [alpha_i, alpha_f] | per-block list: r = round(alpha * min(m, n))
             ffn: 0.125
 
+The scaling was called ``alpha`` before 0.1.0's one-wing layout; ``alpha`` in this package means the rank
+fraction of a rank schedule (``r = round(alpha * min(m, n))``, as in ``ranks:`` above), so the scaling is
+``lora_alpha``, PEFT's name. A ``lora_conf`` that still says ``alpha:`` (an experiment trained before) is read
+as ``lora_alpha`` with a warning.
+
 Pure Python: nothing here imports ESPnet or PEFT.
 """
+import logging
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -46,7 +52,10 @@ STRATEGIES = ("vanilla", "dynamic", "warmup", "mixed")
 # every linear of a Transformer LM block; their module types (TRANSFORMER_LINEARS) key the mixed-rank schedules
 DEFAULT_TARGET_MODULES = tuple(TRANSFORMER_LINEARS)
 
-_COMMON_KEYS = ("strategy", "alpha", "dropout", "target_modules")
+logger = logging.getLogger(__name__)
+
+_COMMON_KEYS = ("strategy", "lora_alpha", "dropout", "target_modules")
+OLD_SCALING_KEY = "alpha"  # what lora_alpha was called before; read with a warning
 _STRATEGY_KEYS = {
     "vanilla": ("rank",),
     "dynamic": ("rank", "init_rank", "tinit", "tfinal", "delta_t", "beta1", "beta2", "orth_reg_weight", "total_step"),
@@ -84,7 +93,7 @@ class LoRAConfig:
     """A validated ``lora_conf``; see the module docstring for the keys of each strategy."""
 
     strategy: str
-    alpha: float = 16.0
+    lora_alpha: float = 16.0
     dropout: float = 0.0
     target_modules: Tuple[str, ...] = DEFAULT_TARGET_MODULES
     rank: Optional[int] = None  # vanilla / warmup: the final rank of every layer; dynamic: target mean rank
@@ -109,6 +118,14 @@ class LoRAConfig:
         strategy = conf.get("strategy")
         if strategy not in STRATEGIES:
             raise LoRAConfigError(f"{where}.strategy: expected one of {list(STRATEGIES)}, got {strategy!r}")
+        if OLD_SCALING_KEY in conf:
+            if "lora_alpha" in conf:
+                raise LoRAConfigError(
+                    f"{where}: both 'alpha' and 'lora_alpha' given; the LoRA scaling is 'lora_alpha' "
+                    "('alpha' is its old name)"
+                )
+            logger.warning("%s.alpha is read as lora_alpha (the LoRA scaling's name now); rename it", where)
+            conf = {("lora_alpha" if key == OLD_SCALING_KEY else key): value for key, value in conf.items()}
         allowed = _COMMON_KEYS + _STRATEGY_KEYS[strategy]
         unknown = sorted(set(conf) - set(allowed))
         if unknown:
@@ -120,7 +137,7 @@ class LoRAConfig:
             raise LoRAConfigError(f"{where}.target_modules: expected a non-empty list of module names, got {targets!r}")
         values = dict(
             strategy=strategy,
-            alpha=_float(conf, "alpha", where, 16.0, 0.0, float("inf"), open_low=True, open_high=True),
+            lora_alpha=_float(conf, "lora_alpha", where, 16.0, 0.0, float("inf"), open_low=True, open_high=True),
             dropout=_float(conf, "dropout", where, 0.0, 0.0, 1.0, open_high=True),
             target_modules=tuple(targets),
         )

@@ -1,21 +1,23 @@
 """N-best lists in ESPnet's decode layout: ``<decode_dir>/<n>best_recog/{text,score[,score_components]}``.
 
 ``score`` holds the beam search's total score of each hypothesis (ESPnet writes ``tensor(-1.93)``
-or a plain number); ``score_components`` (written by :mod:`espnet_lrsms.bin.asr_inference`) holds,
-per hypothesis, a JSON object ``{"scores": {scorer: raw score}, "weights": {scorer: weight}}`` with
-``score = Σ weights[k]·scores[k]``.
+or a plain number); ``score_components`` holds, per hypothesis, a JSON object
+``{"scores": {scorer: raw score}, "weights": {scorer: weight}}`` with ``score = Σ weights[k]·scores[k]``:
+written by :func:`write_components` (both decoders, through :func:`espnet_lrsms.asr.inference.decode_data_dir`)
+and read by :func:`parse_components`.
 """
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_lrsms.fileio import read_kaldi_table, replaced_on_success
+from espnet_lrsms.fileio import read_kaldi_table, replaced_on_success, write_text_atomic
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
 _NBEST_DIR = re.compile(r"^(\d+)best_recog$")
+COMPONENTS_FILE = "score_components"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,20 @@ def parse_components(value: str, where: str) -> Dict[str, Dict[str, float]]:
     return {part: {k: float(v) for k, v in entry[part].items()} for part in ("scores", "weights")}
 
 
+def format_components(scores: Mapping[str, float], weights: Mapping[str, float]) -> str:
+    """One ``score_components`` entry, as :func:`parse_components` reads it: the scorers' raw scores and the
+    weights of those scorers (a weight without a score is left out)."""
+    return json.dumps({"scores": {k: float(v) for k, v in scores.items()},
+                       "weights": {k: float(weights[k]) for k in scores if k in weights}})
+
+
+def write_components(nbest_dir, entries: Sequence[Tuple[str, Mapping[str, float], Mapping[str, float]]]) -> Path:
+    """Write ``<nbest_dir>/score_components`` (through a temporary file): a line ``<key> <entry>`` per
+    ``(key, scores, weights)`` of ``entries``, in their order (that of the ``score`` file beside it)."""
+    path = Path(nbest_dir) / COMPONENTS_FILE
+    return write_text_atomic(path, "".join(f"{key} {format_components(s, w)}\n" for key, s, w in entries))
+
+
 def _same_keys(table: Mapping[str, str], path: Path, other: Mapping[str, str], other_path: Path) -> None:
     """Every key of ``other`` has a line in ``table`` (a missing line would drop that hypothesis silently)."""
     for key in other:
@@ -111,12 +127,12 @@ def read_nbest(decode_dir) -> NBest:
         _same_keys(texts, sub / "text", scores, sub / "score")
         _same_keys(scores, sub / "score", texts, sub / "text")
         components = {}
-        if (sub / "score_components").is_file():  # written for every hypothesis of the score file, or not at all
-            components = _read_table(sub / "score_components")
-            _same_keys(components, sub / "score_components", scores, sub / "score")
-            _same_keys(scores, sub / "score", components, sub / "score_components")
+        if (sub / COMPONENTS_FILE).is_file():  # written for every hypothesis of the score file, or not at all
+            components = _read_table(sub / COMPONENTS_FILE)
+            _same_keys(components, sub / COMPONENTS_FILE, scores, sub / "score")
+            _same_keys(scores, sub / "score", components, sub / COMPONENTS_FILE)
         for key, score in scores.items():
-            comp = parse_components(components[key], f"{sub / 'score_components'}: {key}") if components else {}
+            comp = parse_components(components[key], f"{sub / COMPONENTS_FILE}: {key}") if components else {}
             hyp = Hypothesis(
                 text=" ".join(texts[key].split()),
                 score=parse_score(score, f"{sub / 'score'}: {key}"),

@@ -1,5 +1,11 @@
 """Per-step logic of the four LoRA training strategies, run from optimizer hooks.
 
+A strategy is a step hook of its model (:mod:`espnet_lrsms.train.step_hooks`), added when the adapters
+are attached (:meth:`espnet_lrsms.lm.task.LoRALMTask.build_adapted_model`) and found by
+:func:`lora_strategy`: the trainer attaches it to the run's optimizer before training
+(:meth:`LoRAStrategy.attach`, which checks the run's options and counts its optimizer steps) and
+detaches it after, writing ``lora_ranks.json`` when the run completed.
+
 ESPnet's trainer calls ``optimizer.step()`` once per update, after the gradients are clipped and
 before ``optimizer.zero_grad()``. A strategy registers a step **post**-hook on that optimizer
 (parameters updated, gradients still present): PEFT's documented place for ``update_and_allocate``
@@ -23,7 +29,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +46,7 @@ from espnet_lrsms.lm.adapters import (
 )
 from espnet_lrsms.lm.lora_config import LoRAConfigError
 from espnet_lrsms.lowrank.factorized_linear import truncated_svd_factors
+from espnet_lrsms.train.step_hooks import StepHook, TrainingRun, step_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +54,19 @@ RANKS_FILE = "lora_ranks.json"
 STATE_KEY = "lora_strategy"  # the strategy's state in the optimizer's state dict
 
 
-class LoRAStrategy:
-    """The strategy a ``lora_conf`` names, bound to one adapted model."""
+def count_optimizer_steps(train_iter_factory, trainer_options) -> Optional[int]:
+    """Optimizer steps of the whole run: epochs × (batches per epoch // accum_grad); None if unknown."""
+    per_epoch = getattr(train_iter_factory, "num_iters_per_epoch", None)
+    if per_epoch is None:
+        sampler = getattr(train_iter_factory, "sampler", None)
+        if sampler is None:
+            return None
+        per_epoch = len(sampler)
+    return trainer_options.max_epoch * (per_epoch // trainer_options.accum_grad)
+
+
+class LoRAStrategy(StepHook):
+    """The strategy a ``lora_conf`` names, bound to one adapted model (a step hook of it)."""
 
     def __init__(self, model: nn.Module, adapters: Adapters):
         self.model = model
@@ -103,6 +121,29 @@ class LoRAStrategy:
 
     def write_summary(self, output_dir) -> Path:
         return write_text_atomic(Path(output_dir) / RANKS_FILE, json.dumps(self.summary(), indent=1) + "\n")
+
+    # -- a training run ---------------------------------------------------------------------------
+    def attach(self, optimizers: Sequence[torch.optim.Optimizer], run: TrainingRun) -> None:
+        """Check the run's options, :meth:`install` on its first optimizer for its counted optimizer
+        steps, and log the trainable parameters."""
+        keep = run.trainer_options.keep_nbest_models
+        keep = max(keep) if isinstance(keep, (list, tuple)) else keep
+        if self.config.strategy in ("warmup", "dynamic") and keep > 1:
+            raise LoRAConfigError(
+                f"lora_conf.strategy={self.config.strategy} changes the adapters' ranks during training, so "
+                f"averaging the {keep} best epochs (keep_nbest_models: {keep}) would mix ranks: "
+                "set keep_nbest_models: 1"
+            )
+        self.install(optimizers[0], count_optimizer_steps(run.train_iter_factory, run.trainer_options))
+        logger.info("%s", self.describe(f"start, {self.total_steps} optimizer steps in the run"))
+
+    def detach(self, run: TrainingRun, completed: bool) -> None:
+        """:meth:`remove`; when the run completed, log the ranks and write ``lora_ranks.json`` to its
+        output directory (rank 0 only)."""
+        self.remove()
+        if completed and run.is_main_process:
+            logger.info("%s", self.describe("end"))
+            logger.info("LoRA ranks written to %s", self.write_summary(run.trainer_options.output_dir))
 
     # -- hooks ----------------------------------------------------------------------------------
     def install(self, optimizer: torch.optim.Optimizer, total_steps: Optional[int]) -> None:
@@ -333,3 +374,11 @@ def orthogonality_penalty(model: nn.Module) -> Optional[torch.Tensor]:
 def build_strategy(model: nn.Module, adapters: Adapters) -> LoRAStrategy:
     cls = {"warmup": WarmupStrategy, "dynamic": DynamicRankStrategy}.get(adapters.config.strategy, LoRAStrategy)
     return cls(model, adapters)
+
+
+def lora_strategy(model: nn.Module) -> Optional[LoRAStrategy]:
+    """The LoRA strategy among the step hooks of ``model`` (an LM adapted by ``LoRALMTask``); None if none."""
+    found = [hook for hook in step_hooks(model) if isinstance(hook, LoRAStrategy)]
+    if len(found) > 1:
+        raise ValueError(f"{type(model).__name__} has {len(found)} LoRA strategies among its step hooks, expected one")
+    return found[0] if found else None

@@ -1,7 +1,7 @@
 """AVSR stage 1: LRS3 mp4 clips → ``data/<set>/{wav.scp,video.scp,text,utt2spk,spk2utt}``.
 
 Per clip ``<LRS3>/<split>/<speaker>/<clip>.mp4`` (+ ``.txt``; the layout, the ids and the ``train``/``dev``
-sets of :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``<name>`` below is the clip, ``pretrain_<clip>`` in
+sets of :func:`espnet_lrsms.recipe.lrs3.scan_lrs3`; ``<name>`` below is the clip, ``pretrain_<clip>`` in
 ``pretrain``):
 
 - ``<data_dir>/av/<set>/audio/<speaker>/<name>.wav``: the first audio stream, 16 kHz mono 16-bit;
@@ -57,15 +57,9 @@ from espnet_lrsms.avsr.roi import (
 )
 from espnet_lrsms.avsr.video_io import FRAME_RATE, VideoError, read_audio_mp4, read_video_mp4_resampled
 from espnet_lrsms.fileio import replaced_on_success
-from espnet_lrsms.recipe.data_prep import (
-    DataPrepError,
-    DurationFilter,
-    check_in_parallel,
-    check_on_error,
-    finish_set,
-    clip_name,
-    scan_lrs3,
-)
+from espnet_lrsms.recipe.data_prep import DataPrepError, check_in_parallel, check_on_error, finish_set
+from espnet_lrsms.recipe.duration_filter import DurationFilter
+from espnet_lrsms.recipe.lrs3 import clean_transcript, clip_name, lrs3_text, scan_lrs3
 
 logger = logging.getLogger(__name__)
 
@@ -293,8 +287,6 @@ def scan_extra_corpus(root: Path) -> List[AVClip]:
     ``<root>/**/*.mp4``, its transcript (``{LG}``-like markers removed) from ``<clip>.txt`` (a ``Text:`` line as
     LRS3's, else the first line) or from ``<root>/text`` (Kaldi: ``<id> <words>``, ``<id>`` = the path under ``root`` less ``.mp4``, ``/``
     → ``_``). Speaker: ``<root name>_<first folder>``; utterance id: ``<root name>_<id>``."""
-    from espnet_lrsms.recipe.data_prep import clean_transcript, lrs3_text
-
     root = Path(root)
     if not root.is_dir():
         raise DataPrepError(f"--extra_train_sets {root}: no such directory")
@@ -346,7 +338,7 @@ def prepare_av_set(
     extra: Sequence[Path] = (),
 ) -> Path:
     """Write ``data_dir/<set_name>`` (wav.scp, video.scp, text, utt2spk, spk2utt, skipped.txt); returns it
-    (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.data_prep.scan_lrs3`; ``extra``:
+    (``dev_speakers``: LRS3's dev/train split, see :func:`espnet_lrsms.recipe.lrs3.scan_lrs3`; ``extra``:
     corpora of :func:`scan_extra_corpus` merged into the set). Every clip's video is brought to 25 fps."""
     check_on_error(on_error)
     if settings.method not in ROI_METHODS:

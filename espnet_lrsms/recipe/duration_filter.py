@@ -1,8 +1,8 @@
 """Stage 4: ESPnet's duration filter (``--min_wav_duration``/``--max_wav_duration``) on a prepared data directory.
 
 An utterance of ``n`` samples is kept when ``int(min·fs) < n < int(max·fs)`` (:class:`DurationFilter`,
-ESPnet's rule); one whose ``text`` is empty is left out too, as ESPnet's stage 4 does. The lengths come
-from ``utt2num_samples`` when the directory has one, else from the audio headers of ``wav.scp``
+ESPnet's rule, which stage 1 also applies to its ``--filter_sets``); one whose ``text`` is empty is left out
+too, as ESPnet's stage 4 does. The lengths come from ``utt2num_samples`` when the directory has one, else from the audio headers of ``wav.scp``
 (``soundfile.info``, ``nj`` processes). Every per-utterance table of the directory
 (every file whose keys are all utterance ids: ``wav.scp``, ``text``, ``utt2spk``, and the AVSR recipe's
 ``video.scp``, ``utt2num_video_frames``, ...) keeps the lines of the kept utterances, as they were;
@@ -19,19 +19,46 @@ raises :class:`DataPrepError` and changes nothing.
 """
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import soundfile
 
 from espnet_lrsms.fileio import iter_kaldi_table, read_kaldi_table, replaced_on_success, split_kaldi_line
-from espnet_lrsms.recipe.data_prep import DataPrepError, DurationFilter, check_in_parallel
+from espnet_lrsms.recipe.data_prep import FS, DataPrepError, check_in_parallel
 
 logger = logging.getLogger(__name__)
 
 ORIGINAL = "org"  # the unfiltered set, inside the set directory
 REGENERATED = ("spk2utt",)  # made again from utt2spk
 LISTINGS = ("skipped.txt", "filtered.txt")  # stage 1's lists of left-out utterances: copied (filtered.txt extended)
+
+
+@dataclass(frozen=True)
+class DurationFilter:
+    """ESPnet's asr.sh stage 4 on training sets: an utterance of ``n`` samples is kept when
+    ``int(min_seconds·fs) < n < int(max_seconds·fs)`` (``--min_wav_duration``/``--max_wav_duration``)."""
+
+    min_seconds: float = 0.1
+    max_seconds: float = 20.0
+    fs: int = FS
+
+    def __post_init__(self):
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise DataPrepError(
+                f"--min_wav_duration {self.min_seconds} and --max_wav_duration {self.max_seconds}: "
+                "need 0 <= min < max (seconds)"
+            )
+
+    def reason(self, num_samples: int) -> Optional[str]:
+        """Why an utterance of ``num_samples`` is left out, or None when it is kept."""
+        seconds = num_samples / self.fs
+        if num_samples <= int(self.min_seconds * self.fs):
+            return f"{seconds:.3f} s, not above --min_wav_duration {self.min_seconds:g}"
+        if num_samples >= int(self.max_seconds * self.fs):
+            return f"{seconds:.3f} s, not below --max_wav_duration {self.max_seconds:g}"
+        return None
 
 
 def _header(job: Tuple[str, str]) -> Tuple[int, int, str]:

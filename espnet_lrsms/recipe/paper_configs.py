@@ -18,6 +18,7 @@ encoder, a 6-block Transformer decoder and CTC (243 M parameters at full rank wi
 front-end features, feeding the Conformer blocks directly (``input_layer: null``): 268.43 M
 parameters at full rank (paper 268.5 M).
 """
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -403,3 +404,19 @@ def copy_paper_config(source: str, out: Union[str, Path]) -> Path:
     text = copy_text(source, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(out, text)
+
+
+def read_paper_rows(directory: Union[str, Path]) -> Dict[str, dict]:
+    """``paper_rows.tsv`` of a config directory: config file name → {table, row, params_m}."""
+    manifest = Path(directory) / MANIFEST
+    if not manifest.is_file():
+        return {}
+    with manifest.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {r["config"]: {"table": r["table"], "row": r["row"], "params_m": float(r["params_m"])} for r in rows}
+
+
+def paper_row(config: Union[str, Path]) -> Optional[dict]:
+    """The paper row a config reproduces, from ``paper_rows.tsv`` beside it (None if not listed)."""
+    config = Path(config).resolve()
+    return read_paper_rows(config.parent).get(config.name)

@@ -10,8 +10,8 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 
-from espnet_lrsms.asr.unit_dropout import hold_dropped_units
 from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.train.step_hooks import TrainingRun, attached_step_hooks, step_hooks
 
 
 @contextmanager
@@ -38,13 +38,16 @@ def atomic_torch_save() -> Iterator[None]:
 
 
 class HookedTrainer(Trainer):
-    """``Trainer.run`` between :meth:`before_run` and :meth:`after_run`.
+    """``Trainer.run`` between :meth:`before_run` and :meth:`after_run`, with the model's step hooks attached.
 
     ``run`` is called by ``AbsTask.main_worker`` with the model built, on its device, initialised and
-    loaded from ``--init_param``, before any resume or DDP wrapping. Subclasses override the hooks,
-    not ``run``. While it runs, the units that federated dropout leaves out of a step stay unchanged
-    through that optimizer step (:func:`espnet_lrsms.asr.unit_dropout.hold_dropped_units`), and every
-    checkpoint and model file ESPnet's trainer writes appears complete or not at all (:func:`atomic_torch_save`).
+    loaded from ``--init_param``, before any resume or DDP wrapping. Subclasses override the two
+    methods for a task's own work (not ``run``); what acts around the optimizer steps (federated unit
+    dropout, Frobenius decay, a LoRA strategy) is a step hook of the model instead
+    (:mod:`espnet_lrsms.train.step_hooks`): every hook of ``step_hooks(model)`` is attached after
+    :meth:`before_run` and detached, in reverse order, before :meth:`after_run`, also when training fails.
+    While it runs, every checkpoint and model file ESPnet's trainer writes appears complete or not at
+    all (:func:`atomic_torch_save`).
     """
 
     @classmethod
@@ -76,9 +79,9 @@ class HookedTrainer(Trainer):
     ) -> None:
         cls.before_run(model, optimizers, train_iter_factory, trainer_options, distributed_option)
         completed = False
-        held = hold_dropped_units(model, optimizers)
+        run = TrainingRun(model, train_iter_factory, trainer_options, distributed_option)
         try:
-            with atomic_torch_save():
+            with attached_step_hooks(step_hooks(model), optimizers, run), atomic_torch_save():
                 super().run(
                     model=model,
                     optimizers=optimizers,
@@ -91,6 +94,4 @@ class HookedTrainer(Trainer):
                 )
             completed = True
         finally:
-            for handle in held:
-                handle.remove()
             cls.after_run(model, trainer_options, distributed_option, completed)

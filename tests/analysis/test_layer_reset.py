@@ -16,8 +16,8 @@ from espnet_lrsms.analysis.layer_reset import (
     write_random_init,
 )
 from espnet_lrsms.bin import analysis_layer_reset as cli
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.tasks.build import dummy_token_list
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.train.build import dummy_token_list
 
 from conftest import DECODE, LIBRI_RECIPE, REPO, TAG
 
@@ -109,7 +109,7 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_ablation_on_the_trained_demo_model(librispeech_demo, tmp_path, capsys):
     """Known answers on a real model: a block whose 'initial' weights are its trained ones is ambient
     with exactly the trained WER; re-randomising the blocks of the trained encoder costs WER; the

@@ -8,7 +8,7 @@ from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from torch import nn
 
 from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
-from espnet_lrsms.tasks.build import build_asr_model
+from espnet_lrsms.asr.build import build_asr_model
 
 from conftest import REPO
 

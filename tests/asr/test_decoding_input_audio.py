@@ -44,7 +44,7 @@ def test_each_fault_is_named_with_its_utterance(tmp_path):
 def test_decoding_refuses_them_before_it_decodes(tone_data, tmp_path, caplog):
     from espnet_lrsms.bin.asr_inference import main as asr_inference
     from espnet_lrsms.bin.asr_train import main as asr_train
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     from asr_test_data import train_command
 

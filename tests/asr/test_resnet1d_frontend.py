@@ -82,7 +82,7 @@ def test_a_19_ms_utterance_decodes_to_an_empty_hypothesis(tone_data, tmp_path):
     assert (err.value.actual_size, err.value.limit) == (304, SAMPLES_PER_FRAME)
     model = tmp_path / "model"
     asr_train(train_command(tone_data, model, "--dry_run", "true")[3:])
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     built, _ = LowRankASRTask.build_model_from_file(model / "config.yaml", None, "cpu")
     torch.save(built.state_dict(), model / "init.pth")

@@ -8,7 +8,8 @@ from espnet.nets.pytorch_backend.conformer.convolution import ConvolutionModule
 from torch import nn
 
 from espnet_lrsms.asr.lowrank_conformer_encoder import LowRankConformerEncoder
-from espnet_lrsms.asr.unit_dropout import count_dropped, flat_rate_matching, hold_dropped_units
+from espnet_lrsms.asr.unit_dropout import count_dropped, flat_rate_matching
+from espnet_lrsms.train.step_hooks import TrainingRun, attached_step_hooks, step_hooks
 
 from conftest import REPO
 from asr_test_data import train_command
@@ -192,7 +193,11 @@ def adamw_steps(enc, steps, hold):
     dropped masks and the parameters and AdamW state before and after."""
     optimizer = torch.optim.AdamW(enc.parameters(), lr=1e-3, weight_decay=0.01)
     scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
-    handles = hold_dropped_units(enc, [optimizer]) if hold else []
+    with attached_step_hooks(step_hooks(enc) if hold else [], [optimizer], TrainingRun(enc)):  # as the trainer does
+        return steps_taken(enc, optimizer, scaler, steps)
+
+
+def steps_taken(enc, optimizer, scaler, steps):
     enc.train()
     record = []
     for step in range(steps):
@@ -209,8 +214,6 @@ def adamw_steps(enc, steps, hold):
         scaler.step(optimizer)
         scaler.update()
         record.append((masks, before, snapshot()))
-    for handle in handles:
-        handle.remove()
     return record
 
 
@@ -253,7 +256,9 @@ def test_one_draw_per_optimizer_step_when_held_one_per_forward_otherwise():
     backward(enc)
     assert not torch.equal(draw()[0], first[0])  # no optimizer: every forward is a step
     optimizer = torch.optim.AdamW(enc.parameters(), lr=1e-3)
-    handles = hold_dropped_units(enc, [optimizer])
+    assert step_hooks(enc) == [enc.unit_dropout]  # the unit dropout module is the encoder's step hook
+    run = TrainingRun(enc)
+    enc.unit_dropout.attach([optimizer], run)
     backward(enc)
     held = draw()
     backward(enc)  # gradient accumulation: the same sub-model
@@ -261,9 +266,12 @@ def test_one_draw_per_optimizer_step_when_held_one_per_forward_otherwise():
     optimizer.step()
     backward(enc)
     assert not torch.equal(draw()[0], held[0])
-    for handle in handles:
-        handle.remove()
-    assert not enc.unit_dropout.held
+    enc.unit_dropout.detach(run, completed=True)
+    assert not enc.unit_dropout.held and not optimizer._optimizer_step_pre_hooks  # its optimizer hooks are gone
+    backward(enc)
+    first = draw()
+    backward(enc)
+    assert not torch.equal(draw()[0], first[0])  # every forward a step again
 
 
 def test_flat_rate_drops_as_many_parameters_as_the_targeted_setting():
@@ -299,7 +307,7 @@ def test_old_and_new_key_together_are_refused():
 
 
 def test_committed_three_way_configs_compare_like_with_like():
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     for directory, stem in (("analysis", "train_asr_conformer_lrsms"), ("demo", "train_asr_lrsms_tiny_6blocks")):
         plans = {}
@@ -314,7 +322,7 @@ def test_committed_three_way_configs_compare_like_with_like():
             <= 0.01 * plans["ambient"].dropped_parameters
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_training_with_unit_dropout_through_espnets_trainer(tone_data, tmp_path):
     out = tmp_path / "exp"
     result = subprocess.run(

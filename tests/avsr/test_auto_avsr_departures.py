@@ -8,7 +8,7 @@ from espnet2.asr.preencoder.linear import LinearProjection
 from espnet.nets.pytorch_backend.transformer.embedding import RelPositionalEncoding
 
 from espnet_lrsms.asr.resnet1d_frontend import _z_normalize
-from espnet_lrsms.train.time_mask import AdaptiveTimeMask
+from espnet_lrsms.asr.time_mask import AdaptiveTimeMask
 
 
 def test_time_mask_count_is_ceil_of_length_over_stride():

@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 from espnet_lrsms.bin import count_params
-from espnet_lrsms.tasks.build import build_avsr_model, parameter_summary, read_paper_rows
+from espnet_lrsms.avsr.build import build_avsr_model
+from espnet_lrsms.recipe.paper_configs import read_paper_rows
+from espnet_lrsms.train.build import parameter_summary
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "avsr"
 PAPER_ROWS = read_paper_rows(CONF)

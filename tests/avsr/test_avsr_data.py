@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from espnet2.train.dataset import ESPnetDataset
 
-import espnet_lrsms.tasks.avsr  # noqa: F401  (registers the data types)
+import espnet_lrsms.avsr.task  # noqa: F401  (registers the data types)
 from espnet_lrsms.avsr.video_io import VideoError, read_video_mp4, read_video_npy
 
 DEMO_MP4 = Path(__file__).resolve().parents[2] / "demo" / "lrs3" / "pretrain" / "prspk00enus" / "00000.mp4"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from espnet_lrsms.avsr import ESPnetAVSRModel, MLPFusion, ResNet2DVideoFrontend
-from espnet_lrsms.tasks.build import build_avsr_model
+from espnet_lrsms.avsr.build import build_avsr_model
 from espnet_lrsms.train.schedulers import WarmupCosineLR
 
 from avsr_test_data import CROP, FRAME, tiny_config

@@ -4,7 +4,7 @@ import torch
 
 from espnet_lrsms.bin import avsr_inference, avsr_train
 from espnet_lrsms.lowrank import FactorizedLinear
-from espnet_lrsms.tasks.avsr_inference import AVSpeech2Text
+from espnet_lrsms.avsr.inference import AVSRSpeech2Text
 
 from avsr_test_data import tiny_config, write_av_dataset
 
@@ -68,8 +68,9 @@ def test_speech2text_zeroed_audio_and_missing_video(trained):
     import numpy as np
     import soundfile
 
-    s2t = AVSpeech2Text(str(out / "config.yaml"), str(out / "1epoch.pth"), beam_size=2, ctc_weight=0.3, maxlenratio=0.5)
-    assert any(isinstance(m, FactorizedLinear) for m in s2t.model.modules())
+    s2t = AVSRSpeech2Text(str(out / "config.yaml"), str(out / "1epoch.pth"), beam_size=2, ctc_weight=0.3,
+                          maxlenratio=0.5)
+    assert any(isinstance(m, FactorizedLinear) for m in s2t.asr_model.modules())
     wave, _ = soundfile.read(train / "wav" / "utt000.wav", dtype="float32")
     video = np.load(train / "video" / "utt000.npy")
     for kwargs in (dict(speech=np.zeros_like(wave), video=video), dict(speech=wave), dict(video=video)):
@@ -111,13 +112,13 @@ def test_too_short_utterance_decodes_to_an_empty_hypothesis(trained, tmp_path, c
 
 
 def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
-    """Stage 14's pack, loaded by AVSRSpeech2Text: an mp4 (face found, mouth cropped as in stage 1) or
+    """Stage 14's pack, loaded by MP4Transcriber: an mp4 (face found, mouth cropped as in stage 1) or
     its streams as arrays give the same n-best, with each modality."""
     import numpy as np
 
     from espnet_lrsms.bin import pack
     from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set
-    from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+    from espnet_lrsms.avsr.transcriber import MP4Transcriber
 
     from avsr_test_data import REPO, assert_ramp_at_25_fps, write_ramp_clip
 
@@ -133,7 +134,7 @@ def test_packed_model_transcribes_an_mp4_in_one_call(trained, tmp_path):
     (corpus / "00000.txt").write_text("Text:  ONE\n")
     stage1 = prepare_av_set(tmp_path / "lrs3", "test", tmp_path / "data", RoiSettings(method="detect"))
     stage1_rois = np.load((stage1 / "video.scp").read_text().split()[1])
-    s2t = AVSRSpeech2Text.from_pack(zip_path, tmp_path / "unpacked", beam_size=2, ctc_weight=0.3, maxlenratio=0.5)
+    s2t = MP4Transcriber.from_pack(zip_path, tmp_path / "unpacked", beam_size=2, ctc_weight=0.3, maxlenratio=0.5)
     assert isinstance(s2t.transcribe(clip), str)
     speech, rois = s2t.streams_of_mp4(clip)
     np.testing.assert_array_equal(rois, stage1_rois)  # the crops stage 1 trains on

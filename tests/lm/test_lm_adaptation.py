@@ -9,7 +9,7 @@ from espnet_lrsms.lm.rescore import chosen_words, corpus_wer, lm_scores, parse_g
 from conftest import REPO
 from lm_test_data import demo_transcripts, noisy_nbest, train_lm, write_data_dir, write_decode_dir, write_word_lm_data
 
-pytestmark = pytest.mark.recipe  # two short training runs through ESPnet's trainer
+pytestmark = pytest.mark.end_to_end  # two short training runs through ESPnet's trainer
 
 LM_CONF = REPO / "conf" / "lm" / "demo"
 GENERAL_SENTENCES = 300  # of demo/lm/text's 2,000
@@ -32,7 +32,7 @@ def base_and_adapted(tmp_path_factory):
               "--scheduler_conf", "warmup_steps=5"])
     train_lm([*lm_data["args"]("adapt"), "--config", str(LM_CONF / "lora_vanilla_tiny.yaml"), "--output_dir", str(adapted),
               "--base_lm_config", str(base / "config.yaml"), "--base_lm_file", str(base / "latest.pth"), "--max_epoch", "3"])
-    from espnet_lrsms.tasks.lm_scorer import LMScorer
+    from espnet_lrsms.lm.scorer import LMScorer
 
     return {"work": work, "texts": texts,
             "base": LMScorer(base / "config.yaml", base / "latest.pth"),

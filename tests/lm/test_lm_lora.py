@@ -62,7 +62,7 @@ def module_type_and_block(name):
     return ("ffn" if kind in ("w_1", "w_2") else "mhsa"), int(re.search(r"encoders\.(\d+)\.", name).group(1))
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_each_strategy_ends_with_the_rank_budget_it_promised(lm_setup, strategy):
     out = lm_setup["adapted"][strategy]
@@ -81,7 +81,7 @@ def test_each_strategy_ends_with_the_rank_budget_it_promised(lm_setup, strategy)
         assert all(state[f"{n}.lora_A.default"].shape[0] == 8 for n in ranks)
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_trainable_parameter_counts_are_printed_and_right(lm_setup, strategy):
     log = "\n".join(lm_setup["logs"][strategy])
@@ -104,7 +104,7 @@ def test_trainable_parameter_counts_are_printed_and_right(lm_setup, strategy):
     assert int(end.group(2)) == 48
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_adaptation_leaves_the_base_weights_alone(lm_setup):
     base = torch.load(lm_setup["base"] / "latest.pth", map_location="cpu")
     for strategy in STRATEGIES:
@@ -115,9 +115,9 @@ def test_adaptation_leaves_the_base_weights_alone(lm_setup):
             torch.testing.assert_close(adapted[moved if moved in adapted else key], value, rtol=0, atol=0)
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_adaptation_changes_what_the_lm_says(lm_setup):
-    from espnet_lrsms.tasks.lm_scorer import LMScorer
+    from espnet_lrsms.lm.scorer import LMScorer
 
     sentences = ["ONE TWO THREE", "OH OH", "NINE EIGHT SEVEN SIX"]
     base = LMScorer(lm_setup["base"] / "config.yaml", lm_setup["base"] / "latest.pth")(sentences)
@@ -128,7 +128,7 @@ def test_adaptation_changes_what_the_lm_says(lm_setup):
         assert max(abs(a - b) for a, b in zip(scores, base)) > 1e-4, strategy
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_shallow_fusion_decoding_loads_adapted_lms_with_their_adapters(lm_setup):
     """ESPnet's decoding builds its fusion LM with LMTask, which drops LoRA weights (strict=False);
     espnet_lrsms.bin.asr_inference builds it with the adapters, at the checkpoint's ranks."""
@@ -145,7 +145,7 @@ def test_shallow_fusion_decoding_loads_adapted_lms_with_their_adapters(lm_setup)
     assert not any("lora_" in key for key in plain.state_dict())  # what ESPnet alone would have decoded with
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup, capsys):
     from espnet_lrsms.bin.lm_rescore import main as rescore_main
     from espnet_lrsms.lm.nbest import read_references
@@ -171,7 +171,7 @@ def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup,
     assert weight > 0
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_nprr_command_prints_both_metrics_and_is_seeded(lm_setup, capsys):
     from espnet_lrsms.bin.lm_robustness import main as robustness_main
 
@@ -210,3 +210,17 @@ def test_bad_lora_conf_names_key_and_value():
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "init_rank": 12})
     with pytest.raises(LoRAConfigError, match=r"lora_conf.ranks.mhsa\[0\] \(α_i\): α must be in \(0, 1\], got 2"):
         LoRAConfig.from_dict({"strategy": "mixed", "ranks": {"mhsa": [2, 0.5]}})
+
+
+def test_the_lora_scaling_is_lora_alpha_and_its_old_name_alpha_still_reads(caplog):
+    """``alpha`` is a rank fraction everywhere else in the package: the LoRA scaling is ``lora_alpha``; an
+    experiment's config.yaml written with the old ``alpha`` still loads, with a warning."""
+    assert LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "lora_alpha": 32}).lora_alpha == 32.0
+    with caplog.at_level("WARNING"):
+        old = LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "alpha": 32})
+    assert old == LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "lora_alpha": 32})
+    assert "lora_conf.alpha is read as lora_alpha" in caplog.text
+    with pytest.raises(LoRAConfigError, match=r"lora_conf: both 'alpha' and 'lora_alpha' given"):
+        LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "alpha": 32, "lora_alpha": 16})
+    with pytest.raises(LoRAConfigError, match=r"lora_conf.lora_alpha: expected a number in \(0.0, inf\), got -1"):
+        LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "lora_alpha": -1})

@@ -225,7 +225,7 @@ def test_adaptation_records_the_base_lm_config_as_an_absolute_path(tmp_path, mon
     import argparse
     import shutil
 
-    from espnet_lrsms.tasks.lm import LoRALMTask
+    from espnet_lrsms.lm.task import LoRALMTask
 
     from conftest import REPO
 

@@ -43,7 +43,7 @@ def adaptation_command(work, lm_data, strategy, out):
             "--base_lm_config", str(LM_CONF / "train_lm_transformer_tiny.yaml"), "--resume", "true"]
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("strategy", ("vanilla", "dynamic", "warmup", "mixed"))
 def test_a_killed_and_resumed_adaptation_ends_as_an_uninterrupted_one(resume_data, strategy, monkeypatch):
     work, lm_data = resume_data

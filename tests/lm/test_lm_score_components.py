@@ -13,7 +13,7 @@ from asr_test_data import train_command
 def untrained_model(tone_data, tmp_path_factory):
     """config.yaml from ESPnet's --dry_run and the freshly initialised weights of that model."""
     from espnet_lrsms.bin.asr_train import main as asr_train
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     out = tmp_path_factory.mktemp("asr_untrained")
     asr_train(train_command(tone_data, out, "--dry_run", "true")[3:])  # [python, -m, module] dropped

@@ -9,7 +9,14 @@ import yaml
 
 from espnet_lrsms.lm.adapters import ADAPTER_NAME, TargetLayer, lora_layers, planned_ranks
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
-from espnet_lrsms.lm.strategies import orthogonality_penalty, truncate_lora_factors
+from espnet_lrsms.lm.strategies import (
+    RANKS_FILE,
+    LoRAStrategy,
+    lora_strategy,
+    orthogonality_penalty,
+    truncate_lora_factors,
+)
+from espnet_lrsms.train.step_hooks import TrainingRun, step_hooks
 
 from conftest import REPO
 
@@ -53,8 +60,8 @@ def test_the_four_strategies_end_on_one_budget(size):
 
 
 def tiny_adapted_lm(lora_conf, seed=0):
-    """The demo LM (random weights, 6 tokens) with adapters; its strategy is ``model.lora_strategy``."""
-    from espnet_lrsms.tasks.lm import LoRALMTask
+    """The demo LM (random weights, 6 tokens) with adapters; its strategy is ``lora_strategy(model)``."""
+    from espnet_lrsms.lm.task import LoRALMTask
 
     conf = yaml.safe_load((CONF / "demo" / "train_lm_transformer_tiny.yaml").read_text())
     args = argparse.Namespace(**conf, token_list=["<blank>", "<unk>", "a", "b", "c", "<sos/eos>"], init=None, model_conf={})
@@ -69,9 +76,43 @@ def test_an_explicit_total_step_beyond_the_run_fails():
     model = tiny_adapted_lm({**DYNAMIC, "total_step": 100})
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
     with pytest.raises(LoRAConfigError, match=r"total_step=100 is more than the 50 optimizer steps of this run.*step 98 would never"):
-        model.lora_strategy.install(optimizer, total_steps=50)
-    model.lora_strategy.install(optimizer, total_steps=100)  # a run that long is fine
-    assert model.lora_strategy.total_steps == 100
+        lora_strategy(model).install(optimizer, total_steps=50)
+    lora_strategy(model).install(optimizer, total_steps=100)  # a run that long is fine
+    assert lora_strategy(model).total_steps == 100
+
+
+def training_run(model, output_dir, keep_nbest_models=1, dist_rank=None):
+    """A run of 2 epochs of 10 batches, one optimizer step each; ``dist_rank``: that rank of a DDP run."""
+    options = argparse.Namespace(keep_nbest_models=keep_nbest_models, max_epoch=2, accum_grad=1, output_dir=output_dir)
+    distributed = argparse.Namespace(distributed=dist_rank is not None, dist_rank=dist_rank or 0)
+    return TrainingRun(model, argparse.Namespace(num_iters_per_epoch=10), options, distributed)
+
+
+def test_the_strategy_is_the_models_step_hook_attached_for_a_run(tmp_path):
+    model = tiny_adapted_lm({"strategy": "vanilla", "rank": 2})
+    strategy = lora_strategy(model)
+    assert isinstance(strategy, LoRAStrategy) and step_hooks(model) == [strategy]
+    assert "lora_strategy" not in vars(model)  # nothing parked on the model by that name
+    assert lora_strategy(torch.nn.Linear(2, 2)) is None
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    for rank, completed, written in ((None, False, False), (1, True, False), (0, True, True)):
+        run = training_run(model, tmp_path, dist_rank=rank)
+        strategy.attach([optimizer], run)
+        assert strategy.total_steps == 20 and optimizer._optimizer_step_post_hooks  # the counted optimizer steps
+        strategy.detach(run, completed)
+        assert not optimizer._optimizer_step_post_hooks
+        assert (tmp_path / RANKS_FILE).is_file() == written  # only a completed run writes, on rank 0 only
+
+
+@pytest.mark.parametrize("strategy", ["warmup", "dynamic"])
+def test_a_rank_changing_strategy_refuses_averaging_epochs(strategy, tmp_path):
+    conf = {"warmup": {"strategy": "warmup", "warmup_rank": 4, "rank": 2, "truncate_step": 5}, "dynamic": DYNAMIC}
+    model = tiny_adapted_lm(conf[strategy])
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    run = training_run(model, tmp_path, keep_nbest_models=[3, 1])
+    with pytest.raises(LoRAConfigError, match=rf"strategy={strategy} changes the adapters' ranks.*keep_nbest_models: 3"):
+        lora_strategy(model).attach([optimizer], run)
+    assert not optimizer._optimizer_step_post_hooks
 
 
 def test_warmup_truncation_is_the_best_rank_r_approximation_of_the_update():
@@ -105,7 +146,7 @@ def train_dynamic(orth_reg_weight, steps=8):
     model = tiny_adapted_lm({**DYNAMIC, "tinit": 50, "tfinal": 10, "orth_reg_weight": orth_reg_weight})
     model.train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
-    model.lora_strategy.install(optimizer, total_steps=100)
+    lora_strategy(model).install(optimizer, total_steps=100)
     generator = torch.Generator().manual_seed(0)
     text = torch.randint(2, 5, (4, 6), generator=generator)
     lengths = torch.tensor([6, 5, 4, 6])
@@ -115,7 +156,7 @@ def train_dynamic(orth_reg_weight, steps=8):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    model.lora_strategy.remove()
+    lora_strategy(model).remove()
     with torch.no_grad():
         return model, orthogonality_penalty(model).item()
 
@@ -139,7 +180,7 @@ def test_the_orthogonality_penalty_is_part_of_the_training_loss():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.0)
-    model.lora_strategy.install(optimizer, total_steps=100)
+    lora_strategy(model).install(optimizer, total_steps=100)
     generator = torch.Generator().manual_seed(0)
     text = torch.randint(2, 5, (4, 6), generator=generator)
     lengths = torch.tensor([6, 5, 4, 6])
@@ -170,7 +211,7 @@ def test_the_orthogonality_penalty_is_part_of_the_training_loss():
     model.eval()  # validation: the LM's loss alone, comparable across strategies
     with torch.no_grad():
         assert model(text, lengths)[0].item() == pytest.approx(model.forward(text, lengths)[0].item(), rel=1e-6)
-    model.lora_strategy.remove()
+    lora_strategy(model).remove()
     model.train()
     torch.manual_seed(3)
     with torch.no_grad():  # and outside a training run nothing is added

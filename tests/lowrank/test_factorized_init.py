@@ -10,7 +10,8 @@ from torch import nn
 from espnet_lrsms.lowrank import FactorizedLinear, materialize_spectral_init_, reinit_factorized_
 from espnet_lrsms.lowrank.factorize import state_dict_keys
 from espnet_lrsms.lowrank.factorized_linear import truncated_svd_factors
-from espnet_lrsms.tasks.build import build_asr_model, dummy_token_list
+from espnet_lrsms.asr.build import build_asr_model
+from espnet_lrsms.train.build import dummy_token_list
 
 from conftest import REPO
 

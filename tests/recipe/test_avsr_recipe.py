@@ -14,7 +14,7 @@ from espnet_lrsms.scoring.results import read_sum_avg
 
 from avsr_test_data import REPO
 
-pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+pytestmark = pytest.mark.end_to_end  # end to end: slow, deselect with -m "not end_to_end"
 
 RECIPE = REPO / "egs2" / "lrs3" / "avsr1_lrsms"
 SNRS = ["-7.5", "-2.5", "2.5", "7.5", "12.5"]
@@ -168,12 +168,12 @@ def test_every_condition_is_scored_and_tabled_as_table_iii(avsr_demo):
 
 
 def test_stage14_pack_transcribes_a_test_mp4_in_one_call(avsr_demo):
-    from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+    from espnet_lrsms.avsr.transcriber import MP4Transcriber
 
     work, stdout = avsr_demo
     pack = work / "exp" / EXP / f"{EXP}_valid.acc.best.zip"  # ESPnet's name
     assert "Stage 14: packing" in stdout and pack.is_file()
-    s2t = AVSRSpeech2Text.from_pack(pack, work / "unpacked", beam_size=2, maxlenratio=0.3)
+    s2t = MP4Transcriber.from_pack(pack, work / "unpacked", beam_size=2, maxlenratio=0.3)
     clip = sorted((REPO / "demo" / "lrs3" / "test").glob("*/*.mp4"))[0]
     hyp = s2t.transcribe(clip)
     assert isinstance(hyp, str)  # mp4 -> audio, face detector, mouth crop -> beam search, in one call

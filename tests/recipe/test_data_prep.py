@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_lrsms.recipe.data_prep import (
-    DataPrepError,
-    espnet_dev_speakers,
-    lrs3_text,
-    prepare_data,
-    prepare_set,
-    scan_lrs3,
-)
+from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.lrs3 import espnet_dev_speakers, lrs3_text, scan_lrs3
+from espnet_lrsms.recipe.prepare_data import prepare_data, prepare_set
 
 from conftest import REPO
 
@@ -263,7 +258,7 @@ def test_stereo_and_truncated_flac_are_bad_input(tmp_path, small_corpus):
 # ---- ESPnet's duration filter, on the sets named (issue 17 item 8)
 
 def test_duration_filter_leaves_out_and_lists_short_and_long_utterances(tmp_path, small_corpus, caplog):
-    from espnet_lrsms.recipe.data_prep import DurationFilter
+    from espnet_lrsms.recipe.duration_filter import DurationFilter
 
     root, chapter = small_corpus
     soundfile.write(chapter / "100-1001-0000.flac", np.full(304, 0.1, dtype=np.float32), 16000)  # 19 ms

@@ -204,7 +204,7 @@ def _fake_exp(root):
     return exp, lm
 
 
-@pytest.mark.recipe  # seconds to a minute: ESPnet's pack imports its tasks
+@pytest.mark.end_to_end  # seconds to a minute: ESPnet's pack imports its tasks
 def test_pack_has_espnets_name_images_and_the_fused_lm_and_stage_15_writes_the_repo(tmp_path):
     exp, lm = _fake_exp(tmp_path)
     result = _run_sh(tmp_path, "--stage", "14", "--stop_stage", "15", "--skip_packing", "false",
@@ -261,7 +261,7 @@ def test_eval_valid_set_score_opts_and_local_score_sh(tmp_path):
     assert result.stdout.count(f"Stage 13: scoring {decode}/dev") == 1  # once, though --test_sets names it too
 
 
-@pytest.mark.recipe  # seconds to a minute: SentencePiece and ESPnet's tokenize_text
+@pytest.mark.end_to_end  # seconds to a minute: SentencePiece and ESPnet's tokenize_text
 def test_bpe_train_text_is_what_sentencepiece_learns_from(tmp_path):
     """Stage 5 with --bpe_train_text: no training set is prepared at all, and the pieces are that text's."""
     text = tmp_path / "bpe text"

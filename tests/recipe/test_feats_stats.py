@@ -125,7 +125,7 @@ def _tokenizer(out_dir, text, nbpe):
     (out_dir / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", *pieces, "<sos/eos>"]) + "\n")
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_stage_10_collects_espnets_statistics_and_stage_11_trains_with_them(tmp_path, tone_data):
     """The tone data as training and validation set: stages 3-11 with a tiny fbank + global_mvn config."""
     for dset in ("train_clean_100", "dev_clean"):

@@ -15,7 +15,7 @@ from espnet_lrsms.recipe.tokenizer import train_tokenizer
 from conftest import REPO, results_tables
 from lm_test_data import demo_transcripts, noisy_nbest, write_data_dir, write_decode_dir
 
-pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+pytestmark = pytest.mark.end_to_end  # end to end: slow, deselect with -m "not end_to_end"
 
 RECIPE = REPO / "egs2" / "librispeech" / "asr1"
 ASR_EXP = "asr_train_asr_lrsms_tiny_raw_en_bpe30"

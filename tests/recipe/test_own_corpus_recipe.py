@@ -92,7 +92,7 @@ def _run(recipe, *args, env=None):
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_own_corpus_with_commands_segments_and_8khz_audio_trains_and_scores(tmp_path):
     corpus = write_8khz_corpus(tmp_path / "corpus")
     recipe = make_recipe(tmp_path)

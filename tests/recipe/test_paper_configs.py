@@ -7,7 +7,9 @@ import yaml
 
 from espnet_lrsms.bin import count_params
 from espnet_lrsms.lowrank import LowRankConfigError
-from espnet_lrsms.tasks.build import build_asr_model, factorized_layers, parameter_summary, read_paper_rows
+from espnet_lrsms.asr.build import build_asr_model
+from espnet_lrsms.recipe.paper_configs import read_paper_rows
+from espnet_lrsms.train.build import factorized_layers, parameter_summary
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "asr"
 PAPER_ROWS = read_paper_rows(CONF)

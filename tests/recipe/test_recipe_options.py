@@ -32,7 +32,7 @@ def test_config_relative_to_the_callers_directory(tmp_path, recipe):
     assert missing.returncode == 1 and f"{option} other.yaml: no such file" in missing.stderr
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize(
     "extra, message",
     [

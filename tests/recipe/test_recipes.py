@@ -12,7 +12,7 @@ import yaml
 
 from conftest import DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, results_tables, run_recipe, wer_of
 
-pytestmark = pytest.mark.recipe  # end to end: slow, deselect with -m "not recipe"
+pytestmark = pytest.mark.end_to_end  # end to end: slow, deselect with -m "not end_to_end"
 
 
 def test_demo_learns_the_training_speakers(librispeech_demo):
@@ -183,7 +183,7 @@ def test_interrupted_training_resumes_to_the_planned_epochs(tone_data, tmp_path)
 
 def test_ddp_workers_register_the_low_rank_classes():
     """ESPnet spawns DDP workers with target=cls.main_worker; unpickling it alone must register."""
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     payload = pickle.dumps(LowRankASRTask.main_worker)
     probe = (

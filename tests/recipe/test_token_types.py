@@ -115,7 +115,7 @@ def test_unknown_token_types_are_refused_at_startup(tmp_path, token_type, messag
     assert result.returncode == 1 and "--token_type char: avsr.sh trains on SentencePiece pieces only" in result.stderr
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_char_and_word_recipes_train_decode_and_score(tmp_path, tone_data):
     """Stages 3-5, 10-13 for char and for word on the tone data: the token list covers the training text
     (no <unk>), ESPnet's names (char/tokens.txt, asr_stats_raw_en_char, ..._raw_en_char tag), WER and CER

@@ -5,7 +5,7 @@ import torch
 import espnet_lrsms  # noqa: F401  (registers)
 from espnet_lrsms.asr.resnet1d_frontend import ResNet1DFrontend
 from espnet_lrsms.train.schedulers import WarmupConstantSqrtCooldownLR
-from espnet_lrsms.train.time_mask import AdaptiveTimeMask
+from espnet_lrsms.asr.time_mask import AdaptiveTimeMask
 
 
 def _lrs(steps, **conf):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from espnet2.train.trainer import Trainer
 
-from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.asr.task import LowRankASRTask
 from espnet_lrsms.train.trainer import HookedTrainer
 
 from asr_test_data import train_command
@@ -77,7 +77,7 @@ def _train(data, out, epochs):
                                           "--use_matplotlib", "false")[3:])
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_real_training_writes_loadable_checkpoints_and_a_failed_save_keeps_the_last(small_data, tmp_path, monkeypatch):
     from espnet2.train.reporter import Reporter
 

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from espnet_lrsms.lowrank import FactorizedLinear, frobenius_decay_grads, materialize_spectral_init_
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.tasks.build import build_asr_model
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.asr.build import build_asr_model
 from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
 
 from asr_test_data import TINY

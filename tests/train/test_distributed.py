@@ -78,7 +78,7 @@ def run_rank(cases_file: str, rank: int) -> None:
                         "--dist_init_method", init,
                     ])
                 else:
-                    from espnet_lrsms.tasks.full_rank_warmup import switch_to_lowrank
+                    from espnet_lrsms.asr.full_rank_warmup import switch_to_lowrank
 
                     dist.init_process_group("gloo", init_method=init, world_size=WORLD, rank=rank)
                     if rank == 0:
@@ -138,7 +138,7 @@ def runs(tmp_path_factory):
 
     from asr_test_data import experiment
     from avsr_test_data import FRAME, tiny_config, write_av_dataset
-    from espnet_lrsms.tasks.full_rank_warmup import read_yaml, warmup_args
+    from espnet_lrsms.asr.full_rank_warmup import read_yaml, warmup_args
 
     root = tmp_path_factory.mktemp("distributed")
     # ---- data: 4 tone utterances; 4 audio-visual ones; 12 sentences of words
@@ -253,7 +253,7 @@ def runs(tmp_path_factory):
 
 def run_one(phases) -> str:
     """The 1-process run of a case, in this process; its error message (None when it trained)."""
-    from espnet_lrsms.tasks.full_rank_warmup import switch_to_lowrank
+    from espnet_lrsms.asr.full_rank_warmup import switch_to_lowrank
 
     try:
         for phase in phases:
@@ -274,7 +274,7 @@ def parameters(state: dict) -> dict:
 TRAINED = [*ASR_CASES, "avsr", *(f"lora_{s}" for s in LORA)]
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("case", TRAINED)
 def test_two_processes_take_the_step_of_one_on_the_same_global_batch(runs, case):
     one, two, error_two, error_one = runs[case]
@@ -299,7 +299,7 @@ def assert_same_step(got: dict, want: dict, case: str) -> None:
     assert off <= 1e-4 * sum(v.numel() for v in want.values()), off
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("case", [*ASR_CASES, "avsr"])
 def test_steps_per_epoch_count_optimiser_steps_of_the_world(runs, case):
     """4 utterances, 2 per process (or per accumulated mini-batch): one optimiser step an epoch in both runs
@@ -313,7 +313,7 @@ def test_steps_per_epoch_count_optimiser_steps_of_the_world(runs, case):
     assert yaml.safe_load((two / "config.yaml").read_text())["dist_world_size"] == WORLD
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("strategy", LORA)
 def test_lora_strategies_end_with_the_same_ranks_and_steps(runs, strategy):
     """3 steps (warmup: truncated after the first; dynamic: re-allocated at each)."""
@@ -322,7 +322,7 @@ def test_lora_strategies_end_with_the_same_ranks_and_steps(runs, strategy):
     assert got == want and got["optimizer_steps"] == LM_SENTENCES // 4
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_cpu_processes_option_trains_in_two_processes(runs):
     """``--ngpu 0 --cpu_processes 2`` (what ``asr.sh --ngpu 0 --asr_args "--cpu_processes 2"`` passes):
     the entry point starts the 2 ranks itself, and takes the same step."""
@@ -339,7 +339,7 @@ def test_cpu_processes_option_trains_in_two_processes(runs):
 
 
 def test_cpu_processes_needs_the_cpu():
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
     from espnet_lrsms.train.cpu_processes import cpu_world_size
 
     parse = lambda *argv: LowRankASRTask.get_parser().parse_args(["--token_list", "x", "--output_dir", "x", *argv])
@@ -357,7 +357,7 @@ def test_every_trainable_parameter_gets_a_gradient(tone_data, config):
     backward graph (unit dropout zeroes the gradients of the dropped units; it does not skip them)."""
     import soundfile
 
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     torch.manual_seed(0)
     model = build_asr_model(config, vocab_size=12)

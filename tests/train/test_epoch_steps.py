@@ -6,7 +6,7 @@ import torch
 import yaml
 from espnet2.samplers.build_batch_sampler import build_batch_sampler
 
-from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.asr.task import LowRankASRTask
 from espnet_lrsms.train.epoch_steps import PER_GPU_OPTIONS, resolve_training_sizes
 from espnet_lrsms.train.schedulers import WarmupConstantSqrtCooldownLR, WarmupCosineLR
 
@@ -132,7 +132,7 @@ def train(config, data, valid, out, *extra):
     return checkpoint["schedulers"][0], checkpoint["reporter"]["stats"]
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 @pytest.mark.parametrize(
     "num_utts, batch, accum_grad, steps_per_epoch",
     [

@@ -6,8 +6,9 @@ import yaml
 from torch import nn
 
 from espnet_lrsms.lowrank import FactorizedLinear, LowRankConfig, LowRankConfigError, frobenius_decay_grads
-from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
-from espnet_lrsms.tasks.build import dummy_token_list
+from espnet_lrsms.train.frobenius_decay import FrobeniusDecay, decay_attached, use_frobenius_decay
+from espnet_lrsms.train.step_hooks import TrainingRun, step_hooks
+from espnet_lrsms.train.build import dummy_token_list
 
 from asr_test_data import TINY_ASR
 
@@ -63,10 +64,36 @@ def test_one_adamw_step_decays_the_product_and_leaves_the_factors_out_of_weight_
     assert not torch.equal(model.low.u, Owner(lam).low.u)
 
 
+def test_the_decay_is_a_step_hook_of_the_model_that_a_run_detaches():
+    """use_frobenius_decay applies the decay at once (its optimizer decays outside a run too); the model's
+    step hook is what the trainer attaches (again: nothing more) and detaches at the end of the run."""
+    torch.manual_seed(0)
+    model = Owner(0.3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert not decay_attached(model.low)
+    use_frobenius_decay(model, optimizer)
+    (decay,) = step_hooks(model)
+    assert isinstance(decay, FrobeniusDecay) and decay_attached(model.low)
+    run = TrainingRun(model)
+
+    def decays() -> bool:  # a step without gradients moves U only through the decay
+        before = model.low.u.detach().clone()
+        optimizer.step()
+        return not torch.equal(model.low.u, before)
+
+    decay.attach([optimizer], run)  # already attached: registered once
+    assert len(optimizer._optimizer_step_pre_hooks) == 1 and decays()
+    decay.detach(run, completed=True)
+    assert not decay_attached(model.low) and not decays()
+    decay.attach([optimizer], run)
+    assert decay_attached(model.low) and decays()
+
+
 def test_without_it_nothing_changes():
     model = Owner(0.0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.05)
     assert use_frobenius_decay(model, optimizer) == 0 and len(optimizer.param_groups) == 1
+    assert step_hooks(model) == [] and not decay_attached(model.low)
 
 
 @pytest.mark.parametrize("value", [-1.0, "big", True, float("inf")])
@@ -76,7 +103,7 @@ def test_a_bad_coefficient_is_named(value):
 
 
 def test_the_asr_task_gives_the_encoders_factors_frobenius_decay(tmp_path):
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     conf = yaml.safe_load(TINY_ASR.read_text())
     conf["encoder_conf"]["lowrank"]["frobenius_decay"] = 1e-3

@@ -20,7 +20,7 @@ def trained(tone_data, tmp_path_factory):
     return out
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_training_runs_epochs_and_loss_falls(trained):
     stats = torch.load(trained / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]
     losses = [stats["stats"][e]["train"]["loss"] for e in (1, 2)]
@@ -28,7 +28,7 @@ def test_training_runs_epochs_and_loss_falls(trained):
     assert losses[1] < losses[0], losses
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_checkpoint_holds_factors_not_dense_weights(trained):
     state = torch.load(trained / "2epoch.pth", map_location="cpu")
     assert "encoder.encoders.0.self_attn.linear_q.u" in state
@@ -37,11 +37,11 @@ def test_checkpoint_holds_factors_not_dense_weights(trained):
     assert state["encoder.encoders.1.self_attn.linear_q.u"].shape == (64, 24)
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_speech2text_reloads_the_same_model(trained, tone_data):
     from espnet2.bin.asr_inference import Speech2Text
 
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     config, ckpt = trained / "config.yaml", trained / "2epoch.pth"
     speech2text = Speech2Text(asr_train_config=config, asr_model_file=ckpt, beam_size=3, ctc_weight=0.3, nbest=1)
@@ -62,7 +62,7 @@ def test_speech2text_reloads_the_same_model(trained, tone_data):
     assert first[0][0] == second[0][0]  # deterministic decoding of the reloaded model
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_loading_into_another_rank_schedule_fails_loudly(trained, tmp_path):
     from espnet2.bin.asr_inference import Speech2Text
 
@@ -75,7 +75,7 @@ def test_loading_into_another_rank_schedule_fails_loudly(trained, tmp_path):
 
 
 def test_espnet_init_option_keeps_the_spectral_init():
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     model = build_asr_model(TINY, vocab_size=12, overrides={"init": "xavier_uniform"})
     layers = [m for m in model.modules() if isinstance(m, FactorizedLinear)]

@@ -195,7 +195,7 @@ hf_repo=""               # <user or org>/<name> on the Hugging Face hub; stage 1
 # default; \"\" for empty>|<why not>"
 _no_k2="only with --use_k2, which this recipe refuses"
 espnet_refused=(
-    "download_model|\"\"|nothing is downloaded here: decode a model you have with --skip_train true --asr_exp <its directory> --inference_asr_model <its .pth> (a pack of stage 14 unpacks with espnet_lrsms.tasks.packing.unpack_model)"
+    "download_model|\"\"|nothing is downloaded here: decode a model you have with --skip_train true --asr_exp <its directory> --inference_asr_model <its .pth> (a pack of stage 14 unpacks with espnet_lrsms.packing.unpack_model)"
     "use_lightning|false|this recipe trains with ESPnet's Trainer (espnet2.bin.launch -> espnet_lrsms.bin.asr_train), where the low-rank layers and --warmup_full_rank_epochs are wired; use --asr_args for trainer options"
     "post_process_local_data_opts|\"\"|stage 4 runs no local/data.sh again here (ESPnet's post-processing call); prepare the sets in stage 1"
     "auxiliary_data_tags|\"\"|the models here train on one ASR task: ESPnet's auxiliary-task training data (prompted multi-task) is not supported"

@@ -27,7 +27,7 @@
 #  14. packing           with --skip_packing false (ESPnet's default true): ESPnet's pack of
 #                         <exp>/<inference_avsr_model> + bpe.model + RESULTS.md (+ <exp>/images) ->
 #                         <exp>/<exp's name>_<model less .pth>.zip, loaded by
-#                         espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text
+#                         espnet_lrsms.avsr.transcriber.MP4Transcriber (an mp4 -> text)
 #  15.                    skipped: no AVSR upload yet
 #  17. noise robustness   this project's: noise (babble, or --noise_file) added to the test audio at each of
 #                         --snrs: data/<set>_babble_snr<x>, decoded into <avsr_exp>/<inference_tag>_snr<x>/<set>;
@@ -308,7 +308,7 @@ if run_stage 13; then
 fi
 
 if run_stage 14; then  # -> <avsr_exp>/<avsr_exp's name>_<model less .pth>.zip, ESPnet's name
-    pack_model "${avsr_exp}" "${inference_avsr_model}" "load: espnet_lrsms.tasks.avsr_speech2text"
+    pack_model "${avsr_exp}" "${inference_avsr_model}" "load: espnet_lrsms.avsr.transcriber.MP4Transcriber.from_pack"
 fi
 if run_stage 15; then log "Stage 15: no AVSR upload yet"; fi
 

@@ -32,7 +32,7 @@ from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_thre
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
 from espnet_lrsms.fileio import config_yaml, save_figure, write_config_yaml
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
-from espnet_lrsms.tasks.compress import lowrank_config
+from espnet_lrsms.asr.compress_checkpoint import lowrank_config
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def count_parameters(config: Mapping, vocab_size: int, schedules: Optional[Dict[
     The config goes through a temporary YAML and ``build_asr_model(..., device="meta")``; returns the
     count and the number of blocks per sub-model of the built model.
     """
-    from espnet_lrsms.tasks.build import build_asr_model
+    from espnet_lrsms.asr.build import build_asr_model
 
     config = lowrank_config(config, schedules) if schedules else copy.deepcopy(dict(config))
     with tempfile.TemporaryDirectory(prefix="fit_rank_schedule_") as tmp:
@@ -323,7 +323,7 @@ def format_yaml(result: ScheduleFit, source: str = "") -> str:
 def config_with_schedules(config: Mapping, schedules: Dict[str, dict]) -> dict:
     """The full training config with the fitted ``lowrank:`` blocks (and low-rank class names), usable
     as ``--config`` of ``espnet_lrsms.bin.asr_train``."""
-    from espnet_lrsms.tasks.build import training_options
+    from espnet_lrsms.train.build import training_options
 
     return training_options(lowrank_config(dict(config), schedules))
 

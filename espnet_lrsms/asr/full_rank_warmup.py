@@ -33,7 +33,7 @@ import yaml
 
 from espnet_lrsms.fileio import load_weights_only, replaced_on_success, write_text_atomic
 from espnet_lrsms.lowrank import FactorizedLinear
-from espnet_lrsms.tasks.compress import compress_state_dict
+from espnet_lrsms.asr.compress_checkpoint import compress_state_dict
 from espnet_lrsms.train.schedulers import SCHEDULERS
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def switch_to_lowrank(exp_dir, lowrank_config_file) -> Optional[Path]:
 
     Returns the path of ``checkpoint.pth`` written, or None when the switch was done before.
     """
-    from espnet_lrsms.tasks.asr import LowRankASRTask  # ESPnet's task: seconds to import
+    from espnet_lrsms.asr.task import LowRankASRTask  # ESPnet's task: seconds to import
 
     exp_dir = Path(exp_dir)
     kept = exp_dir / KEPT_DIR

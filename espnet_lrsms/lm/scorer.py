@@ -1,43 +1,12 @@
 """Sentence log-probabilities from a trained ESPnet LM: the base LM or a LoRA-adapted one."""
-import argparse
 import logging
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
 import torch
-import yaml
 from typeguard import typechecked
 
 logger = logging.getLogger(__name__)
-
-
-def load_lm(lm_train_config: Union[str, Path], lm_file: Union[str, Path], device: str = "cpu"):
-    """Build the LM that ``lm_train_config`` (an ESPnet LM ``config.yaml``) describes and load ``lm_file``.
-
-    A config with ``lora_conf`` is rebuilt with its adapters at the ranks the checkpoint holds (a warm-up
-    run truncates them), so the state dict loads strictly: every tensor must match.
-    Returns ``(model, args)``, the model in eval mode.
-    """
-    from espnet2.tasks.lm import LMTask
-
-    from espnet_lrsms.fileio import load_weights_only
-    from espnet_lrsms.lm.adapters import ranks_in_state_dict
-    from espnet_lrsms.lm.lora_config import LoRAConfig
-    from espnet_lrsms.lowrank import load_exact_state_dict
-    from espnet_lrsms.tasks.lm import LoRALMTask
-
-    with open(lm_train_config, encoding="utf-8") as f:
-        args = argparse.Namespace(**yaml.safe_load(f))
-    state = load_weights_only(lm_file)
-    lora_conf = getattr(args, "lora_conf", None) or {}
-    if lora_conf:
-        model = LoRALMTask.build_adapted_model(
-            args, LoRAConfig.from_dict(lora_conf), base_lm_file=None, rank_overrides=ranks_in_state_dict(state), loading=True
-        )
-    else:
-        model = LMTask.build_model(args)
-    load_exact_state_dict(model, state, f"{lm_file} (config {lm_train_config})")
-    return model.to(device).eval(), args
 
 
 class LMScorer:
@@ -57,6 +26,8 @@ class LMScorer:
     ):
         from espnet2.text.build_tokenizer import build_tokenizer
         from espnet2.text.token_id_converter import TokenIDConverter
+
+        from espnet_lrsms.lm.task import load_lm  # ESPnet's LM task: seconds to import
 
         self.model, args = load_lm(lm_train_config, lm_file, device)
         self.device = device

@@ -7,8 +7,8 @@ import yaml
 
 from espnet_lrsms.bin import compress_checkpoint
 from espnet_lrsms.lowrank import FactorizedLinear
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.tasks.build import dummy_token_list
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.train.build import dummy_token_list
 
 from conftest import REPO
 

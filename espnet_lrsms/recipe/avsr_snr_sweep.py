@@ -104,7 +104,7 @@ def make_noisy_set(data_dir: Path, data_root: Path, settings: NoiseSettings) -> 
 def _decode_job(job: Tuple[str, List[Tuple[str, str, str]], str, Dict, int]) -> None:
     import torch
 
-    from espnet_lrsms.tasks.avsr_inference import inference
+    from espnet_lrsms.avsr.inference import inference
 
     output_dir, triples, key_file, kwargs, threads = job
     if threads:

@@ -13,7 +13,7 @@ outside the block stacks (front end, embeddings, CTC) are left out. Blocks that 
 candidates for "ambient" layers, those that change most for "critical" ones.
 
 W(0) is ``<exp_dir>/0epoch.pth``, which training through ``espnet_lrsms.bin.asr_train`` writes before
-the first update (:class:`espnet_lrsms.tasks.asr.InitialStateTrainer`).
+the first update (:class:`espnet_lrsms.asr.task.InitialStateTrainer`).
 """
 import math
 from collections import defaultdict

@@ -5,9 +5,9 @@ import pytest
 import torch
 import yaml
 
-from espnet_lrsms.analysis.schedule_fit import count_parameters, fit_linear, fit_rank_schedule
+from espnet_lrsms.analysis.fit_rank_schedule import count_parameters, fit_linear, fit_rank_schedule
 from espnet_lrsms.bin import analysis_fit_rank_schedule as cli
-from espnet_lrsms.tasks.build import build_asr_model
+from espnet_lrsms.asr.build import build_asr_model
 
 from conftest import REPO
 

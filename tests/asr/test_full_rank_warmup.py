@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from espnet_lrsms.tasks.build import build_asr_model
-from espnet_lrsms.tasks.full_rank_warmup import KEPT_DIR, MARKER, switch_to_lowrank, warmup_args
+from espnet_lrsms.asr.build import build_asr_model
+from espnet_lrsms.asr.full_rank_warmup import KEPT_DIR, MARKER, switch_to_lowrank, warmup_args
 
 from asr_test_data import TINY, train_command
 
@@ -30,9 +30,9 @@ def test_warmup_arguments():
             warmup_args(config, bad)
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_warm_up_switch_and_resume_give_an_ordinary_low_rank_experiment(tone_data, tmp_path):
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     conf = yaml.safe_load(TINY.read_text())
     conf["max_epoch"] = 3

@@ -4,7 +4,8 @@ Without ``--lora_conf`` this is ESPnet's ``LMTask`` unchanged (the base LM of re
 it (stage 9), the model is built as the base LM's config says, the base weights are loaded from
 ``--base_lm_file``, frozen, and PEFT adapters are attached as ``lora_conf`` says
 (:mod:`espnet_lrsms.lm.lora_config`); ESPnet's trainer then trains only the adapters, with the
-strategy's per-step logic hooked onto its optimizer (:mod:`espnet_lrsms.lm.strategies`).
+strategy's per-step logic hooked onto its optimizer: the strategy is a step hook of the model, which
+:class:`espnet_lrsms.train.trainer.HookedTrainer` attaches for the run (:mod:`espnet_lrsms.lm.strategies`).
 """
 import argparse
 import logging
@@ -14,35 +15,21 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import yaml
-from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.lm.espnet_model import ESPnetLanguageModel
 from espnet2.tasks.lm import LMTask
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 from typeguard import typechecked
 
-import espnet_lrsms  # noqa: F401  (registers this package's classes, also in spawned DDP workers)
 from espnet_lrsms.fileio import load_weights_only
 from espnet_lrsms.lm.adapters import attach_adapters, ranks_in_state_dict
-from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
-from espnet_lrsms.lm.strategies import LoRAStrategy, build_strategy
+from espnet_lrsms.lm.lora_config import LoRAConfig
+from espnet_lrsms.lm.strategies import build_strategy
 from espnet_lrsms.lowrank import load_exact_state_dict
 from espnet_lrsms.train.cpu_processes import CPUProcessesTask
 from espnet_lrsms.train.init_param import weights_only_init_param
+from espnet_lrsms.train.step_hooks import add_step_hook
 from espnet_lrsms.train.trainer import HookedTrainer
-
-STRATEGY_ATTR = "lora_strategy"
-
-
-def count_optimizer_steps(train_iter_factory: AbsIterFactory, trainer_options) -> Optional[int]:
-    """Optimizer steps of the whole run: epochs × (batches per epoch // accum_grad); None if unknown."""
-    per_epoch = getattr(train_iter_factory, "num_iters_per_epoch", None)
-    if per_epoch is None:
-        sampler = getattr(train_iter_factory, "sampler", None)
-        if sampler is None:
-            return None
-        per_epoch = len(sampler)
-    return trainer_options.max_epoch * (per_epoch // trainer_options.accum_grad)
 
 
 ARCHITECTURE_KEYS = ("lm", "lm_conf", "model", "model_conf")
@@ -61,40 +48,10 @@ def take_architecture(args: argparse.Namespace, base_lm_config) -> None:
             setattr(args, key, base[key])
 
 
-class LoRATrainer(HookedTrainer):
-    """ESPnet's ``Trainer`` that hooks the model's LoRA strategy onto the optimizer for the run, logs
-    the trainable parameters at the start and the ranks at the end, and writes ``lora_ranks.json``."""
-
-    @classmethod
-    def before_run(cls, model, optimizers, train_iter_factory, trainer_options, distributed_option) -> None:
-        strategy: Optional[LoRAStrategy] = getattr(model, STRATEGY_ATTR, None)
-        if strategy is None:
-            return
-        keep = trainer_options.keep_nbest_models
-        keep = max(keep) if isinstance(keep, (list, tuple)) else keep
-        if strategy.config.strategy in ("warmup", "dynamic") and keep > 1:
-            raise LoRAConfigError(
-                f"lora_conf.strategy={strategy.config.strategy} changes the adapters' ranks during training, so "
-                f"averaging the {keep} best epochs (keep_nbest_models: {keep}) would mix ranks: set keep_nbest_models: 1"
-            )
-        strategy.install(optimizers[0], count_optimizer_steps(train_iter_factory, trainer_options))
-        logging.info("%s", strategy.describe(f"start, {strategy.total_steps} optimizer steps in the run"))
-
-    @classmethod
-    def after_run(cls, model, trainer_options, distributed_option, completed: bool) -> None:
-        strategy: Optional[LoRAStrategy] = getattr(model, STRATEGY_ATTR, None)
-        if strategy is None:
-            return
-        strategy.remove()
-        if completed and (not distributed_option.distributed or distributed_option.dist_rank == 0):
-            logging.info("%s", strategy.describe("end"))
-            logging.info("LoRA ranks written to %s", strategy.write_summary(trainer_options.output_dir))
-
-
 class LoRALMTask(CPUProcessesTask, LMTask):
     """``LMTask`` with ``--lora_conf`` / ``--base_lm_file`` (see the module docstring)."""
 
-    trainer = LoRATrainer
+    trainer = HookedTrainer  # attaches the model's LoRA strategy (a step hook) for the run
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
@@ -155,10 +112,8 @@ class LoRALMTask(CPUProcessesTask, LMTask):
         device: str = "cpu",
     ) -> Tuple[torch.nn.Module, argparse.Namespace]:
         """The LM with ``model_file`` loaded weights-only and exactly, LoRA adapters at the checkpoint's
-        ranks (:func:`espnet_lrsms.tasks.lm_scorer.load_lm`); ESPnet's would load with ``strict=False``
+        ranks (:func:`espnet_lrsms.lm.task.load_lm`); ESPnet's would load with ``strict=False``
         and drop the adapters silently."""
-        from espnet_lrsms.tasks.lm_scorer import load_lm
-
         if model_file is None:
             return super().build_model_from_file(config_file, None, device)
         return load_lm(config_file or Path(model_file).parent / "config.yaml", model_file, device)
@@ -183,8 +138,28 @@ class LoRALMTask(CPUProcessesTask, LMTask):
             logging.warning("--lora_conf without --base_lm_file: adapting a randomly initialised LM")
         adapters = attach_adapters(model, config, rank_overrides=rank_overrides)
         strategy = build_strategy(model, adapters)
-        # a plain attribute (the strategy is no nn.Module): not in the state dict, found by LoRATrainer
-        object.__setattr__(model, STRATEGY_ATTR, strategy)
+        add_step_hook(model, strategy)  # found by espnet_lrsms.lm.strategies.lora_strategy and the trainer
         if not loading:
             logging.info("%s", strategy.describe("built"))
         return model
+
+
+def load_lm(lm_train_config: Union[str, Path], lm_file: Union[str, Path], device: str = "cpu"):
+    """Build the LM that ``lm_train_config`` (an ESPnet LM ``config.yaml``) describes and load ``lm_file``.
+
+    A config with ``lora_conf`` is rebuilt with its adapters at the ranks the checkpoint holds (a warm-up
+    run truncates them), so the state dict loads strictly: every tensor must match.
+    Returns ``(model, args)``, the model in eval mode.
+    """
+    with open(lm_train_config, encoding="utf-8") as f:
+        args = argparse.Namespace(**yaml.safe_load(f))
+    state = load_weights_only(lm_file)
+    lora_conf = getattr(args, "lora_conf", None) or {}
+    if lora_conf:
+        model = LoRALMTask.build_adapted_model(
+            args, LoRAConfig.from_dict(lora_conf), base_lm_file=None, rank_overrides=ranks_in_state_dict(state), loading=True
+        )
+    else:
+        model = LMTask.build_model(args)
+    load_exact_state_dict(model, state, f"{lm_file} (config {lm_train_config})")
+    return model.to(device).eval(), args

@@ -106,7 +106,7 @@ def compress_checkpoint(
     already holds a ``config.yaml`` or ``model.pth`` (no experiment is overwritten), and ``schedules``
     (read from ``schedules_from``) that factorize no layer (every α null).
     """
-    from espnet_lrsms.tasks.asr import LowRankASRTask  # here: importing ESPnet's task takes seconds
+    from espnet_lrsms.asr.task import LowRankASRTask  # here: importing ESPnet's task takes seconds
 
     output_dir = Path(output_dir)
     for option, source in (("--asr_train_config", asr_train_config), ("--asr_model_file", asr_model_file)):

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from espnet_lrsms.bin import pack
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.avsr.inference import AVSRSpeech2Text
 
 from asr_test_data import TINY_ASR, experiment
 
@@ -79,7 +79,7 @@ def experiment_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("stored", ["relative", "absolute"])
 def test_a_real_pack_unpacks_inside_the_folder_and_loads(experiment_dir, tmp_path, monkeypatch, stored):
-    from espnet_lrsms.tasks.packing import unpack_model
+    from espnet_lrsms.packing import unpack_model
 
     work, exp, state = experiment_dir
     monkeypatch.chdir(work if stored == "relative" else tmp_path)  # ESPnet stores paths outside the cwd absolute
@@ -99,7 +99,7 @@ def test_a_real_pack_unpacks_inside_the_folder_and_loads(experiment_dir, tmp_pat
 
 
 def test_a_broken_or_foreign_archive_is_named(tmp_path):
-    from espnet_lrsms.tasks.packing import unpack_model
+    from espnet_lrsms.packing import unpack_model
 
     (tmp_path / "plain.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'plain.zip'}: not a readable ESPnet pack \(BadZipFile"):

@@ -29,7 +29,7 @@ from typeguard import typechecked
 from espnet_lrsms.avsr.espnet_model import ESPnetAVSRModel
 from espnet_lrsms.avsr.fusion import MLPFusion
 from espnet_lrsms.avsr.video_frontend import ResNet2DVideoFrontend
-from espnet_lrsms.tasks.asr import LowRankASRTask, finish_factorized_init
+from espnet_lrsms.asr.task import LowRankASRTask, finish_factorized_init
 
 video_frontend_choices = ClassChoices(
     "video_frontend",

@@ -22,12 +22,12 @@ import tempfile
 import zipfile
 from io import BytesIO
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Union
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
-import espnet_lrsms
 from espnet_lrsms.fileio import archive_member_path, replaced_on_success
+from espnet_lrsms.version import __version__
 
 META = "meta.yaml"
 
@@ -40,14 +40,12 @@ def requirement(version: str) -> str:
     )
 
 
-def package_components(config: Mapping) -> Dict[str, str]:
+def package_components(config: Mapping, class_choices: Sequence) -> Dict[str, str]:
     """``option → name`` for every option of ``config`` (an ESPnet config.yaml) that names a class of
-    this package, read from the registries (ESPnet's, and the AVSR task's own choices)."""
+    this package, read from ``class_choices`` (a task's ``class_choices_list``) and ESPnet's schedulers."""
     from espnet2.tasks.abs_task import scheduler_classes
 
-    from espnet_lrsms.tasks.avsr import AVSRTask
-
-    registries = {choices.name: choices.classes for choices in AVSRTask.class_choices_list}
+    registries = {choices.name: choices.classes for choices in class_choices}
     registries["scheduler"] = scheduler_classes
     found = {}
     for option, classes in registries.items():
@@ -58,18 +56,17 @@ def package_components(config: Mapping) -> Dict[str, str]:
     return found
 
 
-def pack_meta(configs: Iterable[Union[str, Path]]) -> dict:
+def pack_meta(configs: Iterable[Union[str, Path]], class_choices: Sequence) -> dict:
     """The keys :func:`pack_model` adds to ``meta.yaml`` for a pack of ``configs``."""
     components = {}
     for config in configs:
         with open(config, encoding="utf-8") as f:
-            components.update(package_components(yaml.safe_load(f) or {}))
-    version = espnet_lrsms.__version__
+            components.update(package_components(yaml.safe_load(f) or {}, class_choices))
     return {
-        "espnet_lrsms": version,
-        "requires": [f"espnet-lrsms=={version}"],
+        "espnet_lrsms": __version__,
+        "requires": [f"espnet-lrsms=={__version__}"],
         "espnet_lrsms_components": components,
-        "load": requirement(version),
+        "load": requirement(__version__),
     }
 
 
@@ -89,15 +86,20 @@ def rewrite_meta(source: Path, target: Path, extra: Mapping) -> None:
 
 
 def pack_model(
-    yaml_files: Mapping[str, str], files: Mapping[str, str], outpath: Union[str, Path], option: Iterable[str] = ()
+    yaml_files: Mapping[str, str],
+    files: Mapping[str, str],
+    outpath: Union[str, Path],
+    class_choices: Sequence,
+    option: Iterable[str] = (),
 ) -> Path:
     """ESPnet's ``pack`` (same arguments, same archive) with :func:`pack_meta` of the configs in its
-    ``meta.yaml``; ``outpath`` appears complete or not at all."""
+    ``meta.yaml`` (``class_choices``: the task's, e.g. ``AVSRTask.class_choices_list``, which holds the
+    ASR task's too); ``outpath`` appears complete or not at all."""
     from espnet2.main_funcs.pack_funcs import pack
 
     outpath = Path(outpath)
     outpath.parent.mkdir(parents=True, exist_ok=True)
-    extra = pack_meta(yaml_files.values())
+    extra = pack_meta(yaml_files.values(), class_choices)
     # ESPnet's Archiver reads the format from the name: both archives keep outpath's name
     with tempfile.TemporaryDirectory(dir=outpath.parent, prefix=".packing_") as work:
         packed, rewritten = Path(work) / "espnet" / outpath.name, Path(work) / outpath.name
@@ -125,7 +127,7 @@ def recorded_version(config_file: Union[str, Path]) -> Optional[str]:
 def requirement_hint(config_file: Union[str, Path]) -> str:
     """:func:`requirement` for the version the pack of ``config_file`` records, else the one installed."""
     recorded = recorded_version(config_file)
-    installed = espnet_lrsms.__version__
+    installed = __version__
     if recorded is None or recorded == installed:
         return requirement(installed)
     return f"{requirement(recorded)} (installed: {installed})"

@@ -4,7 +4,7 @@ A pre-step hook copies the entries out of each parameter and of every state tens
 shape (Adam's ``exp_avg``, ``exp_avg_sq``, SGD's ``momentum_buffer`` ...); a post-step hook writes them
 back, so neither the update (momentum, weight decay included) nor the state's decay touches them. State
 that the step created is zero at those entries. Per-tensor scalars such as Adam's ``step`` still count
-the step. Pure PyTorch; registered by the trainer (:mod:`espnet_lrsms.train.trainer`).
+the step. Pure PyTorch; registered by :meth:`espnet_lrsms.asr.unit_dropout.UnitDropout.attach` as a step hook (:mod:`espnet_lrsms.train.step_hooks`).
 """
 from typing import Callable, Iterable, List, NamedTuple, Optional
 

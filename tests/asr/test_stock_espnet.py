@@ -60,7 +60,7 @@ def trained_both_ways(tone_data, tmp_path_factory):
     return outs
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_stock_asr_train_trains_the_same_model(trained_both_ways):
     """python -m espnet2.bin.asr_train equals python -m espnet_lrsms.bin.asr_train, weight for weight."""
     ours = load_weights_only(trained_both_ways["espnet_lrsms"] / "1epoch.pth")
@@ -73,7 +73,7 @@ def test_stock_asr_train_trains_the_same_model(trained_both_ways):
     assert not (trained_both_ways["espnet2"] / "0epoch.pth").exists()
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_stock_inference_and_from_pretrained_decode_a_pack(trained_both_ways, tone_data, tmp_path):
     exp = trained_both_ways["espnet2"]
     pack = tmp_path / "model.zip"
@@ -109,7 +109,7 @@ def test_stock_inference_and_from_pretrained_decode_a_pack(trained_both_ways, to
 
 
 def build_with(task, config=TINY, **overrides):
-    from espnet_lrsms.tasks.build import dummy_token_list
+    from espnet_lrsms.train.build import dummy_token_list
 
     args = task.get_parser().parse_args(["--config", str(config), "--token_list", "x"])
     args.token_list = dummy_token_list(12)
@@ -128,7 +128,7 @@ def train_forward(model):
 def test_espnet_init_is_refused_by_the_stock_task_and_repaired_by_ours(task_name):
     from espnet2.tasks.asr import ASRTask
 
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     _, model = build_with(ASRTask if task_name == "espnet2" else LowRankASRTask, init="xavier_uniform")
     layers = [m for m in model.modules() if isinstance(m, FactorizedLinear)]
@@ -146,7 +146,7 @@ def test_espnet_init_is_refused_by_the_stock_task_and_repaired_by_ours(task_name
 def test_frobenius_decay_is_refused_without_the_optimizer_hook(task_name, tmp_path):
     from espnet2.tasks.asr import ASRTask
 
-    from espnet_lrsms.tasks.asr import LowRankASRTask
+    from espnet_lrsms.asr.task import LowRankASRTask
 
     config = yaml.safe_load(TINY.read_text())
     config["encoder_conf"]["lowrank"]["frobenius_decay"] = 0.01

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from espnet_lrsms.analysis.signatures import weight_changes
+from espnet_lrsms.analysis.numerical_signatures import weight_changes
 from espnet_lrsms.bin import analysis_numerical_signatures as cli
-from espnet_lrsms.tasks.asr import InitialStateTrainer, LowRankASRTask, save_initial_state
+from espnet_lrsms.asr.task import InitialStateTrainer, LowRankASRTask, save_initial_state
 
 from asr_test_data import train_command
 
@@ -25,7 +25,7 @@ def one_epoch(tone_data, tmp_path_factory):
     return out
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_training_saves_initial_weights_that_training_then_changes(one_epoch):
     assert LowRankASRTask.trainer is InitialStateTrainer
     initial = torch.load(one_epoch / "0epoch.pth", map_location="cpu")
@@ -40,7 +40,7 @@ def test_training_saves_initial_weights_that_training_then_changes(one_epoch):
     torch.testing.assert_close(initial[key].norm(dim=0), initial[key.replace(".u", ".vt")].norm(dim=1))
 
 
-@pytest.mark.recipe
+@pytest.mark.end_to_end
 def test_signature_cli_writes_csv_and_heatmap(one_epoch, capsys):
     assert cli.main(["--exp_dir", str(one_epoch)]) == 0  # default W(t): the last epoch file
     out = one_epoch / "analysis"

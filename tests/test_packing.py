@@ -10,7 +10,7 @@ from espnet2.main_funcs.pack_funcs import unpack
 
 import espnet_lrsms
 from espnet_lrsms.bin import pack
-from espnet_lrsms.tasks.asr import LowRankASRTask
+from espnet_lrsms.asr.task import LowRankASRTask
 
 from asr_test_data import TINY_ASR, experiment
 

@@ -11,10 +11,9 @@ from espnet2.torch_utils.initialize import initialize
 from espnet2.train.trainer import Trainer
 from typeguard import typechecked
 
-import espnet_lrsms  # noqa: F401  (registers the classes; also in spawned DDP workers, see below)
 from espnet_lrsms.fileio import load_weights_only, replaced_on_success
 from espnet_lrsms.lowrank import load_exact_state_dict, materialize_spectral_init_, reinit_factorized_
-from espnet_lrsms.tasks.packing import requirement_hint
+from espnet_lrsms.packing import requirement_hint
 from espnet_lrsms.train.cpu_processes import CPUProcessesTask
 from espnet_lrsms.train.trainer import HookedTrainer
 from espnet_lrsms.train.frobenius_decay import use_frobenius_decay
@@ -148,7 +147,7 @@ class LowRankASRTask(CPUProcessesTask, ASRTask):
         without ``frontend.*`` or ``ctc.*``, would decode garbage. Here any missing or unexpected key is
         an error naming the file, the config, the counts and a few keys. ``--init_param`` (a partial
         init by ESPnet's trainer) does not come through here and stays partial. A component name no
-        registry holds gets the espnet_lrsms version to install (:mod:`espnet_lrsms.tasks.packing`).
+        registry holds gets the espnet_lrsms version to install (:mod:`espnet_lrsms.packing`).
         """
         if config_file is None and model_file is not None:
             config_file = Path(model_file).parent / "config.yaml"

@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from espnet_lrsms.tasks.asr import LowRankASRTask
-from espnet_lrsms.tasks.avsr import AVSRTask
-from espnet_lrsms.tasks.lm import LoRALMTask
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.avsr.task import AVSRTask
+from espnet_lrsms.lm.task import LoRALMTask
 
 from avsr_test_data import tiny_config as tiny_avsr_config
 from asr_test_data import TINY_ASR, experiment
@@ -100,13 +100,13 @@ def test_init_param_still_initialises_part_of_the_model(lowrank_asr, tmp_path):
 
 
 def test_avsr_checkpoint_without_the_video_front_end_is_refused(tmp_path):
-    from espnet_lrsms.tasks.avsr_inference import AVSpeech2Text
+    from espnet_lrsms.avsr.inference import AVSRSpeech2Text
 
     exp, state = experiment(AVSRTask, tiny_avsr_config(tmp_path / "avsr.yaml"), tmp_path / "avsr")
     AVSRTask.build_model_from_file(exp / "config.yaml", exp / "model.pth")
     torch.save(without(state, "video_frontend."), tmp_path / "audio_only.pth")
     with pytest.raises(RuntimeError, match=r"audio_only.pth .*: the checkpoint does not fit the ESPnetAVSRModel: \d+ missing"):
-        AVSpeech2Text(exp / "config.yaml", tmp_path / "audio_only.pth")
+        AVSRSpeech2Text(exp / "config.yaml", tmp_path / "audio_only.pth")
 
 
 def test_an_adapted_lm_config_refuses_the_base_lms_checkpoint(tmp_path):

@@ -1,8 +1,8 @@
-"""Transcribe a clip with a packed AVSR model (the zip of ``avsr.sh`` stage 14) in one call.
+"""Transcribe an mp4 clip with a packed AVSR model (the zip of ``avsr.sh`` stage 14) in one call.
 
-    from espnet_lrsms.tasks.avsr_speech2text import AVSRSpeech2Text
+    from espnet_lrsms.avsr.transcriber import MP4Transcriber
 
-    s2t = AVSRSpeech2Text.from_pack("exp/avsr_<tag>/avsr_<tag>_valid.acc.ave.zip", modality="av", beam_size=10)
+    s2t = MP4Transcriber.from_pack("exp/avsr_<tag>/avsr_<tag>_valid.acc.ave.zip", modality="av", beam_size=10)
     s2t.transcribe("clip.mp4")                     # -> "THE WORDS"
     s2t.transcribe(speech=wave, video=rois)        # 16 kHz waveform in [-1, 1]; (T, 96, 96) mouth ROIs, 25 fps
 
@@ -10,7 +10,8 @@ An mp4 is read as stage 1 reads it: the first audio stream at 16 kHz, the grey f
 from any other frame rate), the 68-point landmarks of the bundled face detector (with its fallback) and
 the mouth crop around them (``mouth_crops=True``: the video already shows the mouth, frames only resized).
 ``modality="audio"`` decodes neither the frames nor the faces; ``"video"`` ignores the audio. Decoding is
-:class:`espnet_lrsms.tasks.avsr_inference.AVSpeech2Text` (ESPnet's joint CTC/attention beam search).
+:class:`espnet_lrsms.avsr.inference.AVSRSpeech2Text` (ESPnet's ``Speech2Text``: joint CTC/attention beam
+search), which decodes the streams of one data directory entry; this class adds reading them from an mp4.
 """
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -19,14 +20,13 @@ import numpy as np
 
 from espnet_lrsms.avsr.roi import ROI_SIZE, crop_mouth_rois, resize_frames
 from espnet_lrsms.avsr.video_io import read_audio_mp4, read_video_mp4
-from espnet_lrsms.tasks.avsr_inference import MODALITIES, AVSpeech2Text
-from espnet_lrsms.tasks.packing import unpack_model
+from espnet_lrsms.avsr.inference import AVSRSpeech2Text, check_modality, unpack_avsr_pack
 
 FS = 16000
 
 
-class AVSRSpeech2Text:
-    """A packed (or trained) AVSR model, its decoder, and the crop settings of stage 1.
+class MP4Transcriber:
+    """A packed (or trained) AVSR model's decoder (:class:`AVSRSpeech2Text`) and the crop settings of stage 1.
 
     Args:
         asr_train_config, asr_model_file: the training ``config.yaml`` and checkpoint (:meth:`from_pack`
@@ -35,7 +35,7 @@ class AVSRSpeech2Text:
         detect_upsample, detect_fallback, crop_scale, smooth_window, roi_size: as stage 1's options of the
             same names (its defaults); the model must be given crops made the way it was trained on.
         mouth_crops: the mp4s already show the mouth (stage 1's ``--roi_method as_is``).
-        **decode: :class:`AVSpeech2Text`'s options (``beam_size``, ``ctc_weight``, ``nbest``, ``device``, ...).
+        **decode: :class:`AVSRSpeech2Text`'s options (``beam_size``, ``ctc_weight``, ``nbest``, ``device``, ...).
     """
 
     def __init__(
@@ -51,10 +51,8 @@ class AVSRSpeech2Text:
         mouth_crops: bool = False,
         **decode,
     ):
-        if modality not in MODALITIES:
-            raise ValueError(f"modality: expected one of {MODALITIES}, got {modality!r}")
-        self.decoder = AVSpeech2Text(str(asr_train_config), None if asr_model_file is None else str(asr_model_file),
-                                     modality=modality, **decode)
+        self.decoder = AVSRSpeech2Text(str(asr_train_config), None if asr_model_file is None else str(asr_model_file),
+                                       modality=modality, **decode)
         self.detect_upsample, self.detect_fallback = detect_upsample, detect_fallback
         self.crop_scale, self.smooth_window, self.roi_size = crop_scale, smooth_window, roi_size
         self.mouth_crops = mouth_crops
@@ -66,20 +64,14 @@ class AVSRSpeech2Text:
 
     @modality.setter
     def modality(self, modality: str) -> None:
-        if modality not in MODALITIES:
-            raise ValueError(f"modality: expected one of {MODALITIES}, got {modality!r}")
-        self.decoder.modality = modality
+        self.decoder.modality = check_modality(modality)
 
     @classmethod
-    def from_pack(cls, pack: Union[str, Path], unpack_dir: Optional[Union[str, Path]] = None, **kwargs) -> "AVSRSpeech2Text":
-        """Unpack ``pack`` (ESPnet's ``unpack`` after checking every member and ``meta.yaml`` path:
-        :func:`espnet_lrsms.tasks.packing.unpack_model`; into ``unpack_dir``, default ``<pack without .zip>/``)
-        and load it. A pack that names anything outside ``unpack_dir`` is refused (``ValueError``)."""
-        pack = Path(pack)
-        if not pack.is_file():
-            raise FileNotFoundError(f"{pack}: no such pack (avsr.sh stage 14, with --skip_packing false, writes <exp>/<exp name>_<model>.zip)")
-        files = unpack_model(pack, unpack_dir or pack.with_suffix(""))
-        return cls(files["asr_train_config"], files["asr_model_file"], **kwargs)
+    def from_pack(cls, pack: Union[str, Path], unpack_dir: Optional[Union[str, Path]] = None,
+                  **kwargs) -> "MP4Transcriber":
+        """Load stage 14's pack (:func:`espnet_lrsms.avsr.inference.unpack_avsr_pack`: into ``unpack_dir``,
+        default ``<pack without .zip>/``; a pack that names anything outside it is refused, ``ValueError``)."""
+        return cls(*unpack_avsr_pack(pack, unpack_dir), **kwargs)
 
     def streams_of_mp4(self, mp4: Union[str, Path]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """(speech (L,) float32 in [-1, 1] or None, mouth ROIs (T, roi_size, roi_size) uint8 or None) of ``mp4``,
@@ -100,7 +92,7 @@ class AVSRSpeech2Text:
         return speech, rois
 
     def __call__(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None) -> List[tuple]:
-        """The n-best list of :class:`AVSpeech2Text` (text, tokens, token ids, hypothesis) for an mp4, or
+        """The n-best list of :class:`AVSRSpeech2Text` (text, tokens, token ids, hypothesis) for an mp4, or
         for ``speech`` (16 kHz, [-1, 1]) and/or ``video`` (mouth ROIs, 0-255)."""
         if mp4 is not None:
             if speech is not None or video is not None:
