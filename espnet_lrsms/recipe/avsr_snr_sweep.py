@@ -12,18 +12,17 @@ Each decode directory gets ESPnet's ``<n>best_recog/{text,token,token_int,score}
 given: the ASR recipe's stage-13 scorer, :mod:`espnet_lrsms.scoring.sclite`); ``<exp>/RESULTS.md`` gets a WER
 table laid out as the paper's Table III (a row per model and set, a column per SNR, then clean) and ESPnet's
 usual per-decode WER, CER and TER tables. Everything runs in one process (the model is loaded once per job;
-``nj`` forked jobs share the utterances), because importing ESPnet costs more than decoding a small test set.
+``nj`` jobs forked from one interpreter that imported ESPnet share the utterances), because importing ESPnet costs more
+than decoding a small test set.
 
 A noisy copy is reused when its ``noise.json`` (written last) records the same settings; a decode
 directory is written as ``<dir>.tmp`` and renamed, so an interrupted run leaves nothing finished-looking.
 """
 import json
 import logging
-import multiprocessing
 import os
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -35,6 +34,7 @@ from espnet_lrsms.fileio import replaced_on_success, write_text_atomic
 from espnet_lrsms.recipe.decode_jobs import DecodeJobsError, merge_outputs, split_keys
 from espnet_lrsms.scoring.results import decode_tables_markdown, environments_markdown, read_sum_avg
 from espnet_lrsms.scoring.sclite import ScoringText, score_decode_dir
+from espnet_lrsms.workers import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
         ]
         if nj == 1:
             _decode_job(jobs[0])
-        else:  # fork: the jobs inherit the imported packages instead of importing ESPnet again
-            with ProcessPoolExecutor(max_workers=nj, mp_context=multiprocessing.get_context("fork")) as pool:
+        else:  # the fork server imports ESPnet's inference once; the jobs are forked from it
+            with process_pool(nj, preload=("espnet_lrsms.avsr.inference",)) as pool:
                 list(pool.map(_decode_job, jobs))
         try:
             merge_outputs(logdir, nj, tmp)

@@ -19,7 +19,6 @@ out utterances outside it, listed in ``data/<set>/filtered.txt``. Each data dire
 import logging
 import shutil
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence
@@ -27,6 +26,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence
 from tqdm import tqdm
 
 from espnet_lrsms.fileio import replaced_on_success
+from espnet_lrsms.workers import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +83,10 @@ class LengthFilter(Protocol):
 
 
 def check_in_parallel(check: Callable, jobs: Sequence, nj: int, desc: str, unit: str, chunksize: int = 16,
-                      initializer: Optional[Callable] = None) -> list:
-    """``check(job)`` for every job in ``nj`` processes, in order, with a progress bar."""
-    with ProcessPoolExecutor(max_workers=max(1, nj), initializer=initializer) as pool:
+                      initializer: Optional[Callable] = None, preload: Sequence[str] = ()) -> list:
+    """``check(job)`` for every job in ``nj`` processes (:func:`espnet_lrsms.workers.process_pool`: ``check``'s
+    module and ``preload`` imported once), in order, with a progress bar."""
+    with process_pool(nj, initializer=initializer, preload=(check.__module__, *preload)) as pool:
         return list(tqdm(pool.map(check, jobs, chunksize=chunksize), total=len(jobs), desc=desc, unit=unit))
 
 

@@ -1,0 +1,58 @@
+"""The stages' worker pools never fork a process whose torch (OpenMP) thread pool has run.
+
+Before espnet_lrsms.workers, stage 3's workers were forked from the calling process: after any parallel torch op
+in that process (the AVSR crops' resize, as test_avsr_recipe_roi.py runs before test_format_audio.py), a worker's
+first resampling waited for ever in libgomp. The reproducing order runs here ten times in one process.
+"""
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import soundfile
+
+ROUNDS = 10
+
+REPRODUCER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from espnet_lrsms.avsr.roi import resize_frames
+    from espnet_lrsms.recipe.format_audio import format_data_dir
+
+    def main(data, out):
+        torch.set_num_threads(2)
+        for round in range({rounds}):
+            frames = np.random.default_rng(round).integers(0, 255, (50, 240, 320)).astype(np.uint8)
+            resize_frames(frames, 88)  # a parallel torch op in this process (OpenMP's pool starts)
+            utterances, written = format_data_dir(data, out / str(round), fs=16000, nj=2)  # 8 kHz: resampled
+            print(round, utterances, written, flush=True)
+
+
+    if __name__ == "__main__":  # as Python asks of a script that starts processes other than by fork
+        main(Path(sys.argv[1]), Path(sys.argv[2]))
+""")
+
+
+def test_stage_3_workers_resample_after_torch_ran_in_the_caller(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        soundfile.write(tmp_path / f"u{i}.wav", np.sin(np.arange(4000) / 7.0).astype(np.float32) * 0.3, 8000)
+    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path}/u{i}.wav\n" for i in range(4)))
+    (data / "text").write_text("".join(f"u{i} a\n" for i in range(4)))
+    (data / "utt2spk").write_text("".join(f"u{i} s{i}\n" for i in range(4)))
+    script = tmp_path / "reproduce.py"
+    script.write_text(REPRODUCER.format(rounds=ROUNDS))
+    result = subprocess.run([sys.executable, str(script), str(data), str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rounds = [line for line in result.stdout.splitlines() if re.fullmatch(r"\d+ \d+ \d+", line)]  # (ESPnet may print notices)
+    assert rounds == [f"{r} 4 4" for r in range(ROUNDS)]  # every file resampled, every round
+    for i in range(4):
+        wave, rate = soundfile.read(tmp_path / "out" / str(ROUNDS - 1) / "data" / f"u{i}.flac")
+        assert rate == 16000 and len(wave) == 8000
