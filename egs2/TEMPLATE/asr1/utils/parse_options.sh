@@ -24,44 +24,46 @@ for (( _po_i = 0; _po_i + 1 < ${#_po_args[@]}; _po_i += 2 )); do  # --config fil
     fi
 done
 unset _po_args _po_i
-while [[ $# -gt 0 && -n "$1" ]]; do
+while [[ $# -gt 0 && -n "$1" ]]; do  # (_po_*: this file's own variables, so that no option name is taken)
     case "$1" in
         --help|-h) echo "${help_message:-No help found.}"; exit 0 ;;
         --*=*) echo "$0: options must be of the form --name value, got '$1'" >&2; exit 1 ;;
         --config) shift 2; continue ;;  # sourced above
         --*)
-            name=${1#--}
-            name=${name//-/_}  # --stop-stage is --stop_stage, as in Kaldi's parse_options.sh
-            if [[ -z "$name" || "$name" =~ [^a-z_0-9] ]] || ! declare -p "$name" >/dev/null 2>&1; then
+            _po_name=${1#--}
+            _po_name=${_po_name//-/_}  # --stop-stage is --stop_stage, as in Kaldi's parse_options.sh
+            if [[ -z "$_po_name" || "$_po_name" =~ [^a-z_0-9] || "$_po_name" == _po_* ]] \
+                    || ! declare -p "$_po_name" >/dev/null 2>&1; then
                 echo "$0: unknown option $1" >&2; echo "${help_message:-}" >&2; exit 1
             fi
             [[ $# -ge 2 ]] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-            value=$2
-            if [[ "${!name}" == true || "${!name}" == false ]] && [[ "$value" != true && "$value" != false ]]; then
-                echo "$0: $1 takes true or false, got '$value'" >&2; exit 1
+            _po_value=$2
+            if [[ "${!_po_name}" == true || "${!_po_name}" == false ]] && [[ "$_po_value" != true && "$_po_value" != false ]]; then
+                echo "$0: $1 takes true or false, got '$_po_value'" >&2; exit 1
             fi
-            if [[ "${!name}" =~ ^-?[0-9]+$ ]]; then
-                [[ "$value" =~ ^(-?)([0-9]+)$ ]] || { echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1; }
+            if [[ "${!_po_name}" =~ ^-?[0-9]+$ ]]; then
+                [[ "$_po_value" =~ ^(-?)([0-9]+)$ ]] || { echo "$0: option $1 takes a whole number, got '$2'" >&2; exit 1; }
                 # base 10 always: bash arithmetic reads a leading 0 as octal (08 an error, 010 as 8)
-                value="${BASH_REMATCH[1]}$((10#${BASH_REMATCH[2]}))"
+                _po_value="${BASH_REMATCH[1]}$((10#${BASH_REMATCH[2]}))"
             fi
-            if [[ "$name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
-                if [[ -n "$value" && ( -f "$value" || -f "${LRSMS_CALLER_DIR}/${value}" ) ]]; then
-                    words=("$value")  # one file, whatever spaces its name holds
+            if [[ "$_po_name" == *_config && -n "${LRSMS_CALLER_DIR:-}" ]]; then
+                if [[ -n "$_po_value" && ( -f "$_po_value" || -f "${LRSMS_CALLER_DIR}/${_po_value}" ) ]]; then
+                    _po_words=("$_po_value")  # one file, whatever spaces its name holds
                 else
-                    read -r -a words <<< "$value"  # --lora_config takes several files
+                    read -r -a _po_words <<< "$_po_value"  # --lora_config takes several files
                 fi
-                resolved=()
-                for word in "${words[@]}"; do
-                    [[ "$word" != /* && -f "${LRSMS_CALLER_DIR}/${word}" ]] && word="${LRSMS_CALLER_DIR}/${word}"
-                    resolved+=("$word")
+                _po_resolved=()
+                for _po_word in "${_po_words[@]}"; do
+                    [[ "$_po_word" != /* && -f "${LRSMS_CALLER_DIR}/${_po_word}" ]] && _po_word="${LRSMS_CALLER_DIR}/${_po_word}"
+                    _po_resolved+=("$_po_word")
                 done
-                value="${resolved[*]}"
+                _po_value="${_po_resolved[*]}"
             fi
-            [[ "$name" != cmd || -n "$value" ]] || { echo "$0: empty argument to --cmd option" >&2; exit 1; }
-            printf -v "$name" '%s' "$value"
+            [[ "$_po_name" != cmd || -n "$_po_value" ]] || { echo "$0: empty argument to --cmd option" >&2; exit 1; }
+            printf -v "$_po_name" '%s' "$_po_value"
             shift 2 ;;
         *) break ;;  # the first positional argument: it and the rest are the caller's
     esac
 done
+unset _po_name _po_value _po_words _po_resolved _po_word
 true
