@@ -48,7 +48,7 @@ fields() {
 
 fields "$data/utt2spk" 2 "<utt> <spk>"
 if [[ "$(wc -l < "$data/spk2utt")" -eq 1 ]]; then
-    echo "$0: WARNING: you have only one speaker. This probably a bad idea (see 'bold' in http://kaldi-asr.org/doc/data_prep.html)"
+    echo "$0: WARNING: you have only one speaker. This is probably a bad idea (see 'bold' in http://kaldi-asr.org/doc/data_prep.html)"
 fi
 dd_sorted_unique "$data/utt2spk"
 [[ "$no_spk_sort" == true ]] || dd_spk_sorted "$data/utt2spk"
