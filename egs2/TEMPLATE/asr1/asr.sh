@@ -260,6 +260,9 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
 
 # shellcheck source=utils/parse_options.sh
 . "${here}/utils/parse_options.sh"
+if [[ $# -gt 0 ]]; then  # parse_options.sh (Kaldi's) leaves positional arguments: this script takes none (as ESPnet's)
+    echo "$0: unexpected argument $1 (options only: --name value)" >&2; echo "$help_message" >&2; exit 1
+fi
 # shellcheck source=utils/stages.sh
 . "${here}/utils/stages.sh"
 check_skip_options
