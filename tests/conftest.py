@@ -67,6 +67,21 @@ def tone_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tone_experiment(tone_data, tmp_path_factory) -> Path:
+    """The tiny LR-SMS config trained on ``tone_data`` once per session through ``espnet_lrsms.bin.asr_train``
+    (a fresh interpreter, as a user runs it): 2 epochs with the steps per epoch given (so stock ESPnet can repeat
+    it), ESPnet's experiment directory with ``0epoch.pth`` (W(0)), ``1epoch.pth``, ``2epoch.pth``,
+    ``checkpoint.pth``, ``train.log`` and ``config.yaml``. Tests read it; what they write goes under ``analysis/``
+    or their own ``tmp_path``."""
+    from asr_test_data import STEPS, train_command
+
+    out = tmp_path_factory.mktemp("tone_experiment") / "asr_tiny"
+    result = subprocess.run(train_command(tone_data, out, "--max_epoch", "2", *STEPS), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 # ---- the demo recipe, trained once per session (tests of the recipes and of the analysis tools use it)
 
 LIBRI_RECIPE = REPO / "egs2" / "librispeech" / "asr1"

@@ -1,7 +1,5 @@
 """Training saves the initial weights (0epoch.pth); numerical signatures compare them with a trained epoch."""
 import csv
-import os
-import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -11,40 +9,35 @@ from espnet_lrsms.analysis.numerical_signatures import weight_changes
 from espnet_lrsms.bin import analysis_numerical_signatures as cli
 from espnet_lrsms.asr.task import InitialStateTrainer, LowRankASRTask, save_initial_state
 
-from asr_test_data import train_command
-
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def one_epoch(tone_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exp") / "asr_tiny"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    result = subprocess.run(train_command(tone_data, out, "--max_epoch", "1"), capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+@pytest.fixture
+def trained(tone_experiment):
+    """The session's tone-data experiment (conftest.py): W(0) in 0epoch.pth, 2 epochs."""
+    return tone_experiment
 
 
 @pytest.mark.end_to_end
-def test_training_saves_initial_weights_that_training_then_changes(one_epoch):
+def test_training_saves_initial_weights_that_training_then_changes(trained):
     assert LowRankASRTask.trainer is InitialStateTrainer
-    initial = torch.load(one_epoch / "0epoch.pth", map_location="cpu")
-    trained = torch.load(one_epoch / "1epoch.pth", map_location="cpu")
-    assert initial.keys() == trained.keys()
-    assert not (one_epoch / "0epoch.pth.tmp").exists()
+    initial = torch.load(trained / "0epoch.pth", map_location="cpu")
+    after = torch.load(trained / "1epoch.pth", map_location="cpu")
+    assert initial.keys() == after.keys()
+    assert not (trained / "0epoch.pth.tmp").exists()
     key = "encoder.encoders.0.self_attn.linear_q.u"
-    assert not torch.equal(initial[key], trained[key])
-    changed = [k for k in initial if initial[k].is_floating_point() and not torch.equal(initial[k], trained[k])]
+    assert not torch.equal(initial[key], after[key])
+    changed = [k for k in initial if initial[k].is_floating_point() and not torch.equal(initial[k], after[k])]
     assert len(changed) > 0.9 * sum(v.is_floating_point() for v in initial.values())
     # W(0) is the spectral init: U and V^T carry sqrt(Sigma) column for row (Eq. 1)
     torch.testing.assert_close(initial[key].norm(dim=0), initial[key.replace(".u", ".vt")].norm(dim=1))
 
 
 @pytest.mark.end_to_end
-def test_signature_cli_writes_csv_and_heatmap(one_epoch, capsys):
-    assert cli.main(["--exp_dir", str(one_epoch)]) == 0  # default W(t): the last epoch file
-    out = one_epoch / "analysis"
-    with open(out / "signatures_1epoch.csv", newline="") as f:
+def test_signature_cli_writes_csv_and_heatmap(trained, capsys):
+    assert cli.main(["--exp_dir", str(trained)]) == 0  # default W(t): the last epoch file
+    out = trained / "analysis"
+    with open(out / "signatures_2epoch.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     modules = {(r["submodel"], r["module"]) for r in rows}
     # encoder: 5 attention + 4 FFN + 3 conv weights per block, 2 blocks; decoder: 8 attention + 2 FFN, 1 block
@@ -54,15 +47,15 @@ def test_signature_cli_writes_csv_and_heatmap(one_epoch, capsys):
         values = [float(r["signature"]) for r in rows if (r["submodel"], r["module"]) == (submodel, module)]
         assert all(0.0 <= v <= 1.0 for v in values) and max(values) == 1.0, (module, values)
     assert all(float(r["change"]) > 0 for r in rows)
-    png = (out / "signatures_1epoch.png").read_bytes()
+    png = (out / "signatures_2epoch.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "numerical signatures of" in capsys.readouterr().out
 
     # the best-model symlink by name; missing W(0) is named
-    assert cli.main(["--exp_dir", str(one_epoch), "--checkpoint", "valid.acc.best.pth"]) == 0
+    assert cli.main(["--exp_dir", str(trained), "--checkpoint", "valid.acc.best.pth"]) == 0
     assert (out / "signatures_valid.acc.best.csv").is_file()
     with pytest.raises(SystemExit, match="no initial weights"):
-        cli.main(["--exp_dir", str(one_epoch), "--initial", str(one_epoch / "missing.pth")])
+        cli.main(["--exp_dir", str(trained), "--initial", str(trained / "missing.pth")])
 
 
 def test_signature_values_on_planted_changes():

@@ -12,15 +12,12 @@ import pytest
 import torch
 import yaml
 
-from asr_test_data import TINY, train_command
+from asr_test_data import STEPS, TINY, train_command
 from conftest import REPO
 
 from espnet_lrsms.fileio import load_weights_only
 from espnet_lrsms.lowrank import FactorizedLinear
 
-# the tiny config's schedule is in epochs, and stock ESPnet cannot count an epoch's optimiser steps, so both runs
-# are given them (16 utterances / batch 4)
-STEPS = ("--scheduler_conf", "steps_per_epoch=4")
 CHECK_REGISTERED = (
     "import sys\n"
     "from espnet2.tasks import asr\n"
@@ -49,15 +46,13 @@ def stock(command):
 
 
 @pytest.fixture(scope="module")
-def trained_both_ways(tone_data, tmp_path_factory):
-    root = tmp_path_factory.mktemp("stock")
-    outs = {}
-    for name, to_command in (("espnet_lrsms", lambda c: c), ("espnet2", stock)):
-        out = root / name
-        result = run(to_command(train_command(tone_data, out, "--max_epoch", "1", *STEPS)))
-        assert result.returncode == 0, result.stderr[-3000:]
-        outs[name] = out
-    return outs
+def trained_both_ways(tone_experiment, tone_data, tmp_path_factory):
+    """The session's tone experiment (``python -m espnet_lrsms.bin.asr_train``, 2 epochs, conftest.py) and its
+    first epoch again through ``python -m espnet2.bin.asr_train``, with the same arguments."""
+    out = tmp_path_factory.mktemp("stock") / "espnet2"
+    result = run(stock(train_command(tone_data, out, "--max_epoch", "1", *STEPS)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"espnet_lrsms": tone_experiment, "espnet2": out}
 
 
 @pytest.mark.end_to_end

@@ -1,5 +1,4 @@
 """Real ESPnet training through espnet_lrsms.bin.asr_train on generated data, then reload via Speech2Text."""
-import subprocess
 
 import pytest
 import soundfile
@@ -10,14 +9,10 @@ from espnet_lrsms.lowrank import FactorizedLinear
 
 from asr_test_data import TINY, train_command
 
-@pytest.fixture(scope="module")
-def trained(tone_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exp") / "asr_tiny"
-    result = subprocess.run(
-        train_command(tone_data, out, "--max_epoch", "2"), capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+@pytest.fixture
+def trained(tone_experiment):
+    """The session's tone-data experiment (conftest.py): 2 epochs of the tiny config."""
+    return tone_experiment
 
 
 @pytest.mark.end_to_end
