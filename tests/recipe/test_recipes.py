@@ -1,6 +1,7 @@
 """The recipes end to end on the bundled demo corpora, through run.sh as a user runs them."""
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,28 @@ def test_demo_learns_the_training_speakers(librispeech_demo):
     print(f"demo WER: seen speakers {seen} %, unseen speakers {unseen} %")
     assert seen < 40.0  # from 100 % (an untrained model) to well below
     assert unseen < 90.0
+
+
+def results_rows(results_md: str, metric: str) -> dict:
+    """``{dataset: [Snt, Wrd, Corr, Sub, Del, Ins, Err, S.Err]}`` of RESULTS.md's ``### <metric>`` table."""
+    section = results_md[results_md.index(f"### {metric}\n"):]
+    rows = re.findall(rf"^\|{re.escape(DECODE)}/(\w+)\|([^\n]*)\|$", section.split("\n\n")[0], re.M)
+    return {dataset: [float(v) for v in cells.split("|")] for dataset, cells in rows}
+
+
+def test_demo_results_are_readmes_table(librispeech_demo):
+    """README's demo table is what its command gives: the same counts, WER and CER within README's tolerance."""
+    work, _ = librispeech_demo
+    results = (work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text()
+    wer, cer = results_rows(results, "WER"), results_rows(results, "CER")
+    table, tolerance = readme_demo_table()
+    assert sorted(table) == sorted(wer) == ["dev_clean", "test_clean"]
+    for dataset, row in table.items():
+        measured = dict(zip(["Snt", "Wrd", "Corr", "Sub", "Del", "Ins", "WER", "S.Err"], wer[dataset]), CER=cer[dataset][6])
+        print(dataset, measured)
+        assert (row["Snt"], row["Wrd"]) == (measured["Snt"], measured["Wrd"]), dataset
+        for column in ("WER", "CER"):
+            assert abs(row[column] - measured[column]) <= tolerance, (dataset, column, row[column], measured[column])
 
 
 def test_demo_outputs_are_in_espnets_layout(librispeech_demo):
@@ -127,8 +150,10 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
         "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "13", "--max_wav_duration", "1.2",
+        "--inference_args", "--beam_size 2 --maxlenratio 0.3",  # a model of 8 steps: its hypotheses are short anyway
     )
-    result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / DECODE / "test" / "score_wer" / "result.txt"
+    decode = "decode_asr_tiny_beam_size2_maxlenratio0.3_asr_model_valid.acc.best"
+    result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / decode / "test" / "score_wer" / "result.txt"
     assert "Sum/Avg" in result.read_text()
     # stage 4 left out the training and validation clips of 1.2 s and longer (a third of the demo's training
     # clips), listed with their duration; the unfiltered sets are in dump/raw/org/ (ESPnet's place)
