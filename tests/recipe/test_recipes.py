@@ -150,7 +150,7 @@ def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
         LRS3_RECIPE, "LRS3", REPO / "demo" / "lrs3", tmp_path,
         "--train_set", "train", "--valid_set", "val", "--test_sets", "test",
         "--asr_args", "--max_epoch 2 --num_iters_per_epoch 4", "--stop_stage", "13", "--max_wav_duration", "1.2",
-        "--inference_args", "--beam_size 2 --maxlenratio 0.3",  # a model of 8 steps: its hypotheses are short anyway
+        "--inference_args", "--beam_size 2 --maxlenratio 0.3",  # an 8-step model: stage 13 needs hypotheses, not good ones
     )
     decode = "decode_asr_tiny_beam_size2_maxlenratio0.3_asr_model_valid.acc.best"
     result = tmp_path / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch4" / decode / "test" / "score_wer" / "result.txt"
