@@ -28,6 +28,7 @@ LAYERS = {
     "lowrank": 0,
     "nets": 0,
     "fileio": 0,
+    "workers": 0,
     "version": 0,
     "train": 1,
     "scoring": 1,
