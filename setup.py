@@ -1,4 +1,5 @@
 """espnet-lrsms: low-rank speech models trained from scratch, as an ESPnet extension."""
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -14,6 +15,13 @@ STARTUP_LINE = (
     "import os; 'ESPNET_LRSMS_NO_STARTUP_HOOK' in os.environ"
     " or exec('try: import espnet_lrsms.startup_hook\\nexcept ModuleNotFoundError: pass')\n"
 )
+
+
+def package_version() -> str:
+    """``__version__`` of espnet_lrsms/version.py, the one place it is written (read as text: building the
+    package must not import it)."""
+    text = (Path(__file__).resolve().parent / "espnet_lrsms" / "version.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE).group(1)
 
 
 def write_startup_pth(folder) -> None:
@@ -50,7 +58,7 @@ class DevelopWithStartupHook(develop):
 
 setup(
     name="espnet_lrsms",
-    version="0.1.0",
+    version=package_version(),
     description="Low-Rank Speech Models from Scratch (LR-SMS) for ESPnet",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
