@@ -120,10 +120,12 @@ class ThenRegister:
         self.loader.exec_module(module)
         try:
             from espnet_lrsms import registration  # through sys.path, now that it holds the program's folder
+
+            done = _registered_reporting(registration.after_espnet_import(self.name))
         except Exception as error:  # noqa: BLE001  (a broken espnet_lrsms must not break ESPnet's import)
             warn(error, "importing espnet_lrsms to register its classes with ESPnet")
             return
-        if _registered_reporting(registration.after_espnet_import(self.name)) and self.finder in sys.meta_path:
+        if done and self.finder in sys.meta_path:
             sys.meta_path.remove(self.finder)  # everything registered
 
     def __getattr__(self, name):  # get_source, get_code, is_package, ... of the real loader
