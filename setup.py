@@ -1,4 +1,5 @@
 """espnet-lrsms: low-rank speech models trained from scratch, as an ESPnet extension."""
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -7,13 +8,35 @@ from setuptools.command.develop import develop
 
 # Installed into site-packages beside the package: Python runs its import line at start-up, so stock ESPnet
 # (python -m espnet2.bin.asr_train, Speech2Text.from_pretrained) sees the low-rank classes without
-# "import espnet_lrsms" (espnet_lrsms/startup_hook.py). ESPNET_LRSMS_NO_STARTUP_HOOK=1 turns it off.
+# "import espnet_lrsms" (espnet_lrsms/startup_hook.py). ESPNET_LRSMS_NO_STARTUP_HOOK=1 (true, yes) turns it off.
 STARTUP_PTH = "espnet_lrsms_startup.pth"
-# one line, as site.py wants it; a .pth left behind by an uninstalled package imports nothing
-STARTUP_LINE = (
-    "import os; 'ESPNET_LRSMS_NO_STARTUP_HOOK' in os.environ"
-    " or exec('try: import espnet_lrsms.startup_hook\\nexcept ModuleNotFoundError: pass')\n"
-)
+# What the line runs: espnet_lrsms/startup_hook.py of the installed copy, loaded by its path, which imports
+# nothing of espnet_lrsms (so the program's own copy on sys.path[0], which site has not added yet, is the one
+# ESPnet's import registers later) and adds a finder. No espnet_lrsms found (a .pth left behind by an uninstalled
+# package): nothing. Any error: one line on stderr, and Python starts.
+STARTUP_CODE = """\
+try:
+    from importlib.util import find_spec, module_from_spec, spec_from_file_location
+    package = find_spec('espnet_lrsms')
+    if package is not None and package.origin:
+        path = os.path.join(os.path.dirname(package.origin), 'startup_hook.py')
+        spec = spec_from_file_location('espnet_lrsms_startup_hook', path)
+        hook = module_from_spec(spec)
+        spec.loader.exec_module(hook)
+        hook.install()
+except Exception as error:
+    sys.stderr.write(f'espnet_lrsms start-up hook: {type(error).__name__}: {error} '
+                     '(ESPNET_LRSMS_NO_STARTUP_HOOK=1 turns it off)\\n')
+"""
+# one line, as site.py wants it (it runs lines that start with "import")
+STARTUP_LINE = f"import os, sys; exec({STARTUP_CODE!r})\n"
+
+
+def package_version() -> str:
+    """``__version__`` of espnet_lrsms/version.py, the one place it is written (read as text: building the
+    package must not import it)."""
+    text = (Path(__file__).resolve().parent / "espnet_lrsms" / "version.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE).group(1)
 
 
 def write_startup_pth(folder) -> None:
@@ -50,7 +73,7 @@ class DevelopWithStartupHook(develop):
 
 setup(
     name="espnet_lrsms",
-    version="0.1.0",
+    version=package_version(),
     description="Low-Rank Speech Models from Scratch (LR-SMS) for ESPnet",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -6,7 +6,8 @@ Importing the package registers its classes with ESPnet (:mod:`espnet_lrsms.regi
 otherwise as soon as ESPnet loads them. So the pure-PyTorch core :mod:`espnet_lrsms.lowrank` imports
 without ESPnet (installed or not) and without its import time.
 """
-from espnet_lrsms.registration import register, register_when_espnet_loads
+from espnet_lrsms.registration import register
+from espnet_lrsms.startup_hook import register_when_espnet_loads
 from espnet_lrsms.version import __version__
 __all__ = ["register", "__version__"]
 

@@ -5,29 +5,37 @@ after ``import espnet_lrsms``; without it ESPnet stops at ``--encoder must be on
 this package cannot change. So the pack says it: :func:`pack_model` runs ESPnet's ``pack`` and adds
 to its ``meta.yaml`` (which ESPnet's ``unpack`` reads only for ``files``/``yaml_files``)::
 
-    espnet_lrsms: 0.1.0
-    requires: [espnet-lrsms==0.1.0]
+    espnet_lrsms: 0.2.0
+    requires: [espnet-lrsms==0.2.0]
     espnet_lrsms_components: {encoder: lowrank_conformer, frontend: resnet1d, ...}
-    load: "this model needs espnet_lrsms 0.1.0: pip install espnet-lrsms==0.1.0 and `import espnet_lrsms` before loading"
+    load: "this model needs espnet_lrsms 0.2.0: pip install espnet-lrsms==0.2.0 and `import espnet_lrsms` before loading"
 
 and this package's loaders (:meth:`LowRankASRTask.build_model_from_file`) turn an unknown component
 into that message, with the version a ``meta.yaml`` above the config records (:func:`requirement_hint`).
+A pack (its ``meta.yaml``) or config made by an older version that names a module a later release removed
+gets, for each, the version that made it and the module that replaced it (:func:`removed_module_notes`;
+the table is :data:`espnet_lrsms.version.REMOVED_IN`): a warning when it is unpacked, and part of the hint.
 
 :func:`unpack_model` is ESPnet's ``unpack`` after checking every member name and every path in
 ``meta.yaml``: ESPnet's writes ``<outpath>/<name>`` for whatever the archive names (``../x``, ``/x``).
 """
+import logging
 import os
+import re
 import tarfile
 import tempfile
 import zipfile
 from io import BytesIO
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
 from espnet_lrsms.fileio import archive_member_path, replaced_on_success
-from espnet_lrsms.version import __version__
+from espnet_lrsms.version import REMOVED_IN, __version__
+
+logger = logging.getLogger(__name__)
+DOTTED_NAME = re.compile(r"\bespnet_lrsms(?:\.[A-Za-z_]\w*)+")
 
 META = "meta.yaml"
 
@@ -110,27 +118,68 @@ def pack_model(
     return outpath
 
 
-def recorded_version(config_file: Union[str, Path]) -> Optional[str]:
-    """The ``espnet_lrsms`` version in the ``meta.yaml`` of the unpacked pack holding ``config_file``
-    (ESPnet's ``unpack`` puts it at the top, the config below), or None."""
+def pack_meta_file(config_file: Union[str, Path]) -> Optional[Path]:
+    """The ``meta.yaml`` of ESPnet's ``unpack`` above ``config_file`` (one naming ``files``), or None."""
     for directory in Path(config_file).resolve().parents:
         meta = directory / META
         if meta.is_file():
             with meta.open(encoding="utf-8") as f:
                 data = yaml.safe_load(f)
             if isinstance(data, dict) and "files" in data:
-                version = data.get("espnet_lrsms")
-                return None if version is None else str(version)
+                return meta
     return None
 
 
+def recorded_version(config_file: Union[str, Path]) -> Optional[str]:
+    """The ``espnet_lrsms`` version in the ``meta.yaml`` of the unpacked pack holding ``config_file``
+    (ESPnet's ``unpack`` puts it at the top, the config below), or None."""
+    meta = pack_meta_file(config_file)
+    if meta is None:
+        return None
+    version = yaml.safe_load(meta.read_text(encoding="utf-8")).get("espnet_lrsms")
+    return None if version is None else str(version)
+
+
 def requirement_hint(config_file: Union[str, Path]) -> str:
-    """:func:`requirement` for the version the pack of ``config_file`` records, else the one installed."""
+    """:func:`requirement` for the version the pack of ``config_file`` records, else the one installed; then
+    :func:`removed_module_notes` of the config and of the pack's ``meta.yaml``."""
     recorded = recorded_version(config_file)
     installed = __version__
-    if recorded is None or recorded == installed:
-        return requirement(installed)
-    return f"{requirement(recorded)} (installed: {installed})"
+    hint = requirement(installed) if recorded is None or recorded == installed else \
+        f"{requirement(recorded)} (installed: {installed})"
+    texts = [Path(config_file).read_text(encoding="utf-8", errors="replace")] if Path(config_file).is_file() else []
+    meta = pack_meta_file(config_file)
+    if meta is not None:
+        texts.append(meta.read_text(encoding="utf-8", errors="replace"))
+    notes = removed_module_notes(texts, recorded)
+    return "; ".join([hint, *notes])
+
+
+def _version_key(version: str):
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+def removed_module_notes(texts: Iterable[str], made_by: Optional[str]) -> List[str]:
+    """One line for each module (or function) of this package named in ``texts`` that a release after
+    ``made_by`` (the version that wrote them; None: unknown) removed: which version made them, which release
+    removed it and what replaced it (:data:`espnet_lrsms.version.REMOVED_IN`)."""
+    made = f"made by espnet_lrsms {made_by}" if made_by else "made by an espnet_lrsms that did not record its version"
+    notes = []
+    for text in texts:
+        for name in DOTTED_NAME.findall(text):
+            for release, removed in sorted(REMOVED_IN.items(), key=lambda item: _version_key(item[0])):
+                if made_by and _version_key(made_by) >= _version_key(release):
+                    continue
+                # the longest removed name that ``name`` is or starts with (a module's class or function)
+                hits = [old for old in removed if name == old or name.startswith(old + ".")]
+                if hits:
+                    old = max(hits, key=len)
+                    note = (f"it names {old} ({made}), which espnet_lrsms {release} replaced by {removed[old]} "
+                            f"(installed: espnet_lrsms {__version__}; see CHANGELOG.md)")
+                    if note not in notes:
+                        notes.append(note)
+                    break
+    return notes
 
 
 def checked_pack_files(pack: Union[str, Path]) -> Dict[str, str]:
@@ -181,4 +230,10 @@ def unpack_model(pack: Union[str, Path], outpath: Union[str, Path]) -> Dict[str,
 
     files = checked_pack_files(pack)
     unpack(str(pack), str(outpath), use_cache=False)
+    meta = Path(outpath) / META
+    if meta.is_file():
+        data = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
+        made_by = data.get("espnet_lrsms") if isinstance(data, dict) else None
+        for note in removed_module_notes([meta.read_text(encoding="utf-8")], None if made_by is None else str(made_by)):
+            logger.warning("%s (%s): %s", pack, META, note)
     return {key: str(Path(outpath) / member) for key, member in files.items()}

@@ -3,15 +3,19 @@
 ESPnet 202511 keeps the classes a YAML config may name in module-level ``ClassChoices`` objects
 (``espnet2.tasks.asr.encoder_choices`` and friends) and has no plugin entry points, so adding a
 class means adding it to ``<choices>.classes`` under a lower-case key before any parser or model is
-built. ``import espnet_lrsms`` arranges for :func:`register` to run as soon as ESPnet's task modules
-are loaded (:func:`register_when_espnet_loads`): at once when they already are, otherwise right after
-``espnet2.tasks.abs_task`` / ``espnet2.tasks.asr`` finish importing. So ``import espnet_lrsms.lowrank``
-stays pure PyTorch and fast, while ``import espnet_lrsms`` followed by anything that builds an ESPnet model
-(``Speech2Text``, ``ASRTask``, the task modules that DDP workers import) finds the classes registered.
-Registering is idempotent.
+built. ``import espnet_lrsms`` (and, without it, the start-up hook: :mod:`espnet_lrsms.startup_hook`)
+arranges for :func:`register` to run as soon as ESPnet's task modules are loaded
+(:func:`espnet_lrsms.startup_hook.register_when_espnet_loads`, :func:`after_espnet_import`): at once
+when they already are, otherwise right after ``espnet2.tasks.abs_task`` / ``espnet2.tasks.asr`` finish
+importing. So ``import espnet_lrsms.lowrank`` stays pure PyTorch and fast, while ``import espnet_lrsms``
+followed by anything that builds an ESPnet model (``Speech2Text``, ``ASRTask``, the task modules that DDP
+workers import) finds the classes registered. Registering is idempotent. Deferred registration never
+raises into ESPnet's import: a failure is logged once and retried at the next import of those modules or
+of ``espnet_lrsms`` until it succeeds. It imports only the modules that define the registered classes
+(the video loaders without the AVSR model).
 """
-import importlib.util
 import sys
+from typing import List, Optional, Tuple
 
 
 def _add(choices, name: str, cls: type) -> None:
@@ -82,75 +86,28 @@ def register_asr_choices() -> None:
 
 # what to register once each ESPnet module has been executed (whichever of them is imported first)
 _AFTER_IMPORT = {"espnet2.tasks.abs_task": register_training_types, "espnet2.tasks.asr": register_asr_choices}
+_pending = set(_AFTER_IMPORT)  # the actions that have not succeeded yet
 
 
-def register_when_espnet_loads() -> None:
-    """Register now what the loaded ESPnet modules allow, and the rest once ESPnet imports them.
-
-    ESPnet not installed: nothing happens. A module already in ``sys.modules`` registers at once; for
-    the others a meta-path finder wraps their loader so that the registration runs right after the
-    module body (the post-import hook of PEP 369, without a dependency).
-    """
-    try:
-        if importlib.util.find_spec("espnet2") is None:
-            return
-    except ImportError:  # an import system that refuses ESPnet
-        return
-    pending = {}
-    for name, action in _AFTER_IMPORT.items():
-        if name in sys.modules and _finished(name):
-            action()
-        else:
-            pending[name] = action
-    if pending and not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterAfterImport(pending))
+def after_espnet_import(name: Optional[str] = None) -> Tuple[bool, List[Tuple[str, Exception]]]:
+    """Register what ESPnet's loaded task modules allow and has not been registered yet: the module ``name``
+    (whose body has just run, its import not finished) and every watched module whose import has finished.
+    An action that fails stays pending, to be tried again; nothing is raised (this runs inside ESPnet's
+    imports). Returns (everything registered, the failures as (module, error)); the caller reports them
+    (:mod:`espnet_lrsms.startup_hook`)."""
+    failures = []
+    for module in sorted(_pending):
+        if module == name or (module in sys.modules and _finished(module)):
+            try:
+                _AFTER_IMPORT[module]()
+            except Exception as error:  # noqa: BLE001  (one broken class must not break ESPnet's import)
+                failures.append((module, error))
+            else:
+                _pending.discard(module)
+    return not _pending, failures
 
 
 def _finished(name: str) -> bool:
     """Whether ``name`` has been executed to its end (not a module whose import is under way)."""
     spec = getattr(sys.modules[name], "__spec__", None)
     return not getattr(spec, "_initializing", False)
-
-
-class _RegisterAfterImport:
-    """A meta-path finder that finds nothing itself: it wraps the loader the other finders return for a
-    watched module. (Not an ``importlib.abc`` subclass: importing that costs 20 ms, and the start-up hook
-    imports this module in every Python process.)"""
-
-    def __init__(self, actions: dict):
-        self.actions = actions
-
-    def find_spec(self, name, path, target=None):
-        if name not in self.actions:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        spec.loader = _ThenRegister(spec.loader, self.actions.pop(name))
-        if not self.actions:
-            sys.meta_path.remove(self)
-        return spec
-
-
-class _ThenRegister:
-    """The module's own loader, then the registration action."""
-
-    def __init__(self, loader, action):
-        self.loader, self.action = loader, action
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        self.loader.exec_module(module)
-        self.action()
-
-    def __getattr__(self, name):  # get_source, get_code, is_package, ... of the real loader
-        return getattr(self.loader, name)

@@ -17,8 +17,10 @@ block's layer norms live on the residual stream and are kept. Each step drops ex
 where they are produced, the kept ones scaled by ``units / kept`` where they are consumed), so the
 dropped parameters get no gradient; nothing changes in ``eval()`` or in the state dict. With
 ``conv_norm: group_norm`` (``GroupNorm(G, C)``) the step is exactly that of the sub-model with
-``GroupNorm(G, kept)``: every group of C/G channels loses the same number, round(rate · C/G), and is
-normalised over its kept channels only, so each channel stays in its group. :class:`UnitDropout` is
+a GroupNorm over the kept channels: the round(rate · C) dropped channels are spread over the G groups
+(their counts differ by at most one, the groups that lose one more drawn at random; every group keeps
+at least one channel), and each group is normalised over its kept channels only, so each channel stays
+in its group. :class:`UnitDropout` is
 a step hook (:mod:`espnet_lrsms.train.step_hooks`): trained through
 :class:`espnet_lrsms.train.trainer.HookedTrainer`, the draw is held for a whole optimizer step and the
 dropped entries and their optimizer state are restored after it (:meth:`UnitDropout.attach`).
@@ -108,13 +110,51 @@ class UnitSpace:
         return self.group_norm.num_groups if self.group_norm is not None else 1
 
     def num_dropped(self, rate: float) -> int:
-        return self.groups() * num_dropped(rate, self.size // self.groups())
+        """round(rate · size), at least one unit kept (one per group under group norm)."""
+        return min(num_dropped(rate, self.size), self.size - self.groups())
+
+    def dropped_per_group(self, rate: float, generator: torch.Generator) -> List[int]:
+        """How many units each group loses: ``num_dropped(rate)`` spread evenly, the groups that lose one more
+        drawn at random."""
+        groups = self.groups()
+        base, extra = divmod(self.num_dropped(rate), groups)
+        counts = [base] * groups
+        if extra:
+            for g in torch.randperm(groups, generator=generator)[:extra].tolist():
+                counts[g] += 1
+        return counts
 
     def draw(self, rate: float, generator: torch.Generator) -> torch.Tensor:
-        """The dropped units: ``num_dropped(rate)`` at random, the same number from each group."""
+        """The dropped units: ``num_dropped(rate)`` at random, spread over the groups (:meth:`dropped_per_group`)."""
         size = self.size // self.groups()
-        n = num_dropped(rate, size)
-        return torch.cat([torch.randperm(size, generator=generator)[:n] + g * size for g in range(self.groups())])
+        counts = self.dropped_per_group(rate, generator)
+        return torch.cat([torch.randperm(size, generator=generator)[:n] + g * size for g, n in enumerate(counts)])
+
+
+def group_norm_of_kept(x: torch.Tensor, kept: torch.Tensor, num_groups: int, weight: Optional[torch.Tensor],
+                       bias: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    """``GroupNorm(num_groups, C)`` of ``x`` (B, C, ...) restricted to the channels ``kept`` (sorted indices), each
+    in its own group of C / num_groups channels, the groups holding different numbers of kept channels:
+    (B, len(kept), ...), statistics (mean, biased variance) over each group's kept channels and the rest
+    of the dimensions, as ``F.group_norm`` computes them; ``weight`` and ``bias`` are those of the kept channels."""
+    channels = x.shape[1]
+    group = kept // (channels // num_groups)  # (K,): each kept channel's group
+    x = x.index_select(1, kept)
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
+    zeros = lambda *shape: torch.zeros(*shape, dtype=x.dtype, device=x.device)
+    count = zeros(num_groups).index_add_(0, group, torch.ones_like(group, dtype=x.dtype)).clamp(min=1)
+    count = count * x[0, 0].numel()
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    mean = zeros(x.shape[0], num_groups).index_add_(1, group, flat.sum(-1)) / count
+    centred = flat - mean[:, group, None]
+    var = zeros(x.shape[0], num_groups).index_add_(1, group, centred.pow(2).sum(-1)) / count
+    normed = (centred * torch.rsqrt(var[:, group, None] + eps)).reshape(x.shape)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    if weight is not None:
+        normed = normed * weight.reshape(shape)
+    if bias is not None:
+        normed = normed + bias.reshape(shape)
+    return normed
 
 
 def _rows(linear: nn.Module) -> List[Slot]:
@@ -289,7 +329,7 @@ class UnitDropout(nn.Module, StepHook):
                 self._multipliers[key] = keep.nonzero().squeeze(1).to(output.device)
             kept = self._multipliers[key]
             affine = [p.index_select(0, kept) if p is not None else None for p in (module.weight, module.bias)]
-            normed = F.group_norm(args[0].index_select(1, kept), module.num_groups, *affine, module.eps)
+            normed = group_norm_of_kept(args[0], kept, module.num_groups, *affine, module.eps)
             return torch.zeros_like(output).index_copy(1, kept, normed.to(output.dtype))
         return hook
 
@@ -406,7 +446,7 @@ def flat_rate_matching(
 ) -> float:
     """The rate over *all* blocks that drops the same number of parameters per step as ``rate`` over
     ``blocks``: the closest of the 4-decimal rates (each dimension drops whole units, a group-normed one
-    as many from each group), the smallest of equally close ones."""
+    spread over its groups), the smallest of equally close ones."""
     target = count_dropped(stack, blocks, rate, modules)
     spaces = [(s, s.params_per_unit()) for s in unit_spaces(stack, range(len(stack)), modules)]
     count = lambda r: sum(s.num_dropped(r) * per_unit for s, per_unit in spaces)

@@ -9,7 +9,11 @@ mouth-crop frames (:meth:`ESPnetAVSRModel.encode`). :func:`inference` decodes a 
 command does (:func:`espnet_lrsms.asr.inference.decode_data_dir`: ESPnet's ``inference()``), into ESPnet's
 ``<output_dir>/<n>best_recog/{text,token,token_int,score}`` and ``score_components``. Modality ``audio`` or
 ``video`` decodes with the other stream missing (zero features, as modality dropout in training); giving
-only one stream does the same. An utterance too short for a front end (ESPnet's ``TooShortUttError``, e.g.
+only one stream does the same. The audio is checked as the ASR command checks it
+(:mod:`espnet_lrsms.asr.input_audio`): before a data directory is decoded, every utterance of its ``wav.scp``
+must be mono, at the rate the model was trained on and finite (:class:`AudioInputError` naming the file and
+each faulty utterance); a waveform given to :class:`AVSRSpeech2Text` must be mono and finite, and at that rate
+when its ``fs`` is given. An utterance too short for a front end (ESPnet's ``TooShortUttError``, e.g.
 audio under one 40 ms ``resnet1d`` frame) gets ESPnet's empty hypothesis (text ``" "``, token ``<space>``,
 id 2, score 0) and a warning, and decoding goes on.
 """
@@ -25,6 +29,7 @@ from espnet2.bin.asr_inference import Speech2Text
 from espnet2.torch_utils.device_funcs import to_device
 
 from espnet_lrsms.asr.inference import RecordingMixin, decode_data_dir, espnet_classes
+from espnet_lrsms.asr.input_audio import AudioInputError, audio_faults, check_decoding_inputs, trained_sampling_rate
 from espnet_lrsms.avsr.task import AVSRTask
 from espnet_lrsms.packing import unpack_model
 
@@ -50,11 +55,13 @@ class AVSRSpeech2Text(Speech2Text):
             ``lm_file``, ``lm_weight``, ``penalty``, ``nbest``, ``maxlenratio``, ``device``, ...); an LM is one of
             this project's (base or LoRA-adapted, :class:`espnet_lrsms.asr.inference.FusionLM`).
 
-    Call: ``speech`` (L,) and/or ``video`` (T, H, W) → n-best list of (text, tokens, token ids, hyp).
+    Call: ``speech`` (L,) and/or ``video`` (T, H, W) → n-best list of (text, tokens, token ids, hyp); ``fs``: the
+    waveform's rate, checked against the model's (:attr:`fs`); ``utt_id``: the name an error gives the input.
     """
 
     def __init__(self, asr_train_config=None, asr_model_file=None, *, modality: str = "av", **kwargs):
         self.modality = check_modality(modality)
+        self.fs = trained_sampling_rate(asr_train_config)  # the rate of the audio the model was trained on
         with espnet_classes(asr_task=AVSRTask):  # ESPnet builds the model with its module's ASRTask
             super().__init__(asr_train_config, asr_model_file, **kwargs)
         search = self.beam_search
@@ -78,15 +85,21 @@ class AVSRSpeech2Text(Speech2Text):
         return cls(config, model, **kwargs)
 
     @torch.no_grad()
-    def __call__(self, speech=None, video=None) -> list:
+    def __call__(self, speech=None, video=None, *, fs: Optional[int] = None, utt_id: str = "speech") -> list:
         """The n-best list (text, tokens, token ids, hypothesis) of ``speech`` (L,) and/or ``video`` (T, H, W),
-        each a tensor or an array; a stream the modality does not use is ignored, a missing one counts as zeros."""
+        each a tensor or an array; a stream the modality does not use is ignored, a missing one counts as zeros.
+        A waveform that is not mono, not finite, or (``fs`` given) not at the model's rate is refused
+        (:class:`AudioInputError` naming ``utt_id``)."""
         if self.modality == "audio":
             video = None
         elif self.modality == "video":
             speech = None
         if speech is None and video is None:
             raise ValueError(f"nothing to decode: modality {self.modality!r} but no such stream was given")
+        if speech is not None:
+            check_waveform(speech, utt_id, fs, self.fs)
+            if np.ndim(speech) == 2:
+                speech = speech[:, 0]  # (L, 1): mono
         batch = {}
         for name, stream in (("speech", speech), ("video", video)):
             if stream is not None:
@@ -95,6 +108,18 @@ class AVSRSpeech2Text(Speech2Text):
                 batch[f"{name}_lengths"] = torch.tensor([stream.size(0)], dtype=torch.long)
         enc, _ = self.asr_model.encode(**to_device(batch, device=self.device))
         return self._decode_single_sample(enc[0])
+
+
+def check_waveform(speech, utt_id: str, fs: Optional[int], expected_fs: Optional[int]) -> None:
+    """:class:`AudioInputError` naming ``utt_id`` and its faults (:func:`espnet_lrsms.asr.input_audio.audio_faults`)
+    when ``speech`` ((L,) or (L, channels)) is not mono, not finite, or ``fs`` (when given) is not ``expected_fs``."""
+    wave = speech.detach().cpu().numpy() if isinstance(speech, torch.Tensor) else np.asarray(speech)
+    if wave.ndim not in (1, 2):
+        raise AudioInputError(f"{utt_id}: expected a waveform of shape (samples,) or (samples, channels), "
+                              f"got shape {wave.shape}")
+    faults = audio_faults(utt_id, expected_fs if fs is None else fs, wave.reshape(len(wave), -1), expected_fs)
+    if faults:
+        raise AudioInputError("; ".join(faults))
 
 
 def unpack_avsr_pack(pack: Union[str, Path], unpack_dir: Optional[Union[str, Path]] = None) -> Tuple[str, str]:
@@ -145,9 +170,12 @@ def inference(
             super().__init__(*args, modality=modality, **options)
 
     arguments = dict(espnet_defaults(), **kwargs)
+    triples = [tuple(map(str, t)) for t in data_path_and_name_and_type]
+    if modality != "video":  # the audio it decodes: every utterance named before anything is decoded
+        check_decoding_inputs(triples, arguments["key_file"], trained_sampling_rate(asr_train_config))
     arguments.update(output_dir=str(output_dir), asr_train_config=str(asr_train_config),
                      asr_model_file=str(asr_model_file),
-                     data_path_and_name_and_type=[tuple(map(str, t)) for t in data_path_and_name_and_type])
+                     data_path_and_name_and_type=triples)
     if arguments["key_file"] is not None:
         arguments["key_file"] = str(arguments["key_file"])
     decode_data_dir(ModalitySpeech2Text, AVSRTask, **arguments)

@@ -6,7 +6,7 @@
     s2t.transcribe("clip.mp4")                     # -> "THE WORDS"
     s2t.transcribe(speech=wave, video=rois)        # 16 kHz waveform in [-1, 1]; (T, 96, 96) mouth ROIs, 25 fps
 
-An mp4 is read as stage 1 reads it: the first audio stream at 16 kHz, the grey frames (brought to 25 fps
+An mp4 is read as stage 1 reads it: the first audio stream at the model's rate (16 kHz), the grey frames (brought to 25 fps
 from any other frame rate), the 68-point landmarks of the bundled face detector (with its fallback) and
 the mouth crop around them (``mouth_crops=True``: the video already shows the mouth, frames only resized).
 ``modality="audio"`` decodes neither the frames nor the faces; ``"video"`` ignores the audio. Decoding is
@@ -78,7 +78,7 @@ class MP4Transcriber:
         each only when the modality uses it."""
         speech = rois = None
         if self.modality != "video":
-            speech = read_audio_mp4(mp4, FS).astype(np.float32) / 32768
+            speech = read_audio_mp4(mp4, self.decoder.fs or FS).astype(np.float32) / 32768
         if self.modality != "audio":
             frames = read_video_mp4(mp4, resample=True).astype(np.uint8)
             if self.mouth_crops:
@@ -91,17 +91,23 @@ class MP4Transcriber:
                 rois = crop_mouth_rois(frames, landmarks, self.roi_size, self.crop_scale, self.smooth_window, str(mp4))
         return speech, rois
 
-    def __call__(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None) -> List[tuple]:
+    def __call__(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None,
+                 fs: Optional[int] = None) -> List[tuple]:
         """The n-best list of :class:`AVSRSpeech2Text` (text, tokens, token ids, hypothesis) for an mp4, or
-        for ``speech`` (16 kHz, [-1, 1]) and/or ``video`` (mouth ROIs, 0-255)."""
+        for ``speech`` (mono, [-1, 1], at the model's rate: 16 kHz; ``fs``, when given, is checked) and/or
+        ``video`` (mouth ROIs, 0-255). Audio that is not mono, not finite or at another rate is refused
+        (:class:`espnet_lrsms.asr.input_audio.AudioInputError` naming the mp4, or ``speech``)."""
+        utt_id = "speech"
         if mp4 is not None:
             if speech is not None or video is not None:
                 raise ValueError("give an mp4, or speech and/or video, not both")
             speech, video = self.streams_of_mp4(mp4)
+            utt_id = str(mp4)
         if video is not None:
             video = np.asarray(video, dtype=np.float32)  # as ESPnet's video_npy loader gives it
-        return self.decoder(speech=speech, video=video)
+        return self.decoder(speech=speech, video=video, fs=fs, utt_id=utt_id)
 
-    def transcribe(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None) -> str:
+    def transcribe(self, mp4: Optional[Union[str, Path]] = None, speech=None, video=None,
+                   fs: Optional[int] = None) -> str:
         """The best hypothesis' text."""
-        return self(mp4, speech, video)[0][0]
+        return self(mp4, speech, video, fs)[0][0]

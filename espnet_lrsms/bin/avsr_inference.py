@@ -16,6 +16,7 @@ in training); giving only one ``--data_path_and_name_and_type`` does the same.
 import logging
 import sys
 
+from espnet_lrsms.asr.input_audio import AudioInputError
 from espnet_lrsms.avsr.inference import get_parser, inference
 
 
@@ -23,7 +24,11 @@ def main(cmd=None) -> int:
     args = vars(get_parser(__doc__).parse_args(cmd))
     logging.basicConfig(level=args.pop("log_level"), format="%(asctime)s %(levelname)s: %(message)s")
     args.pop("config", None)
-    inference(**args)
+    try:
+        inference(**args)
+    except AudioInputError as error:  # named: the file, each utterance and its fault
+        logging.error("%s", error)
+        return 1
     return 0
 
 

@@ -33,7 +33,7 @@ every block of ESPnet's Transformer LM)::
             mhsa: [0.0625, 0.25] # alpha | [alpha_i, alpha_f] | per-block list: r = round(alpha * min(m, n))
             ffn: 0.125
 
-The scaling was called ``alpha`` before 0.1.0's one-wing layout; ``alpha`` in this package means the rank
+The scaling was called ``alpha`` before 0.2.0's one-wing layout; ``alpha`` in this package means the rank
 fraction of a rank schedule (``r = round(alpha * min(m, n))``, as in ``ranks:`` above), so the scaling is
 ``lora_alpha``, PEFT's name. A ``lora_conf`` that still says ``alpha:`` (an experiment trained before) is read
 as ``lora_alpha`` with a warning.

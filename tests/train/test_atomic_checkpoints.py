@@ -7,6 +7,7 @@ import types
 
 import pytest
 import torch
+import espnet2.train.trainer as espnet_trainer
 from espnet2.train.trainer import Trainer
 
 from espnet_lrsms.asr.task import LowRankASRTask
@@ -50,8 +51,9 @@ def test_a_save_failing_halfway_leaves_the_previous_checkpoint(tmp_path, monkeyp
 
     def espnet_run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
                    plot_attention_iter_factory, trainer_options, distributed_option):
-        extra = failure(monkeypatch)  # as ESPnet's Trainer.run saves: inline, to the final name
-        torch.save({"model": model.state_dict(), "reporter": extra}, trainer_options.output_dir / "checkpoint.pth")
+        extra = failure(monkeypatch)  # as ESPnet's Trainer.run saves: inline (its module's torch), to the final name
+        espnet_trainer.torch.save({"model": model.state_dict(), "reporter": extra},
+                                  trainer_options.output_dir / "checkpoint.pth")
 
     monkeypatch.setattr(Trainer, "run", classmethod(espnet_run))
     original_save = torch.save
