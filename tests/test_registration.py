@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -59,6 +61,7 @@ def test_registration_is_the_only_module_that_writes_espnet_registries():
     assert not offenders, offenders
 
 
+@pytest.mark.end_to_end  # fresh interpreters importing ESPnet: about 13 s each
 def test_lowrank_import_leaves_espnet_unloaded_and_registration_follows_espnets_import():
     """ESPnet installed: ``import espnet_lrsms.lowrank`` does not load it; ESPnet's task modules, imported
     later (the LM task alone first, then the ASR task), find this package's classes registered."""

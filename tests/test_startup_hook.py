@@ -32,6 +32,7 @@ def test_only_1_true_or_yes_turn_the_hook_off():
     assert not hook_disabled({})
 
 
+@pytest.mark.end_to_end  # fresh interpreters importing ESPnet: about 13 s each
 @needs_the_hook
 def test_the_copy_on_sys_path_0_is_the_one_the_hook_registers(tmp_path):
     """A second checkout (a copy of the package with a marker) run from its own folder: its copy is imported
@@ -56,6 +57,7 @@ def test_the_copy_on_sys_path_0_is_the_one_the_hook_registers(tmp_path):
     assert encoder_file == str(checkout / "espnet_lrsms" / "asr" / "lowrank_conformer_encoder.py")
 
 
+@pytest.mark.end_to_end  # fresh interpreters importing ESPnet: about 13 s each
 @needs_the_hook
 def test_a_failing_registration_is_logged_once_never_breaks_espnet_and_is_retried(tmp_path):
     script = (

@@ -29,6 +29,7 @@ def run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, cwd=kwargs.pop("cwd", REPO), **kwargs)
 
 
+@pytest.mark.end_to_end  # fresh interpreters importing ESPnet: about 13 s each
 def test_stock_espnet_knows_the_classes_without_import_and_the_hook_can_be_turned_off(tmp_path):
     on = run([sys.executable, "-c", CHECK_REGISTERED], cwd=tmp_path)
     assert on.returncode == 0, on.stderr[-2000:]
