@@ -1,7 +1,9 @@
 """The recipes end to end on the bundled demo corpora, through run.sh as a user runs them."""
+import csv
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,10 +119,16 @@ def test_rerunning_a_stage_is_safe(librispeech_demo):
     assert results_tables((work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text()) == before
 
 
-def test_full_rank_warmup_then_low_rank_through_stage_11(librispeech_demo):
+def test_full_rank_warmup_then_low_rank_through_stage_11(librispeech_demo, tmp_path):
     """--warmup_full_rank_epochs 1: a dense epoch (its own log), the switch, a low-rank epoch, in one
     experiment directory with its own tag; the data and shape files of the demo run are reused. ESPnet's
-    --pretrained_model (its --init_param: here the demo model's front end) starts the dense warm-up."""
+    --pretrained_model (its --init_param: here the demo model's front end) starts the dense warm-up. The switch's
+    mechanics are read from the kept dense files and repeated on a copy of them (what the experiment held between
+    the phases); the result is an ordinary low-rank experiment."""
+    from espnet_lrsms.asr.build import build_asr_model
+    from espnet_lrsms.asr.full_rank_warmup import KEPT_DIR, MARKER, switch_to_lowrank
+    from espnet_lrsms.asr.task import LowRankASRTask
+
     work, _ = librispeech_demo
     init = f"{work}/exp/asr_{TAG}/valid.acc.best.pth:frontend:frontend"
     stdout = run_recipe(
@@ -130,19 +138,54 @@ def test_full_rank_warmup_then_low_rank_through_stage_11(librispeech_demo):
         "--asr_args", "--max_epoch 2 --num_iters_per_epoch 2", "--pretrained_model", init,
     )
     exp = work / "exp" / f"asr_{TAG}_max_epoch2_num_iters_per_epoch2_warmup_full_rank1"
-    assert (exp / "full_rank_warmup" / "switched").is_file() and (exp / "train_full_rank_warmup.log").is_file()
+    kept = exp / KEPT_DIR
+    assert (kept / MARKER).is_file() and (exp / "train_full_rank_warmup.log").is_file()
     assert f"initialised from --pretrained_model {init}" in stdout
     assert "--init_param" in (exp / "train_full_rank_warmup.log").read_text()  # the warm-up started from it
     assert "--init_param" not in (exp / "train.log").read_text()  # the low-rank run resumes from the warm-up
+    assert "The training was resumed" in (exp / "train.log").read_text()
     assert yaml.safe_load((exp / "config.yaml").read_text())["fold_length"] == [80000, 150]  # ESPnet's
     dense_key, factor = "encoder.encoders.0.feed_forward.w_1.weight", "encoder.encoders.0.feed_forward.w_1.u"
-    assert dense_key in torch.load(exp / "full_rank_warmup" / "1epoch.pth", weights_only=True)
+
+    # the warm-up: dense, one epoch, on the schedule of the whole run (the config's 40 epochs)
+    dense = torch.load(kept / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert dense_key in dense["model"] and dense["reporter"]["epoch"] == 1
+    steps = dense["schedulers"][0]["last_epoch"]
+    assert steps == 2 and dense["schedulers"][0]["total_steps"] == 40 * steps
+    assert dense_key in torch.load(kept / "1epoch.pth", weights_only=True)
+    with open(kept / "compression.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(0 <= float(r["relative_error"]) < 1 for r in rows)
+    assert switch_to_lowrank(exp, exp / "config.yaml") is None  # a re-run does nothing
+
+    # the switch, repeated on the files the warm-up left: a fresh optimizer where the schedule left off
+    between = tmp_path / "between_the_phases"
+    between.mkdir()
+    for name in ("checkpoint.pth", "1epoch.pth"):
+        shutil.copy(kept / name, between / name)
+    shutil.copy(exp / "config.yaml", between / "config.yaml")
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    assert switch_to_lowrank(between, exp / "config.yaml") == between / "checkpoint.pth"
+    switched = torch.load(between / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert dense_key not in switched["model"] and factor in switched["model"]
+    assert switched["optimizers"][0]["state"] == {}
+    assert switched["optimizers"][0]["param_groups"][0]["lr"] == dense["optimizers"][0]["param_groups"][0]["lr"]
+    assert switched["schedulers"][0]["last_epoch"] == steps
+    assert factor in torch.load(between / "1epoch.pth", weights_only=True)
+    assert config["encoder_conf"]["lowrank"] is not None
+
+    # the low-rank phase resumed to the planned epochs: an ordinary low-rank experiment
+    final = torch.load(exp / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert final["reporter"]["epoch"] == 2 and final["schedulers"][0]["last_epoch"] == 2 * steps
     for epoch in (1, 2):
         state = torch.load(exp / f"{epoch}epoch.pth", weights_only=True)
         assert factor in state and dense_key not in state
-    assert torch.load(exp / "checkpoint.pth", map_location="cpu", weights_only=False)["reporter"]["epoch"] == 2
     for model in ("valid.acc.best.pth", "valid.acc.ave.pth"):  # what stage 12 decodes: low rank
         assert factor in torch.load(exp / model, weights_only=True), model
+    model, _ = LowRankASRTask.build_model_from_file(exp / "config.yaml", exp / "valid.acc.ave.pth")  # strict
+    assert model.encoder.encoders[0].feed_forward.w_1.u.shape[1] < 64
+    meta = build_asr_model(exp / "config.yaml", vocab_size=model.vocab_size, device="meta")  # as count_params does
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in model.parameters())
 
 
 def test_lrs3_recipe_from_mp4_to_scores(tmp_path):
