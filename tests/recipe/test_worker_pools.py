@@ -4,12 +4,15 @@ Before espnet_lrsms.workers, stage 3's workers were forked from the calling proc
 in that process (the AVSR crops' resize, as test_avsr_recipe_roi.py runs before test_format_audio.py), a worker's
 first resampling waited for ever in libgomp. The reproducing order runs here ten times in one process.
 """
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 import soundfile
 
 ROUNDS = 10
@@ -48,10 +51,16 @@ def test_stage_3_workers_resample_after_torch_ran_in_the_caller(tmp_path):
     (data / "utt2spk").write_text("".join(f"u{i} s{i}\n" for i in range(4)))
     script = tmp_path / "reproduce.py"
     script.write_text(REPRODUCER.format(rounds=ROUNDS))
-    result = subprocess.run([sys.executable, str(script), str(data), str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rounds = [line for line in result.stdout.splitlines() if re.fullmatch(r"\d+ \d+ \d+", line)]  # (ESPnet may print notices)
+    process = subprocess.Popen([sys.executable, str(script), str(data), str(tmp_path / "out")], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the script and its hung workers
+        stdout, stderr = process.communicate()
+        pytest.fail(f"stage 3's workers hung after torch ran in the caller; rounds done: {stdout.split()}")
+    assert process.returncode == 0, stderr[-3000:]
+    rounds = [line for line in stdout.splitlines() if re.fullmatch(r"\d+ \d+ \d+", line)]  # (ESPnet may print notices)
     assert rounds == [f"{r} 4 4" for r in range(ROUNDS)]  # every file resampled, every round
     for i in range(4):
         wave, rate = soundfile.read(tmp_path / "out" / str(ROUNDS - 1) / "data" / f"u{i}.flac")
