@@ -7,7 +7,8 @@
 #   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh when it has
 #                          one (ESPnet's; run with --local_data_opts), else from --corpus' layout (librispeech, lrs3)
 #   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
-#                          later stages train on (tags and stats dir get _sp, as ESPnet's)
+#                          later stages train on (tags and stats dir get _sp, as ESPnet's); any wav.scp stage 3
+#                          reads (commands, arks, files; segments), ids sp<f>-<id> as ESPnet's
 #   3. format audio        ESPnet's --feats_type raw: every set's wav.scp entries (commands "... |", ark offsets,
 #                          files; cut by data/<set>/segments) as --audio_format files at --fs -> <dumpdir>/raw/<set>
 #                          (the training and validation sets: <dumpdir>/raw/org/<set>), with utt2num_samples;
@@ -449,7 +450,7 @@ if run_stage 2; then
         log "Stage 2: speed perturbation (factors ${speed_perturb_factors}): ${datadir}/${text_set} -> ${datadir}/${train_set}"
         # shellcheck disable=SC2086
         ${python} -m espnet_lrsms.bin.speed_perturb --data_dir "${datadir}/${text_set}" --out_dir "${datadir}/${train_set}" \
-            --factors ${speed_perturb_factors} --nj "${nj}"
+            --factors ${speed_perturb_factors} --nj "${nj}" --on_error "${on_error}"
     else
         log "Stage 2: no speed perturbation (--speed_perturb_factors is empty)"
     fi
