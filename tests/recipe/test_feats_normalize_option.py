@@ -1,6 +1,7 @@
 """ESPnet's --feats_normalize: global_mvn trains with --normalize global_mvn and stage 10's statistics whatever the
 config says; utterance_mvn and none pass nothing (the config decides), as ESPnet's asr.sh; the default here is
 empty (the config decides), since the paper's front end normalises each utterance itself."""
+import os
 import subprocess
 
 import pytest
@@ -78,3 +79,41 @@ def test_the_recipe_takes_espnets_values_and_global_mvn_needs_stage_10s_statisti
     assert refused.returncode == 1
     assert ("--feats_normalize global_cmvn: expected global_mvn, utterance_mvn or none (ESPnet's), or empty (the "
             "config's normalize: decides)") in refused.stderr
+
+
+RECORDER = r"""#!/usr/bin/env bash
+# a job runner with Kaldi's run.pl convention that records the command it is given instead of running it
+printf '%s\n' "$@" > "$RUNNER_RECORD"
+"""
+
+
+def test_stage_10_gives_the_statistics_jobs_fs_and_global_mvn_as_espnet(tmp_path):
+    """ESPnet's stage 10 command: --config, --frontend_conf fs=<fs>, then --asr_args; here also --normalize none
+    (statistics of the unnormalised features). Recorded by a job runner of one's own (--train_cmd), nothing run."""
+    from conftest import ALPHABET, write_tone_dataset
+
+    for seed, dset in enumerate(("train_960", "dev")):
+        write_tone_dataset(tmp_path / "dump" / "raw" / dset, 2, seed=seed)
+    tokens = tmp_path / "data" / "en_token_list" / "char" / "tokens.txt"
+    tokens.parent.mkdir(parents=True)
+    tokens.write_text("\n".join(["<blank>", "<unk>", "<space>", *ALPHABET, "<sos/eos>"]) + "\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "record_runner.sh").write_text(RECORDER)
+    (bin_dir / "record_runner.sh").chmod(0o755)
+    record = tmp_path / "recorded"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNNER_RECORD": str(record)}
+    result = subprocess.run(
+        ["./run.sh", *DEMO_ARGS, "--datadir", str(tmp_path / "data"), "--expdir", str(tmp_path / "exp"),
+         "--stage", "10", "--stop_stage", "10", "--token_type", "char", "--nj", "1", "--fs", "8k",
+         "--feats_normalize", "global_mvn", "--train_cmd", "record_runner.sh", "--asr_args", "--max_epoch 1"],
+        cwd=LIBRI_RECIPE, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert "Stage 10: --feats_normalize global_mvn normalizes with global_mvn: feature statistics of" in result.stdout
+    assert result.returncode == 1  # the recorded jobs wrote no statistics: aggregating them names that
+    assert "stats.1/train/feats_stats.npz: no such file: statistics job 1 wrote none" in result.stderr
+    words = record.read_text().splitlines()
+    assert words[0] == "JOB=1:1" and words[2:5] == ["python3", "-m", "espnet_lrsms.bin.asr_train"]
+    at = words.index("--config")
+    config = str(LIBRI_RECIPE / "conf" / "demo" / "train_asr_lrsms_tiny.yaml")
+    assert words[at:at + 8] == ["--config", config, "--frontend_conf", "fs=8k", "--max_epoch", "1", "--normalize", "none"]
