@@ -4,8 +4,8 @@ ESPnet's ``format_wav_scp.sh``, without sox: every ``wav.scp`` entry is read as 
 ending in ``|`` (run by the shell; its output read by libsndfile: WAV, FLAC, ...), an ark with an offset
 (``foo.ark:123``, through kaldiio) or a plain file (soundfile). With a ``segments`` file
 (``<utt> <recording> <start> <end>``, seconds; end ``-1``: to the end of the recording, as in Kaldi) each
-recording is read once and cut; the utterance ids are then the segment ids. Audio at another rate is resampled to ``fs`` (``torchaudio.functional.resample``) and
-written as 16-bit ``<out_dir>/data/<utt>.<flac|wav>``. A plain file that is already mono at ``fs``, with no
+recording is read once and cut; the utterance ids are then the segment ids. Audio at another rate is
+resampled to ``fs`` (``torchaudio.functional.resample``) and written as 16-bit ``<out_dir>/data/<utt>.<flac|wav>``. A plain file that is already mono at ``fs``, with no
 segments, is referenced as it is (its path in the new ``wav.scp``, nothing copied; ESPnet's
 ``format_wav_scp.py`` does the same) — the log says how many.
 
