@@ -1,6 +1,7 @@
 """Stage 10/11 helper for ``normalize: global_mvn`` (espnet_lrsms.recipe.feats_stats).
 
-    python -m espnet_lrsms.bin.feats_stats plan --config conf/my_fbank.yaml --asr_args="--max_epoch 3"
+    python -m espnet_lrsms.bin.feats_stats plan --config conf/my_fbank.yaml --asr_args="--max_epoch 3" \
+        [--feats_normalize global_mvn]
         # prints "<normalize> <recipe|given|->": "global_mvn recipe" when stages 10-11 make and pass the stats
     python -m espnet_lrsms.bin.feats_stats split --train data/train/wav.scp --valid data/dev/wav.scp \\
         --nj 4 --logdir exp/asr_stats/logdir          # prints the number of jobs; {train,valid}/keys.<j>.scp
@@ -20,6 +21,8 @@ def main(cmd=None) -> int:
     parser.add_argument("action", choices=["plan", "split", "aggregate"])
     parser.add_argument("--config", type=Path, help="plan: the training config")
     parser.add_argument("--asr_args", default="", help="plan: the recipe's --asr_args")
+    parser.add_argument("--feats_normalize", default="",
+                        help="plan: the recipe's --feats_normalize (global_mvn, utterance_mvn, none; empty: the config's)")
     parser.add_argument("--train", type=Path, help="split: the training set's wav.scp")
     parser.add_argument("--valid", type=Path, help="split: the validation set's wav.scp")
     parser.add_argument("--nj", type=int, help="split: at most this many jobs; aggregate: the jobs to sum")
@@ -35,7 +38,7 @@ def main(cmd=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     try:
         if args.action == "plan":
-            print(normalize_plan(args.config, args.asr_args).words())
+            print(normalize_plan(args.config, args.asr_args, args.feats_normalize).words())
         elif args.action == "split":
             print(split_stats_keys(args.train, args.valid, args.nj, args.logdir))
         else:

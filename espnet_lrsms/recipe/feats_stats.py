@@ -7,6 +7,8 @@ splits the keys into jobs (:func:`split_stats_keys`), runs ``asr_train --collect
 (asr.sh, through ``--train_cmd``) and sums the jobs with ESPnet's ``aggregate_stats_dirs``
 (:func:`aggregate_feats_stats`); stage 11 then trains with ``--normalize_conf stats_file=...``.
 
+The recipe's ``--feats_normalize global_mvn`` (ESPnet's asr.sh default; here the default is empty) does the
+same for any config, as ESPnet's stage 11 passes ``--normalize=global_mvn`` whatever the config says.
 Every other config needs no statistics (:func:`normalize_plan` decides): the paper's ResNet-1D front
 end z-normalises each utterance itself (``normalize: null``), and ``utterance_mvn`` (ESPnet's
 default) works per utterance, so stage 10 writes only the shape files, from the audio headers.
@@ -30,6 +32,7 @@ ESPNET_DEFAULT_NORMALIZE = "utterance_mvn"  # ASRTask's --normalize default (tes
 STATS_FILE = "feats_stats.npz"
 STATS_KEYS = ("count", "sum", "sum_square")
 NONE_WORDS = {"none", "null", "nil"}  # what ESPnet's str_or_none reads as None
+FEATS_NORMALIZE = ("", "global_mvn", "utterance_mvn", "none")  # asr.sh's --feats_normalize ("": the config's)
 
 
 class FeatsStatsError(RuntimeError):
@@ -69,9 +72,18 @@ def _option_values(args: Sequence[str], name: str):
                 raise FeatsStatsError(f"--asr_args: {arg} has no value")
 
 
-def normalize_plan(config: Path, asr_args: str = "") -> NormalizePlan:
+def normalize_plan(config: Path, asr_args: str = "", feats_normalize: str = "") -> NormalizePlan:
     """The normalisation ``config`` trains with, ``--normalize`` / ``--normalize_conf`` of ``asr_args``
-    taking precedence (as on ESPnet's command line)."""
+    taking precedence (as on ESPnet's command line).
+
+    ``feats_normalize`` is the recipe's ``--feats_normalize``, with ESPnet's asr.sh meaning: ``global_mvn``
+    trains with ``--normalize global_mvn`` and stage 10's statistics (whatever the config says; ``asr_args``,
+    which come after, still win); ``utterance_mvn`` and ``none`` pass nothing, so the config's ``normalize:``
+    decides (ESPnet's default, ``utterance_mvn``, without one); ``""``, this recipe's default, likewise.
+    """
+    if feats_normalize not in FEATS_NORMALIZE:
+        raise FeatsStatsError(f"--feats_normalize {feats_normalize}: expected one of "
+                              f"{', '.join(v for v in FEATS_NORMALIZE if v)} (ESPnet's), or empty: the config decides")
     try:
         data = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -83,6 +95,8 @@ def normalize_plan(config: Path, asr_args: str = "") -> NormalizePlan:
     if not isinstance(conf, dict):
         raise FeatsStatsError(f"{config}: normalize_conf must be a mapping, got {conf!r}")
     stats_given = "stats_file" in conf
+    if feats_normalize == "global_mvn":  # ESPnet's stage 11: --normalize=global_mvn --normalize_conf stats_file=...
+        normalize, stats_given = "global_mvn", False
     try:
         args = shlex.split(asr_args)
     except ValueError as error:

@@ -3,9 +3,9 @@
 ESPnet's ``format_wav_scp.sh``, without sox: every ``wav.scp`` entry is read as Kaldi reads it — a command
 ending in ``|`` (run by the shell; its output read by libsndfile: WAV, FLAC, ...), an ark with an offset
 (``foo.ark:123``, through kaldiio) or a plain file (soundfile). With a ``segments`` file
-(``<utt> <recording> <start> <end>``, seconds) each recording is read once and cut; the utterance ids are then
-the segment ids. Audio at another rate is resampled to ``fs`` (``torchaudio.functional.resample``) and
-written as 16-bit ``<out_dir>/data/<utt>.<flac|wav>``. A plain file that is already mono at ``fs``, with no
+(``<utt> <recording> <start> <end>``, seconds; end ``-1``: to the end of the recording, as in Kaldi) each
+recording is read once and cut; the utterance ids are then the segment ids. Audio at another rate is
+resampled to ``fs`` (``torchaudio.functional.resample``) and written as 16-bit ``<out_dir>/data/<utt>.<flac|wav>``. A plain file that is already mono at ``fs``, with no
 segments, is referenced as it is (its path in the new ``wav.scp``, nothing copied; ESPnet's
 ``format_wav_scp.py`` does the same) — the log says how many.
 
@@ -41,6 +41,7 @@ FEATS_TYPES = ("raw",)
 NOT_CARRIED = ("wav.scp", "segments", "reco2dur", "reco2file_and_channel", "utt2dur", "utt2num_samples", "spk2utt",
                "feats_type")
 MAX_LISTED = 5  # faults named in one error message
+TO_THE_END = -1.0  # a segments end time meaning "to the end of the recording" (Kaldi's and kaldiio's)
 
 
 def parse_fs(value: Union[str, int]) -> int:
@@ -59,7 +60,7 @@ def parse_fs(value: Union[str, int]) -> int:
 @dataclass
 class Recording:
     """One ``wav.scp`` entry and the utterances cut from it: ``(uttid, start s, end s, where)``; without
-    ``segments``, one utterance, the recording itself (``start`` None)."""
+    ``segments``, one utterance, the recording itself (``start`` None); ``end`` None: to the end."""
 
     key: str
     source: str
@@ -99,8 +100,13 @@ def read_recordings(data_dir: Path) -> List[Recording]:
                 start, end = float(fields[1]), float(fields[2])
             except ValueError:
                 raise DataPrepError(f"{where}: {uttid}: start and end must be seconds, got {fields[1]!r} {fields[2]!r}") from None
-            if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
-                raise DataPrepError(f"{where}: {uttid}: need 0 <= start < end (seconds), got {fields[1]} {fields[2]}")
+            if end == TO_THE_END:  # Kaldi's extract-segments and kaldiio: to the end of the recording
+                end = None
+            elif not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+                raise DataPrepError(f"{where}: {uttid}: need 0 <= start < end (seconds; end -1: to the end of the "
+                                    f"recording), got {fields[1]} {fields[2]}")
+            if not (np.isfinite(start) and start >= 0):
+                raise DataPrepError(f"{where}: {uttid}: need 0 <= start (seconds), got {fields[1]}")
             if rec_id not in recordings:
                 raise DataPrepError(f"{where}: {uttid}: recording {rec_id} is not in {wav_scp}")
             recordings[rec_id].utterances.append((uttid, start, end, where))
@@ -176,10 +182,12 @@ def format_recording(job: FormatJob) -> List[Tuple[str, str, int, str]]:
     for uttid, start, end, where in rec.utterances:
         piece = wave
         if start is not None:
-            first, last = int(round(start * rate)), min(int(round(end * rate)), wave.size)
+            first = int(round(start * rate))
+            last = wave.size if end is None else min(int(round(end * rate)), wave.size)
             piece = wave[first:last]
             if piece.size == 0:
-                results.append((uttid, "", 0, f"{where}: {uttid}: {start:g}-{end:g} s lies outside recording "
+                span = f"{start:g}-{'end' if end is None else f'{end:g}'}"
+                results.append((uttid, "", 0, f"{where}: {uttid}: {span} s lies outside recording "
                                                f"{rec.key} ({wave.size / rate:.3f} s)"))
                 continue
         if piece.size == 0:

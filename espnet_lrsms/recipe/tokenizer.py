@@ -1,10 +1,12 @@
 """Stage 5: ESPnet's token list of the training transcripts, for ``--token_type`` bpe, char or word.
 
-bpe: a SentencePiece model (``bpe.model``) and its pieces; char and word: the characters (``<space>``
-between words) or the words of the text, after ESPnet's ``--cleaner``, ``--non_linguistic_symbols`` kept
-whole. Every list is written by ESPnet's own ``espnet2.bin.tokenize_text`` (its ``tokenize``, in this
-process) as in ESPnet's asr.sh: the blank symbol first, the OOV symbol second, the tokens by frequency,
-sos/eos last.
+bpe: a SentencePiece model (``bpe.model``) and every piece of its ``bpe.vocab`` after the first three lines
+(``<unk>``, ``<s>``, ``</s>``), in the model's order, as ESPnet's asr.sh writes it — pieces that the training
+text never uses included, so the list matches ESPnet's for the same model. char and word: the characters
+(``<space>`` between words) or the words of the text, after ESPnet's ``--cleaner``,
+``--non_linguistic_symbols`` kept whole, written by ESPnet's own ``espnet2.bin.tokenize_text`` (its
+``tokenize``, in this process), the tokens by frequency. Every list has the blank symbol first, the OOV
+symbol second and sos/eos last.
 """
 import contextlib
 import logging
@@ -12,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line
+from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line, write_text_atomic
 from espnet_lrsms.lm.text import TOKEN_TYPES, text_cleaner
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,6 @@ def _write_vocabulary(
     token_type: str,
     specials: Sequence[str],
     *,
-    bpemodel: Optional[Path] = None,
     non_linguistic_symbols: Optional[Path] = None,
     cleaner: Optional[str] = None,
     source: str = "",
@@ -50,7 +51,7 @@ def _write_vocabulary(
         tokenize(
             input=str(text), output="-", field="2-", delimiter=None, token_type=token_type, space_symbol="<space>",
             non_linguistic_symbols=None if non_linguistic_symbols is None else str(non_linguistic_symbols),
-            bpemodel=None if bpemodel is None else str(bpemodel), log_level="INFO", write_vocabulary=True,
+            bpemodel=None, log_level="INFO", write_vocabulary=True,
             vocabulary_size=0, remove_non_linguistic_symbols=False, cutoff=0,
             add_symbol=[f"{blank}:0", f"{oov}:1", f"{sos_eos}:-1"], cleaner=cleaner, g2p=None, add_nonsplit_symbol=[],
         )
@@ -103,9 +104,20 @@ def train_tokenizer(
         Path(plain.name).unlink()
     Path(f"{prefix}.model").replace(out_dir / "bpe.model")
     Path(f"{prefix}.vocab").replace(out_dir / "bpe.vocab")
-    return _write_vocabulary(
-        Path(text), out_dir / "tokens.txt", "bpe", (blank, oov, sos_eos), bpemodel=out_dir / "bpe.model"
-    )
+    return write_bpe_token_list(out_dir / "bpe.vocab", out_dir / "tokens.txt", (blank, oov, sos_eos))
+
+
+def write_bpe_token_list(vocab: Path, tokens: Path, specials: Sequence[str] = (BLANK, OOV, SOS_EOS)) -> Path:
+    """ESPnet's bpe token list: ``blank``, ``oov``, the first field of every line of SentencePiece's
+    ``vocab`` after its first three (``<unk>``, ``<s>``, ``</s>``), ``sos_eos``; returns ``tokens``."""
+    blank, oov, sos_eos = specials
+    with open(vocab, encoding="utf-8") as f:
+        pieces = [line.split("\t")[0] for number, line in enumerate(f) if number >= 3 and line.strip()]
+    if not pieces:
+        raise ValueError(f"{vocab}: no pieces after <unk>, <s>, </s> (SentencePiece learned nothing from the text)")
+    write_text_atomic(tokens, "".join(f"{token}\n" for token in (blank, oov, *pieces, sos_eos)))
+    logger.info("%s: %d tokens (%d pieces of %s)", tokens, len(pieces) + 3, len(pieces), vocab)
+    return tokens
 
 
 def write_token_list(

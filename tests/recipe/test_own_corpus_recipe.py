@@ -1,6 +1,6 @@
 """A recipe of one's own corpus, as ESPnet users make them: egs2/<corpus>/asr1 with links to the template, a
 run.sh and a local/data.sh (stage 1) that writes Kaldi data directories — here with commands in wav.scp, a
-segments file and 8 kHz audio, which stage 3 dumps as 16 kHz files for the stages after it."""
+segments file and 8 kHz audio, which the recipe runs at --fs 8k (the dump and the front end at 8 kHz)."""
 import os
 import random
 import re
@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import yaml
+
+from espnet_lrsms.asr.input_audio import trained_sampling_rate
 
 from conftest import ALPHABET, REPO, _tone_utterance, checkout_copy
 DATA_SH = r"""#!/usr/bin/env bash
@@ -94,9 +97,11 @@ def _run(recipe, *args, env=None):
 
 @pytest.mark.end_to_end
 def test_own_corpus_with_commands_segments_and_8khz_audio_trains_and_scores(tmp_path):
+    """At ESPnet's --fs 8k: the dump, training and decoding all at 8 kHz."""
     corpus = write_8khz_corpus(tmp_path / "corpus")
     recipe = make_recipe(tmp_path)
     result = _run(recipe, "--stop_stage", "13", "--local_data_opts", f"--corpus {corpus}", "--inference_nj", "1",
+                  "--fs", "8k",
                   "--asr_args", "--max_epoch 1", "--inference_args", "--beam_size 2 --maxlenratio 0.3",
                   "--inference_asr_model", "valid.acc.best.pth")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -109,16 +114,22 @@ def test_own_corpus_with_commands_segments_and_8khz_audio_trains_and_scores(tmp_
         assert len(scp) == count and all(key.startswith("spk") for key in scp), dset  # dev, test: the segment ids
         for key, path in scp.items():
             info = soundfile.info(path)
-            assert info.samplerate == 16000 and info.channels == 1 and info.frames == int(lengths[key]), (dset, key)
-            assert 16000 * 0.6 < info.frames < 16000 * 1.4  # 4-8 letters of 0.16 s each
+            assert info.samplerate == 8000 and info.channels == 1 and info.frames == int(lengths[key]), (dset, key)
+            assert 8000 * 0.6 < info.frames < 8000 * 1.4  # 4-8 letters of 0.16 s each
     assert (raw / "org" / "train" / "wav.scp").is_file() and not (raw / "org" / "test").exists()
     exp = recipe / "exp" / "asr_train_asr_lrsms_tiny_raw_en_bpe16_max_epoch1"
+    # --fs reached training as ESPnet's --frontend_conf fs=8k (the config's other options kept); decoding read it back
+    trained = yaml.safe_load((exp / "config.yaml").read_text())
+    assert trained["frontend"] == "resnet1d" and trained["frontend_conf"]["fs"] == "8k"
+    assert trained["frontend_conf"]["channels"] == [16, 32, 64, 128]
+    assert trained_sampling_rate(exp / "config.yaml") == 8000
     decode = exp / "decode_asr_tiny_beam_size2_maxlenratio0.3_asr_model_valid.acc.best" / "test"
     result_txt = (decode / "score_wer" / "result.txt").read_text()
     match = re.search(r"\|\s*Sum/Avg\s*\|\s*(\d+)\s+(\d+)\s*\|\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)",
                       result_txt)
     assert match, result_txt
     assert int(match.group(1)) == 3 and int(match.group(2)) == 6  # 3 utterances of 2 words
+    assert len((decode / "1best_recog" / "text").read_text().splitlines()) == 3  # every one decoded
     assert float(match.group(7)) >= 0.0  # the WER of a 1-epoch model: a number, not a good one
 
 

@@ -59,7 +59,7 @@ def test_bad_input_is_named(tmp_path, caplog):
     data = _data_dir(tmp_path, channels=2)
     out = tmp_path / "data" / "train_sp"
     assert main(["--data_dir", str(data), "--out_dir", str(out), "--factors", "0.9", "1.0"]) == 1
-    assert "spk1-u1.flac (spk1-u1): expected mono audio, got 2 channels" in caplog.text
+    assert "wav.scp:1: spk1-u1: expected mono audio, got 2 channels (" in caplog.text
     assert not out.exists()
     (data / "text").unlink()
     assert main(["--data_dir", str(data), "--out_dir", str(out), "--factors", "0.9"]) == 1

@@ -7,7 +7,8 @@
 #   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh when it has
 #                          one (ESPnet's; run with --local_data_opts), else from --corpus' layout (librispeech, lrs3)
 #   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
-#                          later stages train on (tags and stats dir get _sp, as ESPnet's)
+#                          later stages train on (tags and stats dir get _sp, as ESPnet's); any wav.scp stage 3
+#                          reads (commands, arks, files; segments), ids sp<f>-<id> as ESPnet's
 #   3. format audio        ESPnet's --feats_type raw: every set's wav.scp entries (commands "... |", ark offsets,
 #                          files; cut by data/<set>/segments) as --audio_format files at --fs -> <dumpdir>/raw/<set>
 #                          (the training and validation sets: <dumpdir>/raw/org/<set>), with utt2num_samples;
@@ -27,8 +28,9 @@
 #                          --lora_config, on --lora_train_text -> <lm_exp>_lora_<name>
 #  10. shape files         speech_shape / text_shape.<token_type> for ESPnet's batch samplers (ESPnet's "collect stats";
 #                          from the audio headers); feats_stats.npz too, by ESPnet's collect-stats jobs (--nj,
-#                          --train_cmd), only for a config with normalize: global_mvn (e.g. an fbank config; the
-#                          paper's front end normalises each utterance itself), which stage 11 then passes
+#                          --train_cmd), only for global_mvn: a config with normalize: global_mvn (e.g. an fbank
+#                          config; the paper's front end normalises each utterance itself) or --feats_normalize
+#                          global_mvn (ESPnet's), which stage 11 then passes; --frontend_conf fs=<fs> in both
 #  11. training            espnet2.bin.launch -> espnet_lrsms.bin.asr_train (resumes with --resume true);
 #                          <asr_exp>/run.sh re-runs the command from stage 11
 #  12. decoding            of --test_sets (and first --valid_set with --eval_valid_set true, as ESPnet; also in 13):
@@ -108,7 +110,8 @@ dumpdir=""               # stage 3's output (ESPnet's --dumpdir): <dumpdir>/raw/
                          # default: dump beside --datadir (ESPnet's dump/ for data/)
 feats_type=raw           # stage 3: ESPnet's option; raw only (the front end reads the waveform)
 audio_format=flac        # stage 3: flac | wav, the format of the files it writes (ESPnet's default flac)
-fs=16k                   # stage 3: the sampling rate of the dump (16k or 16000, ESPnet's forms): the front end's
+fs=16k                   # the sampling rate (16k or 16000, ESPnet's forms) of the dump (stages 3-4) and of the front
+                         # end: stages 10-11 pass --frontend_conf fs=<fs> (ESPnet's), decoding reads it from the config
 speed_perturb_factors="" # stage 2, e.g. "0.9 1.0 1.1" (ESPnet's); empty: no speed perturbation
 min_wav_duration=0.1     # stage 4: training and validation utterances not longer than this (seconds) are left out
 max_wav_duration=20.0    # stage 4: ... and those not shorter than this (ESPnet's defaults; written 20.0: any
@@ -128,6 +131,10 @@ bpe_train_text=""        # stage 5, bpe: the Kaldi text SentencePiece learns fro
 
 # Training
 expdir=exp
+feats_normalize=""       # ESPnet's: global_mvn trains with --normalize global_mvn and stage 10's statistics;
+                         # utterance_mvn, none: nothing passed, the config's normalize: decides (as in ESPnet).
+                         # ESPnet's default is global_mvn; here empty (the config decides): the paper's front end
+                         # z-normalises each utterance itself (normalize: null)
 asr_config=""
 asr_tag=""
 asr_args=""
@@ -224,7 +231,6 @@ espnet_refused=(
     "k2_config|./conf/decode_asr_transformer_with_k2.yaml|${_no_k2}"
     "use_streaming|false|the encoders here decode whole utterances (no streaming encoder)"
     "use_maskctc|false|the models here decode with CTC/attention beam search (no Mask-CTC decoder)"
-    "feats_normalize|\"\"|the normalisation is the model config's normalize: here (the paper's front end z-normalises each utterance: normalize: null; with normalize: global_mvn stages 10-11 compute and pass the statistics, as ESPnet's global_mvn); set it in the config"
     "bpe_input_sentence_size|100000000|stage 5's SentencePiece reads up to ESPnet's default of 100000000 sentences; not settable here"
     "bpe_char_cover|1.0 1|stage 5's SentencePiece covers every character (ESPnet's default 1.0); not settable here"
     "hugging_face_model_name_or_path|\"\"|the token lists are stage 5's (--token_type bpe, char or word): ESPnet's hugging_face tokenizer is not supported (nothing is downloaded)"
@@ -244,7 +250,7 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --skip_data_prep --skip_train --skip_eval --skip_packing (default true) --skip_upload_hf (default true)
   --eval_valid_set --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
-  --local_data_opts --dumpdir --feats_type raw --audio_format flac|wav --fs 16k (stages 1 and 3, ESPnet's)
+  --local_data_opts --dumpdir --feats_type raw --audio_format flac|wav --fs 16k (stages 3-4, 10-11, ESPnet's)
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
   --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --valid_speakers --python --hf_repo
   --token_type bpe|char|word --oov --blank --sos_eos --bpe_nlsyms (ESPnet's)
@@ -255,7 +261,7 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --lora_config --lora_train_text --lora_args --lora_model --lm_tune_set --lm_weights --length_bonuses --lm_robustness
   --nprr_args --lm_exp --lm_stats_dir --lm_dev_text --lm_test_text --lm_fold_length
   ESPnet's, too: --asr_exp --pretrained_model --ignore_init_mismatch --asr_speech_fold_length --asr_text_fold_length
-  --bpe_train_text --batch_size 1 --score_opts \"-e utf-8\" --local_score_opts
+  --bpe_train_text --batch_size 1 --score_opts \"-e utf-8\" --local_score_opts --feats_normalize global_mvn|utterance_mvn|none
   Refused but for ESPnet's default (the error says why):${_refused_names}"
 
 # shellcheck source=utils/parse_options.sh
@@ -284,6 +290,13 @@ if [[ "$feats_type" != raw ]]; then
          "ESPnet's fbank_pitch and extracted features have no input here)" >&2
     exit 1
 fi
+case "$feats_normalize" in  # ESPnet's values (its asr.sh acts on global_mvn only)
+    ""|global_mvn|utterance_mvn|none) ;;
+    *) echo "$0: --feats_normalize ${feats_normalize}: expected global_mvn, utterance_mvn or none (ESPnet's), or" \
+            "empty (the config's normalize: decides)" >&2; exit 1 ;;
+esac
+_normalizer=${asr_config}  # what asks for global_mvn in stages 10-11's messages
+[[ "$feats_normalize" != global_mvn ]] || _normalizer="--feats_normalize global_mvn"
 case "$audio_format" in
     flac|wav) ;;
     *) echo "$0: --audio_format ${audio_format}: expected flac or wav (ESPnet's wav.ark and flac.ark are not written" \
@@ -440,7 +453,7 @@ if run_stage 2; then
         log "Stage 2: speed perturbation (factors ${speed_perturb_factors}): ${datadir}/${text_set} -> ${datadir}/${train_set}"
         # shellcheck disable=SC2086
         ${python} -m espnet_lrsms.bin.speed_perturb --data_dir "${datadir}/${text_set}" --out_dir "${datadir}/${train_set}" \
-            --factors ${speed_perturb_factors} --nj "${nj}"
+            --factors ${speed_perturb_factors} --nj "${nj}" --on_error "${on_error}"
     else
         log "Stage 2: no speed perturbation (--speed_perturb_factors is empty)"
     fi
@@ -597,8 +610,9 @@ if run_stage 10; then
     ${python} -m espnet_lrsms.bin.make_shapes --token_type "${token_type}" --bpemodel "${bpemodel}" \
         --token_list "${token_list}" "${text_opts[@]}" \
         --pair "${data_feats}/${train_set}" "${asr_stats_dir}/train" --pair "${data_feats}/${valid_set}" "${asr_stats_dir}/valid"
-    # feature statistics (ESPnet's collect stats) only for a config with normalize: global_mvn
-    _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}") || exit 1
+    # feature statistics (ESPnet's collect stats) only for global_mvn (the config's normalize:, or --feats_normalize)
+    _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}" \
+        --feats_normalize "${feats_normalize}") || exit 1
     read -r _normalize _stats_from <<< "${_plan}"
     if [[ "$_stats_from" == recipe ]]; then
         require_count 10 --nj "${nj}"
@@ -606,7 +620,7 @@ if run_stage 10; then
         rm -rf "${_logdir}"
         _nj=$(${python} -m espnet_lrsms.bin.feats_stats split --train "${data_feats}/${train_set}/wav.scp" \
             --valid "${data_feats}/${valid_set}/wav.scp" --nj "${nj}" --logdir "${_logdir}") || exit 1
-        log "Stage 10: ${asr_config} normalizes with global_mvn: feature statistics of ${data_feats}/${train_set}," \
+        log "Stage 10: ${_normalizer} normalizes with global_mvn: feature statistics of ${data_feats}/${train_set}," \
             "${_nj} job(s) -> ${asr_stats_dir}/train/feats_stats.npz (log: ${_logdir}/stats.*.log)"
         # ESPnet's collect-stats mode of the training task: the front end only, one utterance a batch (no
         # padding in the statistics), nothing normalized yet, no schedule to size
@@ -620,7 +634,7 @@ if run_stage 10; then
                 --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
                 --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
                 --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
-                --output_dir "${_logdir}/stats.JOB" --config "${asr_config}" ${asr_args} \
+                --output_dir "${_logdir}/stats.JOB" --config "${asr_config}" --frontend_conf "fs=${fs}" ${asr_args} \
                 --normalize none --scheduler none --batch_size 1 \
             || { log "collecting feature statistics failed; see ${_logdir}/stats.*.log"; exit 1; }
         ${python} -m espnet_lrsms.bin.feats_stats aggregate --logdir "${_logdir}" --nj "${_nj}" --stats_dir "${asr_stats_dir}"
@@ -637,11 +651,12 @@ if run_stage 11; then
     require_files 11 "made by stages 3-4" \
         "${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text" "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text"
     require_files 11 "made by stage 10" "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"
-    _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}") || exit 1
+    _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}" \
+        --feats_normalize "${feats_normalize}") || exit 1
     normalize_opts=()  # ESPnet's: global_mvn reads stage 10's statistics
     if [[ "${_plan#* }" == recipe ]]; then
-        require_files 11 "made by stage 10: ${asr_config} normalizes with global_mvn" "${asr_stats_dir}/train/feats_stats.npz"
-        normalize_opts=(--normalize_conf "stats_file=${asr_stats_dir}/train/feats_stats.npz")
+        require_files 11 "made by stage 10: ${_normalizer} normalizes with global_mvn" "${asr_stats_dir}/train/feats_stats.npz"
+        normalize_opts=(--normalize global_mvn --normalize_conf "stats_file=${asr_stats_dir}/train/feats_stats.npz")
     fi
     # ESPnet's --pretrained_model: --init_param (read weights-only here), and --ignore_init_mismatch
     init_opts=()
@@ -675,7 +690,7 @@ if run_stage 11; then
                 --fold_length "$((asr_speech_fold_length * 100))" --fold_length "${asr_text_fold_length}" \
                 --ignore_init_mismatch "${ignore_init_mismatch}" \
                 --output_dir "${asr_exp}" \
-                --config "${asr_config}" "${normalize_opts[@]}" \
+                --config "${asr_config}" --frontend_conf "fs=${fs}" "${normalize_opts[@]}" \
                 ${asr_args} "$@"
     }
     if (( warmup_full_rank_epochs > 0 )) && [[ ! -f "${asr_exp}/full_rank_warmup/switched" ]]; then
