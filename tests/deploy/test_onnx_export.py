@@ -1,0 +1,162 @@
+"""ONNX export of the session's tone-data LR-SMS experiment (conftest.py ``tone_experiment``): the command's
+files, PyTorch-equal outputs at lengths never seen at export, factorized layers kept as two MatMuls with the
+linear-layer parameters counted to the one, and the int8 files."""
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+import yaml
+from onnx import numpy_helper
+
+from espnet_lrsms.bin.export_onnx import main as export_main
+from espnet_lrsms.deploy.onnx_export import load_asr_experiment
+from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear
+
+pytestmark = pytest.mark.end_to_end  # every test reads the trained tone experiment
+
+MODEL_FILE = "2epoch.pth"
+EXPORT_SAMPLES = 32000  # the length onnx_export traces; the tests feed others
+
+
+@pytest.fixture(scope="module")
+def exported(tone_experiment, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    assert export_main(["--exp_dir", str(tone_experiment), "--model_file", MODEL_FILE, "--out_dir", str(out),
+                        "--quantize", "int8"]) == 0
+    model, _ = load_asr_experiment(tone_experiment, MODEL_FILE)
+    return out, model
+
+
+def session(path):
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def linear_weights_and_biases(path):
+    """The graph's linear-layer parameters: initializers multiplied in a MatMul or Gemm (weights), and the
+    initializers added to such a product (biases: an Add fed by that MatMul, or Gemm's C)."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    weights, biases = {}, {}
+    for node in graph.node:
+        if node.op_type in ("MatMul", "Gemm"):
+            weights.update({i: inits[i] for i in node.input[:2] if i in inits})
+            if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in inits:
+                biases[node.input[2]] = inits[node.input[2]]
+        elif node.op_type == "Add":
+            fed = [producer.get(i) for i in node.input]
+            if any(p is not None and p.op_type == "MatMul" and any(i in inits for i in p.input) for p in fed):
+                biases.update({i: inits[i] for i in node.input if i in inits})
+    return weights, biases
+
+
+def torch_linear_counts(*modules):
+    weights = biases = 0
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, FactorizedLinear):
+                weights += layer.u.numel() + layer.vt.numel()
+            elif isinstance(layer, torch.nn.Linear):
+                weights += layer.weight.numel()
+            else:
+                continue
+            biases += 0 if layer.bias is None else layer.bias.numel()
+    return weights, biases
+
+
+def holds(matrices, block):
+    """Whether ``block`` equals one of ``matrices`` or a column block of one (q, k, v share one Vᵀx product)."""
+    for m in matrices:
+        if m.ndim == 2 and m.shape[0] == block.shape[0]:
+            for start in range(0, m.shape[1] - block.shape[1] + 1, block.shape[1]):
+                if np.array_equal(m[:, start : start + block.shape[1]], block):
+                    return True
+    return False
+
+
+def test_export_command_writes_the_files_and_meta(exported, tone_experiment):
+    out, model = exported
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["decoder.int8.onnx", "decoder.onnx", "encoder.int8.onnx", "encoder.onnx", "meta.yaml"]
+    meta = yaml.safe_load((out / "meta.yaml").read_text())
+    config = yaml.safe_load((tone_experiment / "config.yaml").read_text())
+    assert meta["token_list"] == config["token_list"]
+    assert (meta["token_type"], meta["blank_id"], meta["sos_id"], meta["eos_id"]) == ("char", 0, 11, 11)
+    assert meta["decoding"]["beam_size"] == 20 and meta["decoding"]["ctc_weight"] == 0.5  # ESPnet's defaults
+    assert meta["files"]["encoder"] == "encoder.onnx"
+
+
+def test_encoder_and_ctc_equal_pytorch_at_lengths_not_seen_at_export(exported):
+    out, model = exported
+    encoder = session(out / "encoder.onnx")
+    generator = torch.Generator().manual_seed(1)
+    for samples in (17_999, 53_123):  # 28 and 83 frames; the export traced 50
+        speech = 0.1 * torch.randn(1, samples, generator=generator)
+        lengths = torch.tensor([samples])
+        with torch.no_grad():
+            reference, reference_lens = model.encode(speech, lengths)
+            reference_logp = model.ctc.log_softmax(reference)
+        encoder_out, encoder_out_lens, logp = encoder.run(
+            None, {"speech": speech.numpy(), "speech_lengths": lengths.numpy()}
+        )
+        assert encoder_out.shape == tuple(reference.shape) == (1, samples // 640, 64)
+        assert encoder_out_lens.tolist() == reference_lens.tolist()
+        np.testing.assert_allclose(encoder_out, reference.numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(logp, reference_logp.numpy(), atol=1e-4, rtol=0)
+
+
+def test_decoder_gives_batch_score_for_prefixes_of_any_length(exported):
+    out, model = exported
+    decoder = session(out / "decoder.onnx")
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        memory, _ = model.encode(0.1 * torch.randn(1, 40_000, generator=generator), torch.tensor([40_000]))
+    for prefix in (1, 6):
+        ys = torch.cat([torch.full((3, 1), model.sos), torch.randint(3, 11, (3, prefix - 1), generator=generator)], 1)
+        batch_memory = memory.expand(3, -1, -1)
+        with torch.no_grad():
+            reference, _ = model.decoder.batch_score(ys, [None] * 3, batch_memory)
+        (logp,) = decoder.run(None, {"ys": ys.numpy(), "memory": batch_memory.numpy().copy()})
+        assert logp.shape == (3, model.vocab_size)
+        np.testing.assert_allclose(logp, reference.numpy(), atol=1e-4, rtol=0)
+
+
+def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_one(exported):
+    out, model = exported
+    for name, modules in (("encoder", (model.encoder, model.ctc)), ("decoder", (model.decoder,))):
+        weights, biases = linear_weights_and_biases(out / f"{name}.onnx")
+        matrices = list(weights.values())
+        count_weights, count_biases = torch_linear_counts(*modules)
+        assert sum(w.size for w in matrices) == count_weights
+        assert sum(b.size for b in biases.values()) == count_biases
+        factorized = [m for part in modules for m in part.modules() if isinstance(m, FactorizedLinear)]
+        assert len(factorized) == {"encoder": 18, "decoder": 10}[name]
+        for layer in factorized:
+            u, vt = layer.u.detach().numpy(), layer.vt.detach().numpy()
+            assert holds(matrices, u.T), f"{name}: U {u.shape} of a factorized layer is not a MatMul weight"
+            assert holds(matrices, vt.T), f"{name}: Vᵀ {vt.shape} of a factorized layer is not a MatMul weight"
+            dense = (u @ vt).T
+            assert not any(m.shape == dense.shape and np.allclose(m, dense, atol=1e-6) for m in matrices)
+
+
+def test_int8_files_are_smaller_and_run(exported):
+    out, model = exported
+    for name in ("encoder", "decoder"):
+        assert (out / f"{name}.int8.onnx").stat().st_size < (out / f"{name}.onnx").stat().st_size
+    graph = onnx.load(str(out / "encoder.int8.onnx")).graph
+    assert sum(node.op_type == "DynamicQuantizeLinear" for node in graph.node) > 0
+    speech = 0.1 * torch.randn(1, 24_000, generator=torch.Generator().manual_seed(3))
+    feeds = {"speech": speech.numpy(), "speech_lengths": np.array([24_000])}
+    fp32 = session(out / "encoder.onnx").run(None, feeds)
+    int8 = session(out / "encoder.int8.onnx").run(None, feeds)
+    assert int8[2].shape == fp32[2].shape == (1, 37, model.vocab_size)
+    # int8 MatMul weights move the CTC log-probs a little, not to another model
+    assert 0 < np.abs(int8[2] - fp32[2]).max() < 1.0
+
+
+def test_export_command_names_a_missing_model_file(tone_experiment, tmp_path):
+    with pytest.raises(SystemExit) as error:
+        export_main(["--exp_dir", str(tone_experiment), "--model_file", "nope.pth", "--out_dir", str(tmp_path)])
+    assert str(error.value) == f"export_onnx: --model_file nope.pth: no such file (nor {tone_experiment / 'nope.pth'})"
+    assert not any(tmp_path.iterdir())
