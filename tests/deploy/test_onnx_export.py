@@ -1,6 +1,10 @@
 """ONNX export of the session's tone-data LR-SMS experiment (conftest.py ``tone_experiment``): the command's
 files, PyTorch-equal outputs at lengths never seen at export, factorized layers kept as two MatMuls with the
-linear-layer parameters counted to the one, and the int8 files."""
+linear-layer parameters counted to the one, the int8 files; and the ESPnet-free runtime's hypotheses against
+ESPnet's Speech2Text."""
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -12,6 +16,8 @@ from onnx import numpy_helper
 from espnet_lrsms.bin.export_onnx import main as export_main
 from espnet_lrsms.deploy.onnx_export import load_asr_experiment
 from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear
+
+from conftest import REPO
 
 pytestmark = pytest.mark.end_to_end  # every test reads the trained tone experiment
 
@@ -160,3 +166,62 @@ def test_export_command_names_a_missing_model_file(tone_experiment, tmp_path):
         export_main(["--exp_dir", str(tone_experiment), "--model_file", "nope.pth", "--out_dir", str(tmp_path)])
     assert str(error.value) == f"export_onnx: --model_file nope.pth: no such file (nor {tone_experiment / 'nope.pth'})"
     assert not any(tmp_path.iterdir())
+
+
+# ---- the ESPnet-free runtime (espnet_lrsms.deploy.onnx_runtime) against ESPnet's Speech2Text
+
+BLOCKED_IMPORTS = (
+    "import sys, importlib.abc\n"
+    "class Blocked(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'torchaudio', 'espnet', 'espnet2'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+    "sys.meta_path.insert(0, Blocked())\n"
+)
+
+
+@pytest.mark.parametrize("beam_size", [4, 8])  # 4: CTC scores the pre-beam's 6 of 12 tokens; 8: all 12
+def test_runtime_hypotheses_equal_espnet_speech2text(exported, tone_experiment, tone_data, beam_size):
+    import soundfile
+    from espnet2.bin.asr_inference import Speech2Text
+
+    from espnet_lrsms.deploy.onnx_runtime import OnnxSpeech2Text
+    from espnet_lrsms.fileio import read_kaldi_table
+
+    out, _ = exported
+    reference = Speech2Text(asr_train_config=str(tone_experiment / "config.yaml"),
+                            asr_model_file=str(tone_experiment / MODEL_FILE), beam_size=beam_size, ctc_weight=0.3)
+    runtime = OnnxSpeech2Text(out, beam_size=beam_size, ctc_weight=0.3)
+    for utt, path in read_kaldi_table(tone_data / "train" / "wav.scp").items():
+        speech, _ = soundfile.read(path, dtype="float32")
+        text, tokens, token_ids, hyp = reference(speech)[0]
+        got = runtime(speech)
+        assert got[:3] == (text, tokens, token_ids), utt
+        assert got[3] == pytest.approx(float(hyp.score), abs=1e-4), utt
+
+
+def test_onnx_decode_runs_with_torch_and_espnet_blocked(exported, tone_data, tmp_path):
+    out, _ = exported
+    output = tmp_path / "text"
+    script = BLOCKED_IMPORTS + (
+        "from espnet_lrsms.bin.onnx_decode import main\n"
+        f"main(['--model_dir', {str(out)!r}, '--wav_scp', {str(tone_data / 'train' / 'wav.scp')!r},\n"
+        f"      '--output', {str(output)!r}, '--beam_size', '4', '--ctc_weight', '0.3'])\n"
+        "main([*sys.argv[1:]])\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'espnet', 'espnet2')]\n"
+    )
+    args = ["--model_dir", str(out), "--wav_scp", str(tone_data / "train" / "wav.scp"), "--output",
+            str(tmp_path / "text_int8"), "--int8", "--beam_size", "4", "--ctc_weight", "0.3"]
+    result = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [f"decoded 16 utterances into {output}",
+                                          f"decoded 16 utterances into {tmp_path / 'text_int8'}"]
+    from espnet_lrsms.fileio import read_kaldi_table
+    from espnet_lrsms.deploy.onnx_runtime import OnnxSpeech2Text
+    import soundfile
+
+    runtime = OnnxSpeech2Text(out, beam_size=4, ctc_weight=0.3)
+    wavs = read_kaldi_table(tone_data / "train" / "wav.scp")
+    expected = {utt: runtime(soundfile.read(path, dtype="float32")[0])[0] for utt, path in wavs.items()}
+    assert read_kaldi_table(output) == expected
+    assert read_kaldi_table(tmp_path / "text_int8").keys() == expected.keys()
