@@ -19,8 +19,6 @@ from espnet_lrsms.lowrank.factorized_linear import FactorizedLinear
 
 from conftest import REPO
 
-pytestmark = pytest.mark.end_to_end  # every test reads the trained tone experiment
-
 MODEL_FILE = "2epoch.pth"
 EXPORT_SAMPLES = 32000  # the length onnx_export traces; the tests feed others
 
@@ -81,6 +79,7 @@ def holds(matrices, block):
     return False
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_export_command_writes_the_files_and_meta(exported, tone_experiment):
     out, model = exported
     names = sorted(p.name for p in out.iterdir())
@@ -93,6 +92,7 @@ def test_export_command_writes_the_files_and_meta(exported, tone_experiment):
     assert meta["files"]["encoder"] == "encoder.onnx"
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_encoder_and_ctc_equal_pytorch_at_lengths_not_seen_at_export(exported):
     out, model = exported
     encoder = session(out / "encoder.onnx")
@@ -112,6 +112,7 @@ def test_encoder_and_ctc_equal_pytorch_at_lengths_not_seen_at_export(exported):
         np.testing.assert_allclose(logp, reference_logp.numpy(), atol=1e-4, rtol=0)
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_decoder_gives_batch_score_for_prefixes_of_any_length(exported):
     out, model = exported
     decoder = session(out / "decoder.onnx")
@@ -128,6 +129,7 @@ def test_decoder_gives_batch_score_for_prefixes_of_any_length(exported):
         np.testing.assert_allclose(logp, reference.numpy(), atol=1e-4, rtol=0)
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_one(exported):
     out, model = exported
     for name, modules in (("encoder", (model.encoder, model.ctc)), ("decoder", (model.decoder,))):
@@ -146,6 +148,7 @@ def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_o
             assert not any(m.shape == dense.shape and np.allclose(m, dense, atol=1e-6) for m in matrices)
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_int8_files_are_smaller_and_run(exported):
     out, model = exported
     for name in ("encoder", "decoder"):
@@ -161,11 +164,23 @@ def test_int8_files_are_smaller_and_run(exported):
     assert 0 < np.abs(int8[2] - fp32[2]).max() < 1.0
 
 
-def test_export_command_names_a_missing_model_file(tone_experiment, tmp_path):
-    with pytest.raises(SystemExit) as error:
-        export_main(["--exp_dir", str(tone_experiment), "--model_file", "nope.pth", "--out_dir", str(tmp_path)])
-    assert str(error.value) == f"export_onnx: --model_file nope.pth: no such file (nor {tone_experiment / 'nope.pth'})"
-    assert not any(tmp_path.iterdir())
+def test_export_command_names_what_is_missing_or_unsupported(tmp_path):
+    exp, out = tmp_path / "exp", tmp_path / "out"
+    command = ["--exp_dir", str(exp), "--model_file", "nope.pth", "--out_dir", str(out)]
+    exp.mkdir()
+    errors = []
+    for config in (None, "frontend: resnet1d\n", "video_frontend: resnet2d\n"):
+        if config is not None:
+            (exp / "config.yaml").write_text(config)
+        with pytest.raises(SystemExit) as error:
+            export_main(command)
+        errors.append(str(error.value))
+    assert errors == [
+        f"export_onnx: --exp_dir {exp}: no config.yaml",
+        f"export_onnx: --model_file nope.pth: no such file (nor {exp / 'nope.pth'})",
+        f"export_onnx: {exp / 'config.yaml'}: an AVSR experiment; only ASR experiments are exported so far",
+    ]
+    assert not out.exists()
 
 
 # ---- the ESPnet-free runtime (espnet_lrsms.deploy.onnx_runtime) against ESPnet's Speech2Text
@@ -180,6 +195,7 @@ BLOCKED_IMPORTS = (
 )
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 @pytest.mark.parametrize("beam_size", [4, 8])  # 4: CTC scores the pre-beam's 6 of 12 tokens; 8: all 12
 def test_runtime_hypotheses_equal_espnet_speech2text(exported, tone_experiment, tone_data, beam_size):
     import soundfile
@@ -200,6 +216,7 @@ def test_runtime_hypotheses_equal_espnet_speech2text(exported, tone_experiment, 
         assert got[3] == pytest.approx(float(hyp.score), abs=1e-4), utt
 
 
+@pytest.mark.end_to_end  # reads the trained tone experiment
 def test_onnx_decode_runs_with_torch_and_espnet_blocked(exported, tone_data, tmp_path):
     out, _ = exported
     output = tmp_path / "text"
@@ -225,3 +242,33 @@ def test_onnx_decode_runs_with_torch_and_espnet_blocked(exported, tone_data, tmp
     expected = {utt: runtime(soundfile.read(path, dtype="float32")[0])[0] for utt, path in wavs.items()}
     assert read_kaldi_table(output) == expected
     assert read_kaldi_table(tmp_path / "text_int8").keys() == expected.keys()
+
+
+def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model(tone_data, tmp_path):
+    """Random weights (the tiny config, no training) give 20-30 token hypotheses: many search steps, end
+    detection, and a pre-beam (3 of 12 tokens at beam 2) that changes the best hypothesis of some utterances,
+    each compared with ESPnet's Speech2Text."""
+    import soundfile
+    from espnet2.bin.asr_inference import Speech2Text
+
+    from espnet_lrsms.asr.task import LowRankASRTask
+    from espnet_lrsms.deploy.onnx_export import export_experiment
+    from espnet_lrsms.deploy.onnx_runtime import OnnxSpeech2Text
+    from espnet_lrsms.fileio import read_kaldi_table
+
+    from asr_test_data import TINY, experiment
+
+    exp, _ = experiment(LowRankASRTask, TINY, tmp_path / "exp", vocab_size=12, token_type="char")
+    export_experiment(exp, "model.pth", tmp_path / "onnx")
+    reference = Speech2Text(asr_train_config=str(exp / "config.yaml"), asr_model_file=str(exp / "model.pth"),
+                            beam_size=2, ctc_weight=0.3)
+    runtime = OnnxSpeech2Text(tmp_path / "onnx", beam_size=2, ctc_weight=0.3)
+    lengths = []
+    for utt, path in list(read_kaldi_table(tone_data / "train" / "wav.scp").items())[:8]:
+        speech, _ = soundfile.read(path, dtype="float32")
+        text, tokens, token_ids, hyp = reference(speech)[0]
+        got = runtime(speech)
+        assert got[:3] == (text, tokens, token_ids), utt
+        assert got[3] == pytest.approx(float(hyp.score), abs=1e-4), utt
+        lengths.append(len(token_ids))
+    assert min(lengths) >= 10
