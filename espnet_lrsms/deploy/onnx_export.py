@@ -196,6 +196,11 @@ def export_experiment(
         with open(decoding_config, encoding="utf-8") as f:
             decoding = yaml.safe_load(f) or {}
     model, args = load_asr_experiment(exp_dir, model_file)
+    if getattr(args, "bpemodel", None) and not Path(args.bpemodel).is_file():
+        raise ValueError(
+            f"{Path(exp_dir) / 'config.yaml'}: bpemodel {args.bpemodel}: no such file (paths in config.yaml are "
+            "relative to the recipe directory: run from there, as ESPnet's decoding does)"
+        )
     files = export_onnx(model, out_dir)
     if quantize == "int8":
         files.update({f"{name}.int8": path for name, path in quantize_int8(dict(files)).items()})

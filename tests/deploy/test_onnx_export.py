@@ -244,10 +244,12 @@ def test_onnx_decode_runs_with_torch_and_espnet_blocked(exported, tone_data, tmp
     assert read_kaldi_table(tmp_path / "text_int8").keys() == expected.keys()
 
 
-def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model(tone_data, tmp_path):
+@pytest.mark.parametrize("token_type", ["char", "bpe"])
+def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model(tone_data, tmp_path, token_type):
     """Random weights (the tiny config, no training) give 20-30 token hypotheses: many search steps, end
     detection, and a pre-beam (3 of 12 tokens at beam 2) that changes the best hypothesis of some utterances,
-    each compared with ESPnet's Speech2Text."""
+    each compared with ESPnet's Speech2Text; with a SentencePiece model (copied into the export) for bpe."""
+    import sentencepiece
     import soundfile
     from espnet2.bin.asr_inference import Speech2Text
 
@@ -258,11 +260,22 @@ def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model
 
     from asr_test_data import TINY, experiment
 
-    exp, _ = experiment(LowRankASRTask, TINY, tmp_path / "exp", vocab_size=12, token_type="char")
-    export_experiment(exp, "model.pth", tmp_path / "onnx")
+    overrides = {"token_type": "char"}
+    if token_type == "bpe":
+        text = tmp_path / "train.txt"
+        text.write_text("".join(line.split(maxsplit=1)[1] + "\n" for line in (tone_data / "train" / "text").open()))
+        sentencepiece.SentencePieceTrainer.train(input=str(text), model_prefix=str(tmp_path / "bpe"), vocab_size=12,
+                                                 model_type="unigram", character_coverage=1.0, minloglevel=2)
+        pieces = [line.split("\t")[0] for line in (tmp_path / "bpe.vocab").read_text().splitlines()][3:]
+        overrides = {"token_type": "bpe", "bpemodel": str(tmp_path / "bpe.model"),
+                     "token_list": ["<blank>", "<unk>", *pieces, "<sos/eos>"]}
+        assert len(overrides["token_list"]) == 12
+    exp, _ = experiment(LowRankASRTask, TINY, tmp_path / "exp", vocab_size=12, **overrides)
+    files = export_experiment(exp, "model.pth", tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "bpe.model").is_file() == (token_type == "bpe")
     reference = Speech2Text(asr_train_config=str(exp / "config.yaml"), asr_model_file=str(exp / "model.pth"),
                             beam_size=2, ctc_weight=0.3)
-    runtime = OnnxSpeech2Text(tmp_path / "onnx", beam_size=2, ctc_weight=0.3)
+    runtime = OnnxSpeech2Text(files["meta"].parent, beam_size=2, ctc_weight=0.3)
     lengths = []
     for utt, path in list(read_kaldi_table(tone_data / "train" / "wav.scp").items())[:8]:
         speech, _ = soundfile.read(path, dtype="float32")
