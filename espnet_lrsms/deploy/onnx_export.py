@@ -11,11 +11,14 @@ Exported with torch's TorchScript-based exporter (``dynamo=False``), batch and t
 :class:`FactorizedLinear` stays two MatMuls (``x·V`` then ``·Uᵀ``), so the graph holds the factors, never their
 product. ``--quantize int8`` adds ``*.int8.onnx``: onnxruntime's dynamic quantization of the MatMul weights.
 """
+import contextlib
+import math
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch import nn
 
@@ -59,6 +62,53 @@ class DecoderScore(nn.Module):
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=ys.device)).unsqueeze(0)
         logp, _ = self.decoder.forward_one_step(ys, causal, memory)
         return logp
+
+
+class DftStft(nn.Module):
+    """ESPnet's ``Stft`` (single channel) as a real Conv1d over a windowed DFT basis: torch's TorchScript-based
+    exporter has no complex STFT. Same options (centre with reflect padding, window padded to ``n_fft``,
+    onesided, normalized), same output (B, frames, freq, 2) and lengths, padded frames zeroed."""
+
+    def __init__(self, stft: nn.Module):
+        super().__init__()
+        self.n_fft, self.hop_length, self.center = stft.n_fft, stft.hop_length, stft.center
+        win_length = stft.win_length or stft.n_fft
+        window = getattr(torch, f"{stft.window}_window")(win_length) if stft.window else torch.ones(win_length)
+        left = (self.n_fft - win_length) // 2
+        window = F.pad(window, (left, self.n_fft - win_length - left))
+        bins = self.n_fft // 2 + 1 if stft.onesided else self.n_fft
+        angle = 2 * math.pi * torch.outer(torch.arange(bins), torch.arange(self.n_fft)).double() / self.n_fft
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
+        if stft.normalized:
+            basis = basis / math.sqrt(self.n_fft)
+        self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)  # (2 * bins, 1, n_fft)
+
+    def forward(self, input: torch.Tensor, ilens: torch.Tensor):
+        x = input.unsqueeze(1)
+        if self.center:
+            x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+            ilens = ilens + 2 * (self.n_fft // 2)
+        spec = F.conv1d(x, self.basis, stride=self.hop_length)  # (B, 2 * bins, frames)
+        real, imag = spec.chunk(2, dim=1)
+        output = torch.stack([real, imag], dim=-1).transpose(1, 2)  # (B, frames, bins, 2)
+        olens = torch.div(ilens - self.n_fft, self.hop_length, rounding_mode="trunc") + 1
+        frames = torch.arange(output.size(1), device=output.device)[None, :] >= olens[:, None]
+        return output.masked_fill(frames[:, :, None, None], 0.0), olens
+
+
+@contextlib.contextmanager
+def exportable(model: nn.Module):
+    """Within the block, ESPnet's STFT front end computes its STFT through :class:`DftStft`."""
+    frontend = getattr(model, "frontend", None)
+    stft = getattr(frontend, "stft", None)
+    if stft is None or type(stft).__name__ != "Stft":
+        yield model
+        return
+    frontend.stft = DftStft(stft)
+    try:
+        yield model
+    finally:
+        frontend.stft = stft
 
 
 def resolve_model_file(exp_dir: Path, model_file: PathLike) -> Path:
@@ -128,7 +178,7 @@ def export_onnx(
         ),
     ]
     for module, inputs, path, input_names, output_names, dynamic_axes in jobs:
-        with replaced_on_success(path) as tmp, torch.no_grad():
+        with replaced_on_success(path) as tmp, torch.no_grad(), exportable(model):
             torch.onnx.export(
                 module,
                 inputs,

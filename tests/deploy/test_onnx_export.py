@@ -291,3 +291,33 @@ def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model
         assert got[3] == pytest.approx(float(hyp.score), abs=1e-4), utt
         lengths.append(len(token_ids))
     assert min(lengths) >= 10
+
+
+def test_stft_frontend_exports_and_equals_pytorch_at_unseen_lengths(tmp_path):
+    """The fbank demo config (ESPnet's DefaultFrontend + GlobalMVN), untrained: its complex STFT is exported as a
+    DFT convolution; encoder output and CTC log-probs equal PyTorch's at two lengths not traced."""
+    from espnet_lrsms.asr.task import LowRankASRTask
+    from espnet_lrsms.deploy.onnx_export import export_experiment
+
+    from asr_test_data import experiment
+
+    rng = np.random.default_rng(0)
+    stats = tmp_path / "feats_stats.npz"
+    np.savez(stats, count=np.array(1000.0), sum=1000 * rng.normal(size=20), sum_square=1000 * (2 + rng.normal(size=20) ** 2))
+    exp, _ = experiment(LowRankASRTask, REPO / "conf" / "demo" / "train_asr_lrsms_tiny_fbank.yaml", tmp_path / "exp",
+                        vocab_size=12, token_type="char", normalize_conf={"stats_file": str(stats)})
+    files = export_experiment(exp, "model.pth", tmp_path / "onnx")
+    model, _ = load_asr_experiment(exp, "model.pth")
+    assert type(model.frontend.stft).__name__ == "Stft"
+    encoder = session(files["encoder"])
+    generator = torch.Generator().manual_seed(1)
+    for samples in (17_999, 53_123):
+        speech = 0.1 * torch.randn(1, samples, generator=generator)
+        lengths = torch.tensor([samples])
+        with torch.no_grad():
+            reference, _ = model.encode(speech, lengths)
+            reference_logp = model.ctc.log_softmax(reference)
+        encoder_out, _, logp = encoder.run(None, {"speech": speech.numpy(), "speech_lengths": lengths.numpy()})
+        assert encoder_out.shape == tuple(reference.shape) == (1, (samples // 160 // 2 - 1) // 2, 64)  # 10 ms frames, Conv2dSubsampling
+        np.testing.assert_allclose(encoder_out, reference.numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(logp, reference_logp.numpy(), atol=1e-4, rtol=0)
