@@ -130,9 +130,9 @@ def test_decoder_gives_batch_score_for_prefixes_of_any_length(exported):
         np.testing.assert_allclose(logp, reference.numpy(), atol=1e-4, rtol=0)
 
 
-@pytest.mark.end_to_end  # reads the trained tone experiment
-def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_one(exported):
-    out, model = exported
+def assert_factorized_layers_kept(out, model, counts):
+    """Each factorized layer's U and Vᵀ are MatMul weights (Vᵀ possibly stacked with q/k/v's), their product is
+    not, and the graph's linear weights and biases equal PyTorch's nn.Linear + FactorizedLinear ones exactly."""
     for name, modules in (("encoder", (model.encoder, model.ctc)), ("decoder", (model.decoder,))):
         weights, biases = linear_weights_and_biases(out / f"{name}.onnx")
         matrices = list(weights.values())
@@ -140,13 +140,19 @@ def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_o
         assert sum(w.size for w in matrices) == count_weights
         assert sum(b.size for b in biases.values()) == count_biases
         factorized = [m for part in modules for m in part.modules() if isinstance(m, FactorizedLinear)]
-        assert len(factorized) == {"encoder": 18, "decoder": 10}[name]
+        assert len(factorized) == counts[name]
         for layer in factorized:
             u, vt = layer.u.detach().numpy(), layer.vt.detach().numpy()
             assert holds(matrices, u.T), f"{name}: U {u.shape} of a factorized layer is not a MatMul weight"
             assert holds(matrices, vt.T), f"{name}: Vᵀ {vt.shape} of a factorized layer is not a MatMul weight"
             dense = (u @ vt).T
             assert not any(m.shape == dense.shape and np.allclose(m, dense, atol=1e-6) for m in matrices)
+
+
+@pytest.mark.end_to_end  # reads the trained tone experiment
+def test_factorized_layers_stay_two_matmuls_and_linear_parameters_match_to_the_one(exported):
+    out, model = exported
+    assert_factorized_layers_kept(out, model, {"encoder": 18, "decoder": 10})
 
 
 @pytest.mark.end_to_end  # reads the trained tone experiment
@@ -276,6 +282,9 @@ def test_runtime_equals_speech2text_on_the_long_hypotheses_of_an_untrained_model
     exp, _ = experiment(LowRankASRTask, TINY, tmp_path / "exp", vocab_size=12, **overrides)
     files = export_experiment(exp, "model.pth", tmp_path / "onnx")
     assert (tmp_path / "onnx" / "bpe.model").is_file() == (token_type == "bpe")
+    if token_type == "char":
+        assert_factorized_layers_kept(tmp_path / "onnx", load_asr_experiment(exp, "model.pth")[0],
+                                      {"encoder": 18, "decoder": 10})
     meta = yaml.safe_load(files["meta"].read_text())
     assert meta["decoding"] == {"beam_size": 20, "ctc_weight": 0.5, "penalty": 0.0, "maxlenratio": 0.0,
                                 "minlenratio": 0.0, "nbest": 1}  # no decoding config: Speech2Text's defaults
