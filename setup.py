@@ -101,6 +101,10 @@ setup(
         # 68-point shape predictor (the model file is inside face_recognition_models); nothing downloaded
         "dlib-bin==20.0.1.post1",
         "face_recognition_models==0.3.0",
+        # deploy: ONNX export (torch's TorchScript-based exporter needs only onnx) and the ESPnet-free runtime;
+        # int8 quantization (onnxruntime.quantization) uses ml_dtypes, which onnx brings
+        "onnx==1.23.2",
+        "onnxruntime==1.32.0",
     ],
     extras_require={"test": ["pytest", "wheel"]},
     cmdclass={"build_py": BuildPyWithStartupHook, "develop": DevelopWithStartupHook},

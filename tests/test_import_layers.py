@@ -9,6 +9,7 @@ Layers, bottom to top::
     3  asr                                     wing: low-rank ASR (components, LowRankASRTask, build, compress)
     4  avsr                                    wing: AVSR (components, AVSRTask, build, decoding), built on asr
     5  registration, startup_hook              adds every wing's classes to ESPnet's registries
+       deploy                                  ONNX export of a trained model; the ESPnet-free ONNX runtime
     6  recipe, analysis                        recipe stages and analysis tools as library functions
     7  bin                                     command-line entry points
 
@@ -38,6 +39,7 @@ LAYERS = {
     "avsr": 4,
     "registration": 5,
     "startup_hook": 5,
+    "deploy": 5,
     "recipe": 6,
     "analysis": 6,
     "bin": 7,
