@@ -13,7 +13,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, results_tables, run_recipe, wer_of
+from conftest import (DECODE, DEMO_ARGS, LIBRI_RECIPE, LRS3_RECIPE, REPO, TAG, readme_demo_table, results_tables, run_recipe,
+                      wer_of)
 
 pytestmark = pytest.mark.end_to_end  # end to end: slow, deselect with -m "not end_to_end"
 
@@ -31,8 +32,9 @@ def test_demo_learns_the_training_speakers(librispeech_demo):
 
 def results_rows(results_md: str, metric: str) -> dict:
     """``{dataset: [Snt, Wrd, Corr, Sub, Del, Ins, Err, S.Err]}`` of RESULTS.md's ``### <metric>`` table."""
-    section = results_md[results_md.index(f"### {metric}\n"):]
-    rows = re.findall(rf"^\|{re.escape(DECODE)}/(\w+)\|([^\n]*)\|$", section.split("\n\n")[0], re.M)
+    section = results_md[results_md.index(f"### {metric}\n") + 1:]
+    section = section[: section.find("\n#")] if "\n#" in section else section
+    rows = re.findall(rf"^\|{re.escape(DECODE)}/(\w+)\|([^\n]*)\|$", section, re.M)
     return {dataset: [float(v) for v in cells.split("|")] for dataset, cells in rows}
 
 
