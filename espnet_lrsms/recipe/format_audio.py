@@ -226,7 +226,7 @@ def format_data_dir(data_dir: Path, out_dir: Path, fs: Union[str, int] = 16000, 
         (tmp / "data").mkdir(parents=True)
         jobs = [FormatJob(rec, tmp / "data", final_dir, fs, audio_format) for rec in recordings]
         results = [r for rs in check_in_parallel(format_recording, jobs, nj, f"format {data_dir.name}", "rec",
-                                                 chunksize=8, preload=("torchaudio",)) for r in rs]
+                                                 chunksize=8) for r in rs]
         faults = [(uttid, fault) for uttid, _, _, fault in results if fault]
         if faults and on_error == "stop":
             listed = "; ".join(fault for _, fault in faults[:MAX_LISTED])
