@@ -126,6 +126,24 @@ def checkout_copy(root: Path, recipe: Path) -> Path:
     return copy / recipe.relative_to(REPO)
 
 
+def stage_11_inputs(tmp_path: Path):
+    """What stage 11 checks for before training, as placeholders (the LibriSpeech recipe's default sets, bpe30):
+    ``(datadir, asr_stats_dir)`` under ``tmp_path``; stage 10's ``feats_stats.npz`` is left out."""
+    data, dump, stats = tmp_path / "data", tmp_path / "dump" / "raw", tmp_path / "exp" / "asr_stats_raw_en_bpe30"
+    bpe = data / "en_token_list" / "bpe_unigram30"
+    bpe.mkdir(parents=True)
+    (bpe / "bpe.model").write_text("x")
+    (bpe / "tokens.txt").write_text("<blank>\n")
+    for dset in ("train_960", "dev"):
+        (dump / dset).mkdir(parents=True)
+        for name in ("wav.scp", "text"):
+            (dump / dset / name).write_text("u1 x\n")
+    for part in ("train", "valid"):
+        (stats / part).mkdir(parents=True)
+        (stats / part / "speech_shape").write_text("u1 16000\n")
+    return data, stats
+
+
 def readme_demo_command():
     """README's demo command, as it stands there: ``(corpus root, run.sh arguments)`` of its code block."""
     import shlex

@@ -9,7 +9,7 @@ import pytest
 from espnet_lrsms.bin import feats_stats
 from espnet_lrsms.recipe.feats_stats import FeatsStatsError, normalize_plan
 
-from conftest import DEMO_ARGS, LIBRI_RECIPE, REPO
+from conftest import DEMO_ARGS, LIBRI_RECIPE, REPO, stage_11_inputs
 
 TINY = REPO / "conf" / "demo" / "train_asr_lrsms_tiny.yaml"  # normalize: null
 FBANK = REPO / "conf" / "demo" / "train_asr_lrsms_tiny_fbank.yaml"  # normalize: global_mvn
@@ -55,18 +55,7 @@ def _recipe(tmp_path, *args):
 def test_the_recipe_takes_espnets_values_and_global_mvn_needs_stage_10s_statistics(tmp_path):
     """--feats_normalize global_mvn with the paper's front end (normalize: null): stage 11 trains with global_mvn,
     so it stops before training, naming stage 10's missing statistics; a value ESPnet does not know is named."""
-    data, dump, stats = tmp_path / "data", tmp_path / "dump" / "raw", tmp_path / "exp" / "asr_stats_raw_en_bpe30"
-    bpe = data / "en_token_list" / "bpe_unigram30"
-    bpe.mkdir(parents=True)
-    (bpe / "bpe.model").write_text("x")
-    (bpe / "tokens.txt").write_text("<blank>\n")
-    for dset in ("train_960", "dev"):
-        (dump / dset).mkdir(parents=True)
-        for name in ("wav.scp", "text"):
-            (dump / dset / name).write_text("u1 x\n")
-    for part in ("train", "valid"):
-        (stats / part).mkdir(parents=True)
-        (stats / part / "speech_shape").write_text("u1 16000\n")
+    _, stats = stage_11_inputs(tmp_path)
     result = _recipe(tmp_path, "--stage", "11", "--stop_stage", "11", "--feats_normalize", "global_mvn")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert (f"Stage 11 needs {stats}/train/feats_stats.npz (made by stage 10: --feats_normalize global_mvn "

@@ -14,7 +14,7 @@ from espnet_lrsms.recipe.feats_stats import (
     ESPNET_DEFAULT_NORMALIZE, FeatsStatsError, normalize_plan, read_feats_stats, split_stats_keys,
 )
 
-from conftest import DEMO_ARGS, LIBRI_RECIPE, REPO, run_recipe
+from conftest import DEMO_ARGS, LIBRI_RECIPE, REPO, stage_11_inputs, run_recipe
 
 FBANK = REPO / "conf" / "demo" / "train_asr_lrsms_tiny_fbank.yaml"
 
@@ -72,18 +72,7 @@ def test_split_gives_both_sets_the_same_jobs(tmp_path):
 
 def test_training_with_global_mvn_needs_stage_10s_statistics(tmp_path):
     """Stage 11 stops before training, naming the missing file and the stage that makes it."""
-    data, dump, stats = tmp_path / "data", tmp_path / "dump" / "raw", tmp_path / "exp" / "asr_stats_raw_en_bpe30"
-    bpe = data / "en_token_list" / "bpe_unigram30"
-    bpe.mkdir(parents=True)
-    (bpe / "bpe.model").write_text("x")
-    (bpe / "tokens.txt").write_text("<blank>\n")
-    for dset in ("train_960", "dev"):
-        (dump / dset).mkdir(parents=True)
-        for name in ("wav.scp", "text"):
-            (dump / dset / name).write_text("u1 x\n")
-    for part in ("train", "valid"):
-        (stats / part).mkdir(parents=True)
-        (stats / part / "speech_shape").write_text("u1 16000\n")
+    data, stats = stage_11_inputs(tmp_path)
     result = subprocess.run(
         ["./run.sh", *DEMO_ARGS, "--stage", "11", "--stop_stage", "11", "--datadir", str(data),
          "--expdir", str(tmp_path / "exp"), "--asr_config", "conf/demo/train_asr_lrsms_tiny_fbank.yaml"],
