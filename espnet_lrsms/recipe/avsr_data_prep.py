@@ -262,8 +262,8 @@ def _process_star(args) -> AVClip:
 
 
 def _init_worker() -> None:
-    """One intra-op thread per worker: ``nj`` workers share the cores, and a forked child must not use
-    the OpenMP pool its parent may have started (the crops' torch resize would hang)."""
+    """One intra-op thread per worker: ``nj`` workers share the cores (the pool never forks a process that ran
+    torch: :mod:`espnet_lrsms.workers`)."""
     import torch
 
     torch.set_num_threads(1)
