@@ -27,5 +27,11 @@ REMOVED_IN = {
         "espnet_lrsms.analysis.signatures": "espnet_lrsms.analysis.numerical_signatures",
         "espnet_lrsms.recipe.avsr_sweep": "espnet_lrsms.recipe.avsr_snr_sweep",
         "espnet_lrsms.recipe.hf_repo": "espnet_lrsms.recipe.hf_model_repo",
+        # issue 34: what the ASR and LM wings share moved below them, to espnet_lrsms.text
+        "espnet_lrsms.lm.nbest": "espnet_lrsms.text.nbest",
+        "espnet_lrsms.lm.text.TOKEN_TYPES": "espnet_lrsms.text.tokens.TOKEN_TYPES",
+        "espnet_lrsms.lm.text.text_cleaner": "espnet_lrsms.text.tokens.text_cleaner",
+        "espnet_lrsms.lm.text.token_counter": "espnet_lrsms.text.tokens.token_counter",
+        "espnet_lrsms.lm.text.write_text_shapes": "espnet_lrsms.text.tokens.write_text_shapes",
     },
 }

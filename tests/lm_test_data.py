@@ -94,7 +94,8 @@ def write_word_lm_data(work: Path, sets: Dict[str, Sequence[Path]], vocabulary_t
     ``sets`` (Kaldi texts), ``<work>/stats/<name>/{text,text_shape.word}``. Returns the token list, the
     stats dir and ``args(train_set)``: ESPnet's data options for training on ``train_set``
     (validating on ``valid``)."""
-    from espnet_lrsms.lm.text import write_lm_text, write_text_shapes
+    from espnet_lrsms.lm.text import write_lm_text
+    from espnet_lrsms.text.tokens import write_text_shapes
 
     words = sorted({w for t in vocabulary_texts for line in Path(t).read_text().splitlines() for w in line.split()[1:]})
     token_list = work / "tokens.txt"

@@ -1,6 +1,7 @@
 """One version string (issue 33 item 18): setup.py reads espnet_lrsms/version.py; CHANGELOG.md names what each
 release moved; an old pack or config naming a module a later release removed says which version made it and
 which module replaced it."""
+import importlib
 import logging
 import re
 import subprocess
@@ -73,3 +74,26 @@ def test_a_config_naming_a_removed_module_or_function(tmp_path):
     # names that still exist, or a pack made by 0.2.0 itself: nothing to say
     assert removed_module_notes(["espnet_lrsms.asr.task espnet_lrsms.asr.unit_dropout.UnitDropout"], None) == []
     assert removed_module_notes([OLD_LOAD], "0.2.0") == []
+
+
+def test_the_names_issue_34_moved_below_the_wings_are_told_with_their_new_home():
+    """lm/nbest.py and the shared half of lm/text.py moved to espnet_lrsms/text/; what stayed in lm.text is not named."""
+    notes = removed_module_notes(["from espnet_lrsms.lm.nbest import read_nbest",
+                                  "espnet_lrsms.lm.text.write_text_shapes espnet_lrsms.lm.text.write_lm_text "
+                                  "espnet_lrsms.lm.text.lm_vocabulary"], "0.1.0")
+    assert [note.split(" (installed")[0] for note in notes] == [
+        "it names espnet_lrsms.lm.nbest (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.2.0 replaced by "
+        "espnet_lrsms.text.nbest",
+        "it names espnet_lrsms.lm.text.write_text_shapes (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.2.0 "
+        "replaced by espnet_lrsms.text.tokens.write_text_shapes",
+    ]
+    moved = {old: new.split()[0] for old, new in REMOVED_IN["0.2.0"].items()
+             if old.startswith(("espnet_lrsms.lm.nbest", "espnet_lrsms.lm.text."))}
+    assert len(moved) == 5
+    for old, new in moved.items():  # each new home holds the name; lm.text no longer does (moved, not copied)
+        if old == "espnet_lrsms.lm.nbest":
+            importlib.import_module(new)
+            continue
+        module, _, name = new.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), new
+        assert not hasattr(importlib.import_module("espnet_lrsms.lm.text"), name), old

@@ -26,7 +26,7 @@ from espnet2.bin import asr_inference as espnet_asr_inference
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
 from espnet_lrsms.fileio import split_kaldi_line
-from espnet_lrsms.lm.nbest import write_components
+from espnet_lrsms.text.nbest import write_components
 from espnet_lrsms.lm.task import load_lm
 
 

@@ -1,4 +1,4 @@
-"""Recipe stage 6: LM texts in ESPnet's layout plus their shape files (see espnet_lrsms.lm.text).
+"""Recipe stage 6: LM texts in ESPnet's layout plus their shape files (espnet_lrsms.lm.text, espnet_lrsms.text.tokens).
 
     python -m espnet_lrsms.bin.lm_prepare_text --out_root exp/lm_stats_en_bpe5000 \
         --bpemodel data/en_token_list/bpe_unigram5000/bpe.model --token_list data/en_token_list/bpe_unigram5000/tokens.txt \
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from espnet2.utils.types import str_or_none
 
-from espnet_lrsms.lm.text import TOKEN_TYPES, write_lm_text, write_text_shapes
+from espnet_lrsms.lm.text import write_lm_text
+from espnet_lrsms.text.tokens import TOKEN_TYPES, write_text_shapes
 
 
 def main(cmd=None) -> int:

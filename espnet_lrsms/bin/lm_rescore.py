@@ -21,9 +21,9 @@ from pathlib import Path
 from espnet2.utils.types import str2bool
 
 from espnet_lrsms.fileio import write_text_atomic
-from espnet_lrsms.lm.nbest import read_nbest, read_references
 from espnet_lrsms.lm.rescore import chosen_words, corpus_wer, lm_scores, parse_grid, rescore, tune_weights, write_rescored
 from espnet_lrsms.lm.robustness import add_perturbation_arguments, robustness_report
+from espnet_lrsms.text.nbest import read_nbest, read_references
 
 
 def get_parser() -> argparse.ArgumentParser:

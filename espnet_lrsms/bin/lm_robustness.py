@@ -13,9 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.lm.nbest import read_nbest, read_references
 from espnet_lrsms.lm.rescore import lm_scores, parse_grid, tune_weights
 from espnet_lrsms.lm.robustness import add_perturbation_arguments, robustness_report
+from espnet_lrsms.text.nbest import read_nbest, read_references
 
 
 def main(cmd=None) -> int:

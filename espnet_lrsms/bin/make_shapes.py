@@ -17,7 +17,7 @@ from pathlib import Path
 
 from espnet2.utils.types import str_or_none
 
-from espnet_lrsms.lm.text import TOKEN_TYPES
+from espnet_lrsms.text.tokens import TOKEN_TYPES
 from espnet_lrsms.recipe.shapes import write_shapes, write_video_shape
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from espnet2.utils.types import str_or_none
 
-from espnet_lrsms.lm.text import TOKEN_TYPES
+from espnet_lrsms.text.tokens import TOKEN_TYPES
 from espnet_lrsms.recipe.tokenizer import BLANK, OOV, SOS_EOS, train_tokenizer, write_token_list
 
 

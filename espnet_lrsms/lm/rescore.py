@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from espnet_lrsms.fileio import replaced_on_success
-from espnet_lrsms.lm.nbest import Hypothesis, NBest
 from espnet_lrsms.scoring.sclite import align
+from espnet_lrsms.text.nbest import Hypothesis, NBest
 
 SentenceScorer = Callable[[Sequence[str]], List[float]]  # sentences -> log P_LM
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_lrsms.lm.nbest import Hypothesis, NBest, read_references
 from espnet_lrsms.lm.perturb import PerturbationConfig, PerturbationCounts, Perturber, Pronunciations
 from espnet_lrsms.lm.text import lm_vocabulary
 from espnet_lrsms.lm.rescore import SentenceScorer, chosen_words, corpus_wer, lm_scores, rescore
+from espnet_lrsms.text.nbest import Hypothesis, NBest, read_references
 
 
 def perturb_nbest(nbest: NBest, perturber: Perturber, only_first: bool = False) -> Tuple[NBest, PerturbationCounts]:

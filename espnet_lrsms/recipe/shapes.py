@@ -14,7 +14,7 @@ import soundfile
 from tqdm import tqdm
 
 from espnet_lrsms.fileio import iter_kaldi_table, write_text_atomic
-from espnet_lrsms.lm.text import write_text_shapes
+from espnet_lrsms.text.tokens import write_text_shapes
 
 logger = logging.getLogger(__name__)
 

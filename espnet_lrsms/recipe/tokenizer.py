@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from espnet_lrsms.fileio import replaced_on_success, split_kaldi_line, write_text_atomic
-from espnet_lrsms.lm.text import TOKEN_TYPES, text_cleaner
+from espnet_lrsms.text.tokens import TOKEN_TYPES, text_cleaner
 
 logger = logging.getLogger(__name__)
 

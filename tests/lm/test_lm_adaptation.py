@@ -3,7 +3,7 @@ which the digit words play other roles) and adapted with LoRA to the demo's digi
 (ESPnet's LM task and trainer, word tokens, in this process)."""
 import pytest
 
-from espnet_lrsms.lm.nbest import read_nbest, read_references
+from espnet_lrsms.text.nbest import read_nbest, read_references
 from espnet_lrsms.lm.rescore import chosen_words, corpus_wer, lm_scores, parse_grid, rescore, tune_weights
 
 from conftest import REPO

@@ -148,7 +148,7 @@ def test_shallow_fusion_decoding_loads_adapted_lms_with_their_adapters(lm_setup)
 @pytest.mark.end_to_end
 def test_rescoring_with_an_lm_trained_on_the_references_lowers_the_wer(lm_setup, capsys):
     from espnet_lrsms.bin.lm_rescore import main as rescore_main
-    from espnet_lrsms.lm.nbest import read_references
+    from espnet_lrsms.text.nbest import read_references
     from espnet_lrsms.lm.rescore import corpus_wer
 
     work, data = lm_setup["work"], lm_setup["data"]

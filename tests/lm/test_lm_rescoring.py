@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from espnet_lrsms.lm.nbest import Hypothesis, read_nbest, read_references, write_nbest
+from espnet_lrsms.text.nbest import Hypothesis, read_nbest, read_references, write_nbest
 from espnet_lrsms.lm.perturb import PerturbationConfig, Perturber, Pronunciations
 from espnet_lrsms.lm.rescore import (
     corpus_wer,

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from espnet_lrsms.lm.nbest import read_nbest, parse_score
+from espnet_lrsms.text.nbest import read_nbest, parse_score
 
 from asr_test_data import train_command
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from espnet_lrsms.lm.nbest import read_nbest
+from espnet_lrsms.text.nbest import read_nbest
 
 
 def decode_dir(tmp_path, text=b"utt1 a b\nutt2 c\n", score=b"utt1 tensor(-1.5)\nutt2 -2.0\n", components=None):

@@ -2,7 +2,7 @@
 import pytest
 
 from espnet_lrsms.fileio import read_kaldi_table, split_kaldi_line
-from espnet_lrsms.lm.nbest import read_nbest
+from espnet_lrsms.text.nbest import read_nbest
 from espnet_lrsms.scoring.sclite import score_dir
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from espnet_lrsms.lm.nbest import read_references
+from espnet_lrsms.text.nbest import read_references
 from espnet_lrsms.lm.rescore import corpus_wer
 from espnet_lrsms.recipe.tokenizer import train_tokenizer
 

@@ -3,8 +3,7 @@
 ``score`` holds the beam search's total score of each hypothesis (ESPnet writes ``tensor(-1.93)``
 or a plain number); ``score_components`` holds, per hypothesis, a JSON object
 ``{"scores": {scorer: raw score}, "weights": {scorer: weight}}`` with ``score = Σ weights[k]·scores[k]``:
-written by :func:`write_components` (both decoders, through :func:`espnet_lrsms.asr.inference.decode_data_dir`)
-and read by :func:`parse_components`.
+written by :func:`write_components` (ASR and AVSR decoding) and read by :func:`parse_components` (LM rescoring).
 """
 import json
 import math
