@@ -208,7 +208,7 @@ def test_bad_lora_conf_names_key_and_value():
         LoRAConfig.from_dict({"strategy": "adalora", "rank": 8})
     with pytest.raises(LoRAConfigError, match=r"unknown key\(s\) \['init_rank'\] for strategy 'vanilla'"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "init_rank": 12})
-    with pytest.raises(LoRAConfigError, match=r"lora_conf.ranks.mhsa\[0\] \(α_i\): α must be in \(0, 1\], got 2"):
+    with pytest.raises(LoRAConfigError, match=r"lora_conf.ranks.mhsa\[0\] \(α_i\): expected a rank fraction α in \(0, 1\], got 2"):
         LoRAConfig.from_dict({"strategy": "mixed", "ranks": {"mhsa": [2, 0.5]}})
 
 
@@ -222,5 +222,5 @@ def test_the_lora_scaling_is_lora_alpha_and_its_old_name_alpha_still_reads(caplo
     assert "lora_conf.alpha is read as lora_alpha" in caplog.text
     with pytest.raises(LoRAConfigError, match=r"lora_conf: both 'alpha' and 'lora_alpha' given"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "alpha": 32, "lora_alpha": 16})
-    with pytest.raises(LoRAConfigError, match=r"lora_conf.lora_alpha: expected a number in \(0.0, inf\), got -1"):
+    with pytest.raises(LoRAConfigError, match=r"lora_conf.lora_alpha: expected a number > 0, got -1"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "lora_alpha": -1})
