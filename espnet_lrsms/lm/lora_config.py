@@ -30,13 +30,17 @@ every block of ESPnet's Transformer LM)::
     lora_conf:
         strategy: mixed          # per-layer ranks from a rank schedule (espnet_lrsms.lowrank.schedule)
         ranks:
-            mhsa: [0.0625, 0.25] # alpha | [alpha_i, alpha_f] | per-block list: r = round(alpha * min(m, n))
+            mhsa: [0.0625, 0.25] # alpha | [alpha_i, alpha_f] | per-block list | {kind: ...}: r = round(alpha * min(m, n))
             ffn: 0.125
 
 The scaling was called ``alpha`` before 0.2.0's one-wing layout; ``alpha`` in this package means the rank
 fraction of a rank schedule (``r = round(alpha * min(m, n))``, as in ``ranks:`` above), so the scaling is
 ``lora_alpha``, PEFT's name. A ``lora_conf`` that still says ``alpha:`` (an experiment trained before) is read
 as ``lora_alpha`` with a warning.
+
+Each key is a field of :class:`LoRAConfig` with its type, range, help and strategies; one reader
+(:func:`espnet_lrsms.lowrank.options.read_options`) checks them, and :meth:`LoRAConfig.check_together` what
+ties two keys.
 
 Pure Python: nothing here imports ESPnet or PEFT.
 """
