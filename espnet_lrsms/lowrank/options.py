@@ -10,15 +10,17 @@
 Types understood: ``bool``, ``int``, ``float`` (finite), ``str`` (non-empty), ``Optional[...]`` (null allowed)
 and ``Tuple[X, ...]`` (a non-empty YAML list, each entry checked as ``X``). ``choices`` limits a value to a
 set; ``parse(value, where)`` takes over for a nested value (a rank schedule). A field without a default
-must be given; ``required=True``: given and not null. Every error is one line naming key and value: ``<where>.<key>: expected
-<what>, got <value>``.
+must be given; ``required=True``: given and not null. Every error is one line naming key, value and what is
+allowed: ``<where>.<key>: expected <what>, got <value>``.
 
 Pure Python: nothing here imports ESPnet.
 """
 import math
 from dataclasses import MISSING, Field, field, fields
 from numbers import Real
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, Union, get_args, get_origin, get_type_hints,
+)
 
 
 class OptionError(ValueError):
