@@ -31,6 +31,7 @@ import yaml
 from espnet_lrsms.analysis.rank_emergence import check_threshold, count_for_threshold, describe_measure, singular_values
 from espnet_lrsms.analysis.weights import iter_weight_matrices, load_state_dict
 from espnet_lrsms.fileio import config_yaml, save_figure, write_config_yaml
+from espnet_lrsms.lowrank.schedule import parse_schedule
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS, LOWRANK_COUNTERPARTS, VOCABULARY_WEIGHTS
 from espnet_lrsms.asr.compress_checkpoint import lowrank_config
 
@@ -332,13 +333,8 @@ CSV_FIELDS = ("submodel", "module_type", "block", "num_blocks", "measured_fracti
 
 
 def scheduled_alphas(spec, num_blocks: int) -> List[float]:
-    """α_b, b = 0 … B−1, of one ``lowrank:`` entry: a uniform α, ``[α_i, α_f]`` or ``{per_block: [...]}``."""
-    if isinstance(spec, Mapping):
-        return [float(a) for a in spec["per_block"]]
-    if isinstance(spec, (list, tuple)):
-        alpha_i, alpha_f = spec
-        return [alpha_i + b * (alpha_f - alpha_i) / num_blocks for b in range(num_blocks)]
-    return [float(spec)] * num_blocks
+    """α_b, b = 0 … B−1, of one ``lowrank:`` entry, as training reads it (:func:`parse_schedule`)."""
+    return parse_schedule(spec, "lowrank").alphas(num_blocks)
 
 
 def fit_rows(result: ScheduleFit) -> List[dict]:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from espnet_lrsms.lm.lora_config import LoRAConfig, LoRAConfigError
+from espnet_lrsms.lowrank import rank_for
 
 from conftest import REPO
 from lm_test_data import demo_transcripts, noisy_nbest, train_lm, write_data_dir, write_decode_dir, write_word_lm_data
@@ -208,7 +209,7 @@ def test_bad_lora_conf_names_key_and_value():
         LoRAConfig.from_dict({"strategy": "adalora", "rank": 8})
     with pytest.raises(LoRAConfigError, match=r"unknown key\(s\) \['init_rank'\] for strategy 'vanilla'"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "init_rank": 12})
-    with pytest.raises(LoRAConfigError, match=r"lora_conf.ranks.mhsa\[0\] \(α_i\): α must be in \(0, 1\], got 2"):
+    with pytest.raises(LoRAConfigError, match=r"lora_conf.ranks.mhsa\[0\] \(α_i\): expected a rank fraction α in \(0, 1\], got 2"):
         LoRAConfig.from_dict({"strategy": "mixed", "ranks": {"mhsa": [2, 0.5]}})
 
 
@@ -222,5 +223,25 @@ def test_the_lora_scaling_is_lora_alpha_and_its_old_name_alpha_still_reads(caplo
     assert "lora_conf.alpha is read as lora_alpha" in caplog.text
     with pytest.raises(LoRAConfigError, match=r"lora_conf: both 'alpha' and 'lora_alpha' given"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "alpha": 32, "lora_alpha": 16})
-    with pytest.raises(LoRAConfigError, match=r"lora_conf.lora_alpha: expected a number in \(0.0, inf\), got -1"):
+    with pytest.raises(LoRAConfigError, match=r"lora_conf.lora_alpha: expected a number > 0, got -1"):
         LoRAConfig.from_dict({"strategy": "vanilla", "rank": 8, "lora_alpha": -1})
+
+
+def test_lora_conf_keys_are_checked_by_their_fields_and_mixed_ranks_take_the_explicit_schedule_form():
+    short = LoRAConfig.from_dict({"strategy": "mixed", "ranks": {"mhsa": [0.0625, 0.25], "ffn": 0.125}})
+    explicit = LoRAConfig.from_dict({"strategy": "mixed", "ranks": {
+        "mhsa": {"kind": "linear", "alpha_i": 0.0625, "alpha_f": 0.25}, "ffn": {"kind": "uniform", "alpha": 0.125}}})
+    assert explicit == short
+    assert [rank_for(a, 64, 64) for a in explicit.ranks["mhsa"].alphas(4)] == [4, 7, 10, 13]
+    for conf, message in [
+        ({"strategy": "warmup", "rank": 8, "warmup_rank": 32},
+         r"lora_conf.truncate_step: missing for strategy 'warmup'; expected an integer >= 1"),
+        ({"strategy": "vanilla"}, r"lora_conf.rank: missing for strategy 'vanilla'; expected an integer >= 1 \("),
+        ({"strategy": "vanilla", "rank": 8, "dropout": 1.0}, r"lora_conf.dropout: expected a number in \[0, 1\), got 1.0"),
+        ({"strategy": "dynamic", "rank": 8, "init_rank": 12, "beta1": 0}, r"lora_conf.beta1: expected a number in \(0, 1\), got 0"),
+        ({"strategy": "dynamic", "rank": 8, "init_rank": 12, "tinit": -1}, r"lora_conf.tinit: expected an integer >= 0, got -1"),
+        ({"strategy": "mixed", "ranks": {"mhsa": {"kind": "cosine"}}},
+         r"lora_conf.ranks.mhsa.kind: expected one of \['dense', 'uniform', 'linear', 'per_block'\], got 'cosine'"),
+    ]:
+        with pytest.raises(LoRAConfigError, match=message):
+            LoRAConfig.from_dict(conf)
