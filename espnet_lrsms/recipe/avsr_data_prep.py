@@ -261,14 +261,6 @@ def _process_star(args) -> AVClip:
     return process_clip(*args)
 
 
-def _init_worker() -> None:
-    """One intra-op thread per worker: ``nj`` workers share the cores (the pool never forks a process that ran
-    torch: :mod:`espnet_lrsms.workers`)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 # ---------------------------------------------------------------------------------- a set
 def _clips_of(corpus_root: Path, set_name: str, dev_speakers: Optional[FrozenSet[str]] = None) -> List[AVClip]:
     """The set's clips as :func:`scan_lrs3` pairs them (mp4 + transcript), with their ``<split>/<speaker>/<clip>``."""
@@ -370,7 +362,7 @@ def prepare_av_set(
     out_dir = data_dir / "av" / set_name
     _use_cache(out_dir, settings)
     jobs = [(clip, out_dir, settings, max_frame_mismatch) for clip in clips]
-    done = check_in_parallel(_process_star, jobs, nj, f"av data prep {set_name}", "clip", chunksize=4, initializer=_init_worker)
+    done = check_in_parallel(_process_star, jobs, nj, f"av data prep {set_name}", "clip", chunksize=4)
     out = finish_set(data_dir / set_name, done, av_tables, on_error, "clip", durations)
     report_frame_rates(out.name, done)
     report_faces(out, done)

@@ -30,6 +30,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from espnet_lrsms.workers import threads_per_job, usable_cores
+
 logger = logging.getLogger(__name__)
 
 RENDEZVOUS = ".dist_init_cpu_processes"  # in the output directory (ESPnet's launcher names its own .dist_init_<uuid>)
@@ -72,13 +74,6 @@ def cpu_world_size(args: argparse.Namespace) -> int:
     return n
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, as ``nproc`` counts them)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def threads_per_rank(world_size: int) -> Optional[int]:
     """Each rank's share of the cores, ``max(1, cores // world_size)``; None when ``OMP_NUM_THREADS``
     is set (the user's number holds). Warns when the ranks outnumber the cores."""
@@ -88,9 +83,7 @@ def threads_per_rank(world_size: int) -> Optional[int]:
             f"--cpu_processes {world_size}: more processes than the {cores} CPU core(s) this machine gives "
             "them; they share the cores"
         )
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    return max(1, cores // world_size)
+    return threads_per_job(world_size)
 
 
 def _rank_main(task, cmd: Sequence[str], threads: Optional[int]) -> None:

@@ -65,3 +65,31 @@ def test_stage_3_workers_resample_after_torch_ran_in_the_caller(tmp_path):
     for i in range(4):
         wave, rate = soundfile.read(tmp_path / "out" / str(ROUNDS - 1) / "data" / f"u{i}.flac")
         assert rate == 16000 and len(wave) == 8000
+
+
+def _worker_threads(_) -> tuple:
+    import torch
+
+    return torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize("nj", [1, 2, 3])
+def test_each_worker_computes_with_its_share_of_the_cores(nj, monkeypatch):
+    """nj workers share the cores: max(1, cores // nj) torch threads each (and OMP_NUM_THREADS for their
+    children), so two decoders on two cores do not start four threads."""
+    from espnet_lrsms.workers import process_pool, usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    share = max(1, usable_cores() // nj)
+    with process_pool(nj, preload=("torch",)) as pool:
+        seen = set(pool.map(_worker_threads, range(4 * nj)))
+    assert seen == {(share, str(share))}
+
+
+def test_omp_num_threads_set_by_the_user_holds_in_every_worker(monkeypatch):
+    from espnet_lrsms.workers import process_pool, threads_per_job
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_per_job(2) is None
+    with process_pool(2) as pool:
+        assert set(pool.map(_worker_threads, range(4))) == {(3, "3")}
