@@ -102,3 +102,28 @@ def test_only_the_whole_job_token_is_replaced(tmp_path, runner):
         out = (logdir / f"decode.{job}.log").read_text().splitlines()[2]
         assert out == f"keys.{job}.scp split4/{job} {job} {tmp_path}/xJOBy/exp exp_JOB_1 JOBS"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("x") and p.name != "xJOBy"]  # no stray x1y, x2y
+
+
+@pytest.mark.parametrize("options, jobs, expected", [
+    ([], "JOB=1:2", lambda cores: str(max(1, cores // 2))),            # two at once: half the cores each
+    ([], "JOB=1:3", lambda cores: str(max(1, cores // 3))),
+    (["--max_jobs_run", "1"], "JOB=1:3", lambda cores: "unset"),       # one at a time: every core, as without jobs
+    ([], "JOB=1:1", lambda cores: "unset"),                           # a single job (the launcher's training)
+])
+def test_run_local_gives_jobs_side_by_side_their_share_of_the_cores(tmp_path, options, jobs, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    result = subprocess.run([str(UTILS / "run_local.sh"), *options, jobs, str(tmp_path / "log.JOB"),
+                             "bash", "-c", "echo omp=${OMP_NUM_THREADS:-unset}"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    cores = len(os.sched_getaffinity(0))
+    logs = sorted(tmp_path.glob("log.*"))
+    assert logs and all(f"\nomp={expected(cores)}\n" in log.read_text() for log in logs)
+
+
+def test_run_local_leaves_a_users_omp_num_threads_alone(tmp_path):
+    result = subprocess.run([str(UTILS / "run_local.sh"), "JOB=1:2", str(tmp_path / "log.JOB"),
+                             "bash", "-c", "echo omp=$OMP_NUM_THREADS"],
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ, OMP_NUM_THREADS="3"))
+    assert result.returncode == 0, result.stderr
+    assert all("\nomp=3\n" in log.read_text() for log in tmp_path.glob("log.*"))

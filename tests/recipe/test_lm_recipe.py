@@ -25,6 +25,7 @@ ARGS = [
     "--ngpu", "0", "--nbpe", "30", "--train_set", "train_clean_100", "--valid_set", "dev_clean",
     "--test_sets", "dev_clean test_clean", "--asr_config", "conf/demo/train_asr_lrsms_tiny.yaml",
     "--inference_config", "conf/demo/decode_asr_tiny.yaml", "--inference_asr_model", "valid.acc.best.pth",
+    "--inference_nj", "2",  # the fused decode: two jobs on the 2 CI cores (asr.sh's default is 4)
     "--lm_config", "conf/lm/demo/train_lm_transformer_tiny.yaml", "--lora_config", "conf/lm/demo/lora_vanilla_tiny.yaml",
     "--lm_args", "--max_epoch 4 --use_matplotlib false", "--lora_args", "--max_epoch 2 --use_matplotlib false",
 ]

@@ -8,6 +8,11 @@
 # (job_token.sh: "log.JOB.txt" and "split/JOB" are, ".../xJOBy/exp" is not), in parallel: all at once, or at most N at a time with --max_jobs_run N (--max-jobs-run, as run.pl spells it).
 # It fails if any job fails and names that job's log. Each log starts with the command and ends with its
 # exit status. The other resource options are accepted and ignored (one machine).
+#
+# Jobs that run side by side share the cores: each gets OMP_NUM_THREADS=max(1, cores / jobs at once) (torch's
+# intra-op threads), unless OMP_NUM_THREADS is set already (yours holds). ESPnet's path.sh exports 1 for every
+# stage; here a single job (training) keeps every core, and two decoding jobs on two cores do not start four
+# threads (which ran them 10x slower: OpenMP threads spin while they wait for a core).
 set -uo pipefail
 # shellcheck source=job_token.sh
 . "$(dirname "${BASH_SOURCE[0]}")/job_token.sh"
@@ -57,10 +62,18 @@ run_one() {
     local start=$SECONDS
     bash -c "$cmd" >> "$log" 2>&1
     local status=$?
-    echo "# Accounting: time=$((SECONDS - start)) threads=1" >> "$log"
+    echo "# Accounting: time=$((SECONDS - start)) threads=${threads}" >> "$log"
     echo "# Ended (code $status) at $(date)" >> "$log"
     return $status
 }
+
+at_once=$((last - first + 1))
+[[ $max_jobs -gt 0 && $max_jobs -lt $at_once ]] && at_once=$max_jobs
+if [[ -z "${OMP_NUM_THREADS:-}" && $at_once -gt 1 ]]; then
+    cores=$(nproc)
+    export OMP_NUM_THREADS=$(( cores / at_once > 1 ? cores / at_once : 1 ))
+fi
+threads=${OMP_NUM_THREADS:-$(nproc)}
 
 declare -A pid_of_job=()
 for ((job = first; job <= last; job++)); do
