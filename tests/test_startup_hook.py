@@ -36,7 +36,13 @@ def test_only_1_true_or_yes_turn_the_hook_off():
 @needs_the_hook
 def test_the_copy_on_sys_path_0_is_the_one_the_hook_registers(tmp_path):
     """A second checkout (a copy of the package with a marker) run from its own folder: its copy is imported
-    when ESPnet's task loads, not the installed one; ``ESPNET_LRSMS_NO_STARTUP_HOOK=0`` leaves the hook on."""
+    when ESPnet's task loads, not the installed one; ``ESPNET_LRSMS_NO_STARTUP_HOOK=0`` leaves the hook on.
+
+    The same interpreter shows (one ESPnet import serves all):
+    - stock ESPnet knows the classes without ``import espnet_lrsms`` (nothing of it imported at start-up);
+    - ``import espnet_lrsms.lowrank`` leaves ESPnet unloaded;
+    - the registration follows ESPnet's import: ESPnet's LM task alone first (the schedulers, not yet the ASR
+      task), then the ASR task (the encoder), after which no watcher of the registration is left."""
     checkout = tmp_path / "second_checkout"
     shutil.copytree(REPO / "espnet_lrsms", checkout / "espnet_lrsms", ignore=shutil.ignore_patterns("__pycache__"))
     init = checkout / "espnet_lrsms" / "__init__.py"
@@ -44,8 +50,15 @@ def test_the_copy_on_sys_path_0_is_the_one_the_hook_registers(tmp_path):
     script = (
         "import sys\n"
         "assert not [m for m in sys.modules if m.startswith('espnet_lrsms')], 'imported at start-up'\n"
+        "import espnet_lrsms.lowrank\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('espnet', 'espnet2')], 'lowrank loaded ESPnet'\n"
+        "import espnet2.tasks.lm\n"
+        "from espnet2.tasks import abs_task\n"
+        "assert 'warmup_cosine' in abs_task.scheduler_classes and 'espnet2.tasks.asr' not in sys.modules\n"
+        "from espnet2.bin.asr_inference import Speech2Text\n"
         "from espnet2.tasks import asr\n"
         "cls = asr.encoder_choices.classes.get('lowrank_conformer')\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'espnet_lrsms.registration']\n"
         "package = sys.modules.get('espnet_lrsms')\n"
         "print('RESULT', getattr(package, 'CHECKOUT', 'installed') if package else 'not-imported',\n"
         "      sys.modules[cls.__module__].__file__ if cls else 'not-registered')\n"

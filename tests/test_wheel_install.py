@@ -65,6 +65,9 @@ def test_every_module_imports_from_the_installed_wheel(installed, tmp_path):
     target = installed
     script = (
         "import importlib, sys\n"
+        # the hook off (ESPNET_LRSMS_NO_STARTUP_HOOK=1), stock ESPnet's ASR task loads without this package's classes
+        "from espnet2.tasks import asr\n"
+        "print('HOOK OFF', 'lowrank_conformer' in asr.encoder_choices.classes, 'espnet_lrsms' in sys.modules)\n"
         f"sys.path.insert(0, {str(target)!r})\n"
         "bad = []\n"
         f"for name in {source_modules()!r}:\n"
@@ -79,6 +82,7 @@ def test_every_module_imports_from_the_installed_wheel(installed, tmp_path):
     env = dict(os.environ, ESPNET_LRSMS_NO_STARTUP_HOOK="1")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "HOOK OFF False False" in result.stdout.splitlines()
 
 
 def test_the_wheels_startup_hook_lets_stock_espnet_see_the_classes(wheel, installed, tmp_path):
