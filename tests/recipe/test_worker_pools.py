@@ -41,6 +41,7 @@ REPRODUCER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.end_to_end  # a fresh interpreter running stage 3 ten times with its worker pools: ~18 s
 def test_stage_3_workers_resample_after_torch_ran_in_the_caller(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
