@@ -5,6 +5,7 @@ Layers, bottom to top::
 
     0  lowrank, nets, fileio, version          pure PyTorch / Python: never import ESPnet
     1  train, scoring, packing                 what every family's ESPnet task shares
+       espnet_patches                          the one module that patches ESPnet (or torch) at run time
     2  lm                                      wing: LoRA LM (components, LoRALMTask, loading, scorer)
     3  asr                                     wing: low-rank ASR (components, LowRankASRTask, build, compress)
     4  avsr                                    wing: AVSR (components, AVSRTask, build, decoding), built on asr
@@ -34,6 +35,7 @@ LAYERS = {
     "train": 1,
     "scoring": 1,
     "packing": 1,
+    "espnet_patches": 1,
     "lm": 2,
     "asr": 3,
     "avsr": 4,
