@@ -81,8 +81,9 @@ def decode_data_dir(
     multi_asr: bool = False,
     **options,
 ) -> None:
-    """Decode the data with ``speech2text_class`` (``options``: its own, ESPnet's ``Speech2Text`` options) into
-    ``output_dir`` (see the module docstring); the arguments are those of ESPnet's ``inference()``."""
+    """Decode the data with ``speech2text_class`` (a :class:`LowRankSpeech2Text`, whose ``asr_task`` reads the data;
+    ``options``: ESPnet's ``Speech2Text`` options) into ``output_dir`` (see the module docstring); the arguments
+    are those of ESPnet's ``inference()``."""
     if batch_size > 1:
         raise NotImplementedError("batch decoding is not implemented")  # ESPnet's refusals, in its words
     if word_lm_train_config is not None:
