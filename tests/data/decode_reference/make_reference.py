@@ -1,8 +1,8 @@
-"""How the files of this folder were made (run once, from the repository root, with the code of the commit that
-added them: the decoder before its rewrite as one loop). tests/asr/test_decode_reference.py decodes the same
+"""How the files of this folder were made (run once, with the package of commit 048961c: the decoder before its
+rewrite as one loop, i.e. ``PYTHONPATH=<that commit's tree>`` from a folder outside the repository). tests/asr/test_decode_reference.py decodes the same
 inputs with today's code and compares the outputs byte for byte.
 
-    .venv/bin/python tests/data/decode_reference/make_reference.py <experiment dir> <tone data dir>
+    python tests/data/decode_reference/make_reference.py <experiment dir> <tone data dir>
 
 <experiment dir>: the tiny demo config (conf/demo/train_asr_lrsms_tiny.yaml) trained on the tests' tone data
 (tests/conftest.py's write_tone_dataset(root / "train", 16, seed=0) and its token list) through
@@ -21,11 +21,12 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 UTTS = ("utt000", "utt001", "utt002", "utt003")
-# (decode name, command-line options): joint CTC/attention with 3-best lists; the same with LoRA-LM shallow fusion
+# (decode name, command-line options): joint CTC/attention with 3-best lists; LoRA-LM shallow fusion with 2-best
+# lists, of the utterances of a key file ({keys}: utt001, short, utt003)
 DECODES = {
     "asr": ["--beam_size", "4", "--ctc_weight", "0.3", "--penalty", "0.2", "--nbest", "3"],
-    "asr_lora_lm": ["--beam_size", "4", "--ctc_weight", "0.3", "--lm_weight", "0.5", "--nbest", "2",
-                    "--lm_train_config", "{model}/lm_config.yaml", "--lm_file", "{model}/lm.pth"],
+    "asr_lora_lm": ["--beam_size", "3", "--ctc_weight", "0.3", "--lm_weight", "0.5", "--nbest", "2",
+                    "--lm_train_config", "{model}/lm_config.yaml", "--lm_file", "{model}/lm.pth", "--key_file", "{keys}"],
 }
 
 
@@ -72,12 +73,13 @@ def wav_scp(directory: Path) -> Path:
     keys = ["utt000", "utt001", "short", "utt002", "utt003"]
     scp = directory / "wav.scp"
     scp.write_text("".join(f"{k} {audio / (k + '.wav')}\n" for k in keys))
+    (directory / "keys").write_text("".join(f"{k} {audio / (k + '.wav')}\n" for k in ("utt001", "short", "utt003")))
     return scp
 
 
 def decode_command(name: str, scp: Path, output_dir: Path):
     model = HERE / "model"
-    options = [o.format(model=model) for o in DECODES[name]]
+    options = [o.format(model=model, keys=scp.parent / "keys") for o in DECODES[name]]
     return ["--batch_size", "1", "--ngpu", "0", "--data_path_and_name_and_type", f"{scp},speech,sound",
             "--asr_train_config", str(model / "config.yaml"), "--asr_model_file", str(model / "model.pth"),
             "--output_dir", str(output_dir), *options]
@@ -93,3 +95,4 @@ if __name__ == "__main__":
         shutil.rmtree(out, ignore_errors=True)
         assert main(decode_command(name, scp, out)) == 0
     scp.unlink()
+    (HERE / "keys").unlink()
