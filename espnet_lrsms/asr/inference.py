@@ -124,7 +124,8 @@ def decode_data_dir(
                 nbest_writer["score"][key] = str(hyp.score)
                 if text is not None:
                     nbest_writer["text"][key] = text
-                components[f"{n}best_recog"].append((key, {k: float(v) for k, v in hyp.scores.items()}, weights))
+                if weights is not None:  # a transducer's hypotheses have no per-scorer scores
+                    components[f"{n}best_recog"].append((key, {k: float(v) for k, v in hyp.scores.items()}, weights))
             for layer, text in (interctc or {}).items():
                 writer["1best_recog"][f"encoder_interctc_layer{layer}.txt"][key] = " ".join(text)
     if weights is None:
