@@ -6,6 +6,7 @@ Layers, bottom to top::
     0  lowrank, nets, fileio, workers, version pure PyTorch / Python: never import ESPnet
     1  train, scoring, packing                 what every family's ESPnet task shares
        text                                    Kaldi text, token types and counts, the n-best layout
+       espnet_patches                          the one module that patches ESPnet (or torch) at run time
     2  asr, lm                                 sibling wings: low-rank ASR; LoRA LM and rescoring
     3  avsr                                    wing: AVSR (components, AVSRTask, build, decoding), built on asr
     4  registration, startup_hook              adds every wing's classes to ESPnet's registries
@@ -36,6 +37,7 @@ LAYERS = {
     "scoring": 1,
     "packing": 1,
     "text": 1,
+    "espnet_patches": 1,
     "asr": 2,
     "lm": 2,
     "avsr": 3,
@@ -49,10 +51,8 @@ LAYERS = {
 ROOT_LAYER = LAYERS["registration"]  # ``espnet_lrsms/__init__.py`` registers with ESPnet
 SIBLINGS = ("asr", "lm")  # wings of one layer that import nothing from each other
 
-# The one sibling import left until issue 34's decode rewrite merges: ASR decoding loads a fusion LM through
-# lm/task.py's load_lm (the rewrite loads it through ESPnet's LM task). The lead removes this entry at that
-# merge; test_asr_and_lm_import_nothing_from_each_other then fails if the entry outlives the import.
-KNOWN_SIBLING_IMPORTS = {("espnet_lrsms.asr.inference", "espnet_lrsms.lm.task")}
+# Sibling imports allowed by name: none (the fusion LM's task is given by the commands, above both wings).
+KNOWN_SIBLING_IMPORTS = set()
 
 
 def module_name(path: Path, package_dir: Path) -> str:

@@ -129,7 +129,7 @@ def test_decoding_projects_the_encoder_output_once_for_a_dense_decoder_with_espn
     from espnet2.bin.asr_inference import Speech2Text
 
     from espnet_lrsms.asr.lowrank_blocks import SharedInputQKV
-    from espnet_lrsms.bin.asr_inference import RecordingSpeech2Text
+    from espnet_lrsms.bin.asr_inference import ProjectSpeech2Text
 
     conf = yaml.safe_load(TINY_ASR.read_text())
     conf["encoder"], conf["decoder"] = "conformer", "transformer"
@@ -138,15 +138,13 @@ def test_decoding_projects_the_encoder_output_once_for_a_dense_decoder_with_espn
     dense, _ = experiment(LowRankASRTask, tmp_path / "dense.yaml", tmp_path / "dense")
     options = dict(asr_train_config=dense / "config.yaml", asr_model_file=dense / "model.pth", beam_size=4,
                    ctc_weight=0.3, nbest=3, maxlenratio=0.3)
-    ours, espnets = RecordingSpeech2Text(**options), Speech2Text(**options)
-    RecordingSpeech2Text.instances.clear()
+    ours, espnets = ProjectSpeech2Text(**options), Speech2Text(**options)
     fused = [m for m in ours.asr_model.decoder.modules() if isinstance(getattr(m, "forward_qkv", None), SharedInputQKV)]
     assert len(fused) == 2 * len(ours.asr_model.decoder.decoders)  # self and source attention of each block
     torch.manual_seed(0)
     speech = torch.randn(16000)
     with torch.no_grad():
         results, expected = ours(speech), espnets(speech)
-    RecordingSpeech2Text.calls.clear()
     assert len(results) == len(expected) == 3
     for (_, tokens, _, hyp), (_, ref_tokens, _, ref) in zip(results, expected):
         assert tokens == ref_tokens

@@ -1,143 +1,135 @@
-"""Decoding a data directory through ESPnet's own ``espnet2.bin.asr_inference.inference()``, for the ASR and
-the AVSR command alike, plus each hypothesis' per-scorer scores.
+"""Decoding a data directory: one loop over ESPnet's ``Speech2Text``, for the ASR and the AVSR command alike.
 
-ESPnet's ``inference()`` builds its decoder as ``Speech2Text`` (which builds its model with ``ASRTask`` and a
-fusion LM with ``LMTask``), reads the data with ``ASRTask``'s iterator and writes the decode layout
-``<output_dir>/<n>best_recog/{text,token,token_int,score}``. :func:`decode_data_dir` runs it unchanged with
-those three names of its module standing for the classes given (:func:`espnet_classes`): a ``Speech2Text``
-subclass that records its hypotheses (:class:`RecordingMixin`), the model family's task and :class:`FusionLM`.
-ESPnet keeps only the total ``score`` of a hypothesis; afterwards each ``<n>best_recog/score`` file (written
-in call order) is read back, matched to the recorded hypotheses, and every match is checked (the score
-written must be the recorded hypothesis' score) before ``score_components`` is written
-(:func:`espnet_lrsms.lm.nbest.write_components`): per utterance
+:func:`decode_data_dir` does what ESPnet's ``espnet2.bin.asr_inference.inference()`` does and writes what it
+writes, line for line: it builds the decoder (``from_pretrained`` of the ``Speech2Text`` class given, with
+ESPnet's options), reads the data with the task's streaming iterator (the training config's preprocessing),
+decodes one utterance at a time and writes, with ESPnet's ``DatadirWriter``,
+``<output_dir>/<n>best_recog/{text,token,token_int,score}`` (an utterance too short for the front end gets
+ESPnet's empty hypothesis: text ``" "``, token ``<space>``, id 2, score ``0.0``, in each of the n-best folders).
+ESPnet keeps only the total ``score`` of a hypothesis; beside it goes ``score_components``
+(:func:`espnet_lrsms.text.nbest.write_components`): per hypothesis
 ``{"scores": {"decoder": …, "ctc": …, "length_bonus": …}, "weights": {"decoder": 0.7, …}}`` with
 ``score = Σ weights[k]·scores[k]`` (the beam search's own scorers and weights), which N-best rescoring
-(:mod:`espnet_lrsms.lm.rescore`) can recombine. Outputs it cannot match (multi-speaker and enhancement
-tasks) get no ``score_components``.
+(:mod:`espnet_lrsms.lm.rescore`) can recombine; a decoder without such a beam search (a transducer) gets none.
 
-The three names are module globals of ESPnet's ``asr_inference``: one decoding at a time per process.
+:class:`LowRankSpeech2Text` is ESPnet's ``Speech2Text`` with the model built by a task of this package
+(:attr:`asr_task`, which loads the checkpoint exactly and weights-only) and a shallow-fusion LM by
+:attr:`lm_task` (ESPnet's ``LMTask`` here; the commands give the LM task that loads LoRA adapters too).
 """
 import logging
-from contextlib import contextmanager
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Optional, Sequence, Tuple
 
-from espnet2.bin import asr_inference as espnet_asr_inference
+from espnet.nets.beam_search import Hypothesis
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+from espnet2.bin.asr_inference import Speech2Text
+from espnet2.fileio.datadir_writer import DatadirWriter
+from espnet2.tasks.lm import LMTask
+from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
-from espnet_lrsms.fileio import split_kaldi_line
+from espnet_lrsms.asr.lowrank_blocks import fuse_shared_input_projections
+from espnet_lrsms.asr.task import LowRankASRTask
+from espnet_lrsms.espnet_patches import speech2text_tasks
 from espnet_lrsms.text.nbest import write_components
-from espnet_lrsms.lm.task import load_lm
 
 
-class FusionLM:
-    """What ESPnet's decoding builds a shallow-fusion LM with (``--lm_train_config``, ``--lm_file``): the
-    base LM or a LoRA-adapted one (adapters at the checkpoint's ranks), loaded strictly and weights-only."""
+class LowRankSpeech2Text(Speech2Text):
+    """ESPnet's ``Speech2Text`` built with :attr:`asr_task` and :attr:`lm_task`; with :attr:`fuse_projections`, the
+    decoder's attention projects the encoder output once per utterance, not per hypothesis (same scores:
+    :func:`espnet_lrsms.asr.lowrank_blocks.fuse_shared_input_projections`)."""
 
-    @staticmethod
-    def build_model_from_file(config_file, model_file, device="cpu"):
-        return load_lm(config_file, model_file, device)
-
-
-@contextmanager
-def espnet_classes(speech2text_class: Optional[type] = None, asr_task: Optional[type] = None) -> Iterator[None]:
-    """Within the block, ESPnet's ``asr_inference`` module builds its decoder as ``speech2text_class``, its
-    model (and data iterator) with ``asr_task`` and a fusion LM with :class:`FusionLM`; None keeps a name
-    as it is. The names are put back as they were afterwards."""
-    wanted = {"Speech2Text": speech2text_class, "ASRTask": asr_task, "LMTask": FusionLM}
-    saved = {name: getattr(espnet_asr_inference, name) for name in wanted}
-    for name, value in wanted.items():
-        if value is not None:
-            setattr(espnet_asr_inference, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(espnet_asr_inference, name, value)
-
-
-class RecordingMixin:
-    """Mixin for a ``Speech2Text`` class: the class keeps every instance built (``instances``) and every
-    call's n-best (``calls``, None for a too-short utterance), in call order; :func:`decode_data_dir` empties
-    both before and after a run."""
-
-    calls: List[Optional[Any]] = []
-    instances: List[Any] = []
+    asr_task: type = LowRankASRTask
+    lm_task: type = LMTask
+    fuse_projections = True
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        type(self).instances.append(self)
+        with speech2text_tasks(self.asr_task, self.lm_task):
+            super().__init__(*args, **kwargs)
+        decoder = getattr(self.asr_model, "decoder", None)
+        if self.fuse_projections and decoder is not None:
+            fuse_shared_input_projections(decoder, dense=True)
 
-    def __call__(self, *args, **kwargs):
-        try:
-            results = super().__call__(*args, **kwargs)
-        except TooShortUttError:
-            type(self).calls.append(None)
-            raise
-        type(self).calls.append(results)
-        return results
+    @classmethod
+    def from_pretrained(cls, model_tag: Optional[str] = None, **kwargs) -> "LowRankSpeech2Text":
+        """ESPnet's ``from_pretrained``: ``model_tag`` is a model of ESPnet's model zoo, downloaded and unpacked."""
+        if model_tag is not None:
+            from espnet_model_zoo.downloader import ModelDownloader
 
-
-def decode_data_dir(speech2text_class: type, asr_task: type, **kwargs) -> bool:
-    """ESPnet's ``inference(**kwargs)`` (every argument it takes) with ``speech2text_class`` (a
-    :class:`RecordingMixin` ``Speech2Text``) and ``asr_task`` standing for its ``Speech2Text`` and ``ASRTask``,
-    then ``<n>best_recog/score_components`` (see the module docstring). True when those were written."""
-    speech2text_class.calls, speech2text_class.instances = [], []
-    try:
-        with espnet_classes(speech2text_class, asr_task):
-            espnet_asr_inference.inference(**kwargs)
-        instances = speech2text_class.instances
-        beam_search = getattr(instances[0], "beam_search", None) if instances else None
-        if beam_search is None or not hasattr(beam_search, "weights"):
-            logging.warning("score_components: not a joint CTC/attention beam search; not written")
-            return False
-        return write_score_components(Path(kwargs["output_dir"]), speech2text_class.calls,
-                                      dict(beam_search.weights), kwargs["nbest"])
-    finally:
-        speech2text_class.calls, speech2text_class.instances = [], []
+            kwargs.update(ModelDownloader().download_and_unpack(model_tag))
+        return cls(**kwargs)
 
 
-def _as_float(value) -> float:
-    return float(value.item()) if hasattr(value, "item") else float(value)
-
-
-def write_score_components(output_dir: Path, calls: List[Optional[Any]], weights: Dict[str, float], nbest: int) -> bool:
-    """Write ``<n>best_recog/score_components`` for n = 1 … nbest from the recorded ``calls``; False (and
-    nothing written) if the recorded hypotheses do not match ESPnet's ``score`` files line for line."""
-    hyps_per_call = []
-    for results in calls:
-        if results is None:
-            hyps_per_call.append(None)  # ESPnet writes nbest empty entries with score 0.0
-            continue
-        if isinstance(results, tuple):  # (n-best, intermediate CTC outputs)
-            results = results[0]
-        if not all(isinstance(r, (list, tuple)) and len(r) == 4 for r in results):
-            logging.warning("score_components: hypotheses of an unsupported form (multi-speaker?); not written")
-            return False
-        hyps_per_call.append([r[3] for r in results[:nbest]])
-    outputs = {}
-    for n in range(1, nbest + 1):
-        score_file = output_dir / f"{n}best_recog" / "score"
-        if not score_file.is_file():
-            break
-        lines = score_file.read_text(encoding="utf-8").splitlines()
-        expected = [(None if hyps is None else hyps[n - 1]) for hyps in hyps_per_call if hyps is None or len(hyps) >= n]
-        if len(lines) != len(expected):
-            logging.warning("score_components: %s has %d lines for %d hypotheses; not written",
-                            score_file, len(lines), len(expected))
-            return False
-        entries = []
-        for line, hyp in zip(lines, expected):
-            key, written = split_kaldi_line(line)
-            if hyp is None:
-                entries.append((key, {}, {}))
-                continue
-            if written != str(hyp.score):
-                logging.warning("score_components: %s: %s has score %s, the recorded hypothesis %s; not written",
-                                score_file, key, written, hyp.score)
-                return False
-            entries.append((key, {k: _as_float(v) for k, v in (hyp.scores or {}).items()}, weights))
-        outputs[score_file.parent] = entries
-    for nbest_dir, entries in outputs.items():
-        write_components(nbest_dir, entries)
-    return True
+def decode_data_dir(
+    speech2text_class: type,
+    output_dir: str,
+    data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+    key_file: Optional[str] = None,
+    *,
+    batch_size: int = 1,
+    dtype: str = "float32",
+    nbest: int = 1,
+    ngpu: int = 0,
+    seed: int = 0,
+    num_workers: int = 1,
+    log_level="INFO",
+    allow_variable_data_keys: bool = False,
+    model_tag: Optional[str] = None,
+    word_lm_train_config: Optional[str] = None,
+    word_lm_file: Optional[str] = None,
+    enh_s2t_task: bool = False,
+    multi_asr: bool = False,
+    **options,
+) -> None:
+    """Decode the data with ``speech2text_class`` (a :class:`LowRankSpeech2Text`, whose ``asr_task`` reads the data;
+    ``options``: ESPnet's ``Speech2Text`` options) into ``output_dir`` (see the module docstring); the arguments
+    are those of ESPnet's ``inference()``."""
+    if batch_size > 1:
+        raise NotImplementedError("batch decoding is not implemented")  # ESPnet's refusals, in its words
+    if word_lm_train_config is not None:
+        raise NotImplementedError("Word LM is not implemented")
+    if ngpu > 1:
+        raise NotImplementedError("only single GPU decoding is supported")
+    if enh_s2t_task or multi_asr:
+        raise NotImplementedError("--enh_s2t_task / --multi_asr: multi-speaker models are ESPnet's; decode them "
+                                  "with python -m espnet2.bin.asr_inference")
+    logging.basicConfig(level=log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    set_all_random_seed(seed)
+    speech2text = speech2text_class.from_pretrained(model_tag=model_tag, device="cuda" if ngpu >= 1 else "cpu",
+                                                    dtype=dtype, nbest=nbest, **options)
+    task, train_args = speech2text_class.asr_task, speech2text.asr_train_args
+    loader = task.build_streaming_iterator(
+        data_path_and_name_and_type, dtype=dtype, batch_size=batch_size, key_file=key_file, num_workers=num_workers,
+        preprocess_fn=task.build_preprocess_fn(train_args, False), collate_fn=task.build_collate_fn(train_args, False),
+        allow_variable_data_keys=allow_variable_data_keys, inference=True,
+    )
+    search = speech2text.beam_search
+    weights = dict(search.weights) if hasattr(search, "weights") else None
+    components = defaultdict(list)  # <n>best_recog -> (key, scores, weights) per line of its score file
+    with DatadirWriter(output_dir) as writer:
+        for keys, batch in loader:
+            key = keys[0]
+            try:
+                results = speech2text(**{k: v[0] for k, v in batch.items() if not k.endswith("_lengths")})
+            except TooShortUttError as error:  # ESPnet's empty hypothesis, nbest times
+                logging.warning(f"Utterance {keys} {error}")
+                results = [[" ", ["<space>"], [2], Hypothesis(score=0.0, scores={}, states={}, yseq=[])]] * nbest
+            interctc = None
+            if isinstance(results, tuple):  # (n-best, intermediate CTC outputs of the encoder's layers)
+                results, interctc = results
+            for n, (text, token, token_int, hyp) in zip(range(1, nbest + 1), results):
+                nbest_writer = writer[f"{n}best_recog"]
+                nbest_writer["token"][key] = " ".join(token)
+                nbest_writer["token_int"][key] = " ".join(map(str, token_int))
+                nbest_writer["score"][key] = str(hyp.score)
+                if text is not None:
+                    nbest_writer["text"][key] = text
+                if weights is not None:  # a transducer's hypotheses have no per-scorer scores
+                    components[f"{n}best_recog"].append((key, {k: float(v) for k, v in hyp.scores.items()}, weights))
+            for layer, text in (interctc or {}).items():
+                writer["1best_recog"][f"encoder_interctc_layer{layer}.txt"][key] = " ".join(text)
+    if weights is None:
+        logging.warning("score_components: not a joint CTC/attention beam search; not written")
+        return
+    for folder, entries in components.items():
+        write_components(Path(output_dir) / folder, entries)

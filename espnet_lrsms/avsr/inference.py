@@ -1,15 +1,14 @@
-"""AVSR decoding: ESPnet's ``Speech2Text`` and ``inference()``, the ASR command's decode path, on audio, video
-or both.
+"""AVSR decoding: ESPnet's ``Speech2Text`` and the ASR command's decode loop, on audio, video or both.
 
 The library behind ``espnet_lrsms.bin.avsr_inference`` and the SNR sweep (:mod:`espnet_lrsms.recipe.avsr_snr_sweep`).
 :class:`AVSRSpeech2Text` is ESPnet's ``Speech2Text`` (its beam search, scorers ``decoder``, ``ctc``,
 ``length_bonus`` and an optional ``lm``, weights, n-best, token converter and tokenizer) with two things of
-its own: the model is built by :class:`AVSRTask`, and the encoder input is the waveform and/or the
-mouth-crop frames (:meth:`ESPnetAVSRModel.encode`). :func:`inference` decodes a data directory as the ASR
-command does (:func:`espnet_lrsms.asr.inference.decode_data_dir`: ESPnet's ``inference()``), into ESPnet's
-``<output_dir>/<n>best_recog/{text,token,token_int,score}`` and ``score_components``. Modality ``audio`` or
-``video`` decodes with the other stream missing (zero features, as modality dropout in training); giving
-only one stream does the same. The audio is checked as the ASR command checks it
+its own: the model is built by :class:`AVSRTask` (a fusion LM by :class:`LoRALMTask`), and the encoder input is
+the waveform and/or the mouth-crop frames (:meth:`ESPnetAVSRModel.encode`). :func:`inference` decodes a data
+directory as the ASR command does (:func:`espnet_lrsms.asr.inference.decode_data_dir`, ESPnet's ``inference()``
+as one loop), into ESPnet's ``<output_dir>/<n>best_recog/{text,token,token_int,score}`` and
+``score_components``. Modality ``audio`` or ``video`` decodes with the other stream missing (zero features, as
+modality dropout in training); giving only one stream does the same. The audio is checked as the ASR command checks it
 (:mod:`espnet_lrsms.asr.input_audio`): before a data directory is decoded, every utterance of its ``wav.scp``
 must be mono, at the rate the model was trained on and finite (:class:`AudioInputError` naming the file and
 each faulty utterance); a waveform given to :class:`AVSRSpeech2Text` must be mono and finite, and at that rate
@@ -25,12 +24,12 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from espnet2.bin import asr_inference as espnet_asr_inference
-from espnet2.bin.asr_inference import Speech2Text
 from espnet2.torch_utils.device_funcs import to_device
 
-from espnet_lrsms.asr.inference import RecordingMixin, decode_data_dir, espnet_classes
+from espnet_lrsms.asr.inference import LowRankSpeech2Text, decode_data_dir
 from espnet_lrsms.asr.input_audio import AudioInputError, audio_faults, check_decoding_inputs, trained_sampling_rate
 from espnet_lrsms.avsr.task import AVSRTask
+from espnet_lrsms.lm.task import LoRALMTask
 from espnet_lrsms.packing import unpack_model
 
 MODALITIES = ("av", "audio", "video")
@@ -43,7 +42,7 @@ def check_modality(modality: str) -> str:
     return modality
 
 
-class AVSRSpeech2Text(Speech2Text):
+class AVSRSpeech2Text(LowRankSpeech2Text):
     """ESPnet's ``Speech2Text`` for an AVSR model: decodes one utterance from its waveform, its mouth-crop
     frames, or both.
 
@@ -53,17 +52,20 @@ class AVSRSpeech2Text(Speech2Text):
         modality: ``av``, ``audio`` (video ignored) or ``video`` (audio ignored); may be changed between calls.
         **kwargs: ESPnet's ``Speech2Text`` options (``beam_size``, ``ctc_weight``, ``lm_train_config``,
             ``lm_file``, ``lm_weight``, ``penalty``, ``nbest``, ``maxlenratio``, ``device``, ...); an LM is one of
-            this project's (base or LoRA-adapted, :class:`espnet_lrsms.asr.inference.FusionLM`).
+            this project's (base or LoRA-adapted, built by :class:`LoRALMTask`).
 
     Call: ``speech`` (L,) and/or ``video`` (T, H, W) → n-best list of (text, tokens, token ids, hyp); ``fs``: the
     waveform's rate, checked against the model's (:attr:`fs`); ``utt_id``: the name an error gives the input.
     """
 
+    asr_task = AVSRTask
+    lm_task = LoRALMTask
+    fuse_projections = False
+
     def __init__(self, asr_train_config=None, asr_model_file=None, *, modality: str = "av", **kwargs):
         self.modality = check_modality(modality)
         self.fs = trained_sampling_rate(asr_train_config)  # the rate of the audio the model was trained on
-        with espnet_classes(asr_task=AVSRTask):  # ESPnet builds the model with its module's ASRTask
-            super().__init__(asr_train_config, asr_model_file, **kwargs)
+        super().__init__(asr_train_config, asr_model_file, **kwargs)
         search = self.beam_search
         if self.asr_model.decoder is None and search is not None and search.weights.get("decoder", 0) > 0:
             raise ValueError(f"ctc_weight: the model has no attention decoder, so it must be 1.0, "
@@ -71,7 +73,7 @@ class AVSRSpeech2Text(Speech2Text):
 
     @classmethod
     def from_pretrained(cls, model_tag: Optional[str] = None, **kwargs) -> "AVSRSpeech2Text":
-        """ESPnet's ``from_pretrained`` for this class (ESPnet's ``inference()`` builds its decoder so)."""
+        """ESPnet's ``from_pretrained`` for this class (the decode loop builds its decoder so)."""
         if model_tag is not None:
             raise ValueError(f"model_tag {model_tag!r}: AVSR models are not in ESPnet's model zoo; give "
                              "asr_train_config and asr_model_file, or a pack to from_pack")
@@ -149,8 +151,8 @@ def inference(
     modality: str = "av",
     **kwargs,
 ) -> None:
-    """Decode every utterance of the data given and write ``<output_dir>/<n>best_recog/*``: ESPnet's
-    ``inference()`` (``kwargs``: its arguments, their command-line defaults where left out) with
+    """Decode every utterance of the data given and write ``<output_dir>/<n>best_recog/*``: the decode loop
+    (``kwargs``: the arguments of ESPnet's ``inference()``, their command-line defaults where left out) with
     :class:`AVSRSpeech2Text` in ``modality`` and :class:`AVSRTask`'s data iterator."""
     names = {name for _, name, _ in data_path_and_name_and_type}
     if not names <= {"speech", "video"} or not names:
@@ -163,8 +165,8 @@ def inference(
     if unknown:
         raise TypeError(f"inference(): unknown argument(s) {sorted(unknown)} (ESPnet's inference() takes the others)")
 
-    class ModalitySpeech2Text(RecordingMixin, AVSRSpeech2Text):
-        """:class:`AVSRSpeech2Text` in this run's modality (ESPnet's ``inference()`` passes its own options only)."""
+    class ModalitySpeech2Text(AVSRSpeech2Text):
+        """:class:`AVSRSpeech2Text` in this run's modality (the decode loop passes ESPnet's options only)."""
 
         def __init__(self, *args, **options):
             super().__init__(*args, modality=modality, **options)
@@ -178,7 +180,7 @@ def inference(
                      data_path_and_name_and_type=triples)
     if arguments["key_file"] is not None:
         arguments["key_file"] = str(arguments["key_file"])
-    decode_data_dir(ModalitySpeech2Text, AVSRTask, **arguments)
+    decode_data_dir(ModalitySpeech2Text, **arguments)
 
 
 def get_parser(description: Optional[str] = None) -> argparse.ArgumentParser:

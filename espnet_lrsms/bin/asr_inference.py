@@ -8,18 +8,20 @@ writes. ESPnet keeps only the total ``score`` of a hypothesis; this adds, next t
 ``score = Σ weights[k]·scores[k]`` (the beam search's own scorers and weights), which N-best
 rescoring (:mod:`espnet_lrsms.lm.rescore`) can recombine.
 
-How: ESPnet's ``inference()`` runs unchanged, with its ``Speech2Text`` swapped for a subclass that
-records each call's hypotheses (:func:`espnet_lrsms.asr.inference.decode_data_dir`, which the AVSR
-command decodes through too); the recorded hypotheses are matched to ESPnet's ``score`` files and give
-``score_components``. Outputs it cannot match (multi-speaker and enhancement tasks) get no ``score_components``.
+How: one loop over ESPnet's ``Speech2Text`` that writes ESPnet's decode layout itself
+(:func:`espnet_lrsms.asr.inference.decode_data_dir`, which the AVSR command decodes through too).
+Multi-speaker and enhancement models (``--enh_s2t_task``, ``--multi_asr``) are ESPnet's own: decode them
+with ``python -m espnet2.bin.asr_inference``.
 
 Every decoder's attention (ESPnet's dense one too) projects an input that beam search expanded to all
 hypotheses once (:func:`espnet_lrsms.asr.lowrank_blocks.fuse_shared_input_projections`): the source
 attention's keys and values of the encoder output are computed once per utterance; the scores are the same.
 
 Shallow fusion (``--lm_train_config``, ``--lm_file``, ``lm_weight`` in the decoding config) takes the
-LMs this project trains, LoRA-adapted ones included (:class:`FusionLM`). The ASR model is built by
-:class:`LowRankASRTask`, whose ``build_model_from_file`` refuses a checkpoint that does not fit the config.
+LMs this project trains, LoRA-adapted ones included: the LM is built by
+:class:`espnet_lrsms.lm.task.LoRALMTask` (:class:`ProjectSpeech2Text`), which loads the adapters at the
+checkpoint's ranks. The ASR model is built by :class:`LowRankASRTask`, whose ``build_model_from_file``
+refuses a checkpoint that does not fit the config.
 """
 import logging
 import sys
@@ -27,23 +29,18 @@ from pathlib import Path
 from typing import Optional
 
 import espnet_lrsms  # noqa: F401  (registers the low-rank classes with ESPnet's ASR task)
-from espnet_lrsms.asr.inference import FusionLM, RecordingMixin, decode_data_dir  # noqa: F401 (FusionLM: named here)
+from espnet_lrsms.asr.inference import LowRankSpeech2Text, decode_data_dir
 from espnet_lrsms.asr.input_audio import AudioInputError, check_decoding_inputs, trained_sampling_rate
-from espnet_lrsms.asr.lowrank_blocks import fuse_shared_input_projections
-from espnet_lrsms.asr.task import LowRankASRTask
-from espnet2.bin.asr_inference import Speech2Text, get_parser
+from espnet_lrsms.lm.task import LoRALMTask
+from espnet2.bin.asr_inference import get_parser
 from espnet.utils.cli_utils import get_commandline_args
 
 
-class RecordingSpeech2Text(RecordingMixin, Speech2Text):
-    """ESPnet's ``Speech2Text`` whose decoder projects the encoder output once per utterance, keeping
-    every call's n-best hypotheses (:class:`RecordingMixin`)."""
+class ProjectSpeech2Text(LowRankSpeech2Text):
+    """:class:`LowRankSpeech2Text` whose fusion LM is built by :class:`LoRALMTask`: a base LM or a
+    LoRA-adapted one, loaded exactly and weights-only (ESPnet's ``LMTask`` would drop the adapters)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        decoder = getattr(self.asr_model, "decoder", None)
-        if decoder is not None:  # the encoder output's k/v projected once per utterance, not per hypothesis
-            fuse_shared_input_projections(decoder, dense=True)
+    lm_task = LoRALMTask
 
 
 def train_config_of(kwargs: dict) -> Optional[Path]:
@@ -56,12 +53,11 @@ def train_config_of(kwargs: dict) -> Optional[Path]:
 
 
 def inference(**kwargs) -> None:
-    """ESPnet's ``inference(**kwargs)`` plus ``score_components`` (see the module docstring). The audio
-    is checked first: an utterance that is not mono, not at the training rate or not finite is named."""
+    """What ESPnet's ``inference(**kwargs)`` writes, plus ``score_components`` (see the module docstring). The
+    audio is checked first: an utterance that is not mono, not at the training rate or not finite is named."""
     check_decoding_inputs(kwargs["data_path_and_name_and_type"], kwargs.get("key_file"),
                           trained_sampling_rate(train_config_of(kwargs)))
-    # the model loaded strictly and weights-only, fusion LMs of this project
-    decode_data_dir(RecordingSpeech2Text, LowRankASRTask, **kwargs)
+    decode_data_dir(ProjectSpeech2Text, **kwargs)
 
 
 def main(cmd=None):

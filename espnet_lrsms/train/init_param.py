@@ -8,11 +8,11 @@ dropped; ``dst_key``: load into this sub-module; ``excludes``: comma-separated k
 Unlike ESPnet, an empty ``excludes`` excludes nothing (ESPnet's excludes every key).
 :func:`weights_only_init_param` makes ``AbsTask.main_worker`` call it instead of ESPnet's loader.
 """
-from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import ContextManager, Mapping
 
 import torch
 
+from espnet_lrsms import espnet_patches
 from espnet_lrsms.fileio import load_weights_only
 
 
@@ -42,14 +42,7 @@ def load_init_param(init_param: str, model: torch.nn.Module, ignore_init_mismatc
     target.load_state_dict(target_state)
 
 
-@contextmanager
-def weights_only_init_param() -> Iterator[None]:
-    """While the block runs, ``AbsTask.main_worker`` loads ``--init_param`` files with :func:`load_init_param`."""
-    from espnet2.tasks import abs_task
-
-    espnet_loader = abs_task.load_pretrained_model
-    abs_task.load_pretrained_model = load_init_param
-    try:
-        yield
-    finally:
-        abs_task.load_pretrained_model = espnet_loader
+def weights_only_init_param() -> ContextManager[None]:
+    """While the block runs, ``AbsTask.main_worker`` loads ``--init_param`` files with :func:`load_init_param`
+    (:func:`espnet_lrsms.espnet_patches.weights_only_init_param`)."""
+    return espnet_patches.weights_only_init_param(load_init_param)

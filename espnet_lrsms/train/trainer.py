@@ -1,11 +1,9 @@
 """ESPnet's ``Trainer`` with hooks around its ``run``, the one override this package's tasks share."""
-import importlib
 import os
 import stat
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
@@ -14,13 +12,8 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 
+from espnet_lrsms.espnet_patches import atomic_checkpoint_saves
 from espnet_lrsms.train.step_hooks import TrainingRun, attached_step_hooks, step_hooks
-
-
-# the ESPnet 202511 modules whose ``torch.save`` calls write a run's files: ``Trainer.run`` (checkpoint.pth,
-# <n>epoch.pth) and ``average_nbest_models`` (the averaged models); each calls ``torch.save`` inline, through its
-# module's global ``torch``
-ESPNET_SAVING_MODULES = ("espnet2.train.trainer", "espnet2.main_funcs.average_nbest_models")
 
 
 def _new_file_mode() -> int:
@@ -35,7 +28,10 @@ def save_atomically(obj, f, *args, **kwargs) -> None:
     The bytes go to a temporary file of a unique name (``tempfile``) beside the file ``f`` names (through a
     symlink: beside the real file, which is replaced, the link kept), which is flushed and fsynced, given the
     old file's permissions (a new file: the umask's), renamed over it, and the directory is fsynced. A failure
-    removes the temporary file and leaves the old file as it was."""
+    removes the temporary file and leaves the old file as it was.
+
+    Why: ESPnet's ``Trainer.run`` saves ``checkpoint.pth``, ``<n>epoch.pth`` and the averaged models in place, so a
+    full disk or a kill mid-save would leave a truncated file and lose the resume point."""
     if not isinstance(f, (str, os.PathLike)):
         return torch.save(obj, f, *args, **kwargs)
     target = Path(f).resolve()
@@ -59,35 +55,6 @@ def save_atomically(obj, f, *args, **kwargs) -> None:
     return None
 
 
-class _TorchSavingAtomically:
-    """``torch`` as ESPnet's saving modules see it during a run: everything torch's, ``save`` :func:`save_atomically`."""
-
-    save = staticmethod(save_atomically)
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
-
-
-@contextmanager
-def atomic_checkpoint_saves() -> Iterator[None]:
-    """While the block runs, the ``torch.save`` calls of ESPnet's trainer and model averaging
-    (:data:`ESPNET_SAVING_MODULES`) are :func:`save_atomically`; ``torch.save`` itself, and so every other
-    caller in the process, is left alone.
-
-    Why: ESPnet's ``Trainer.run`` saves ``checkpoint.pth``, ``<n>epoch.pth`` and the averaged models in place,
-    so a full disk or a kill mid-save would leave a truncated file and lose the resume point.
-    """
-    modules = [importlib.import_module(name) for name in ESPNET_SAVING_MODULES]
-    previous = [module.torch for module in modules]
-    for module in modules:
-        module.torch = _TorchSavingAtomically()
-    try:
-        yield
-    finally:
-        for module, torch_module in zip(modules, previous):
-            module.torch = torch_module
-
-
 class HookedTrainer(Trainer):
     """``Trainer.run`` between :meth:`before_run` and :meth:`after_run`, with the model's step hooks attached.
 
@@ -98,7 +65,7 @@ class HookedTrainer(Trainer):
     (:mod:`espnet_lrsms.train.step_hooks`): every hook of ``step_hooks(model)`` is attached after
     :meth:`before_run` and detached, in reverse order, before :meth:`after_run`, also when training fails.
     While it runs, every checkpoint and model file ESPnet's trainer writes appears complete or not at
-    all (:func:`atomic_checkpoint_saves`).
+    all (:func:`save_atomically`, through :func:`espnet_lrsms.espnet_patches.atomic_checkpoint_saves`).
     """
 
     @classmethod
@@ -132,7 +99,7 @@ class HookedTrainer(Trainer):
         completed = False
         run = TrainingRun(model, train_iter_factory, trainer_options, distributed_option)
         try:
-            with attached_step_hooks(step_hooks(model), optimizers, run), atomic_checkpoint_saves():
+            with attached_step_hooks(step_hooks(model), optimizers, run), atomic_checkpoint_saves(save_atomically):
                 super().run(
                     model=model,
                     optimizers=optimizers,

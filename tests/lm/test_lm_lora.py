@@ -135,11 +135,11 @@ def test_shallow_fusion_decoding_loads_adapted_lms_with_their_adapters(lm_setup)
     espnet_lrsms.bin.asr_inference builds it with the adapters, at the checkpoint's ranks."""
     from espnet2.tasks.lm import LMTask
 
-    from espnet_lrsms.bin.asr_inference import FusionLM
+    from espnet_lrsms.bin.asr_inference import ProjectSpeech2Text
 
     out = lm_setup["adapted"]["warmup"]
     state = torch.load(out / "latest.pth", map_location="cpu")
-    model, _ = FusionLM.build_model_from_file(out / "config.yaml", out / "latest.pth", "cpu")
+    model, _ = ProjectSpeech2Text.lm_task.build_model_from_file(out / "config.yaml", out / "latest.pth", "cpu")
     assert set(model.state_dict()) == set(state)
     assert checkpoint_ranks(model.state_dict()) == checkpoint_ranks(state)
     plain, _ = LMTask.build_model_from_file(out / "config.yaml", out / "latest.pth", "cpu")
