@@ -4,8 +4,8 @@
 # names, run from this repository alone (no Kaldi, no SCTK, no ESPnet checkout). A corpus' run.sh sets the
 # defaults and calls this script; every option below can be given as --name value (or --name-with-hyphens value).
 #
-#   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh when it has
-#                          one (ESPnet's; run with --local_data_opts), else from --corpus' layout (librispeech, lrs3)
+#   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh (ESPnet's; run
+#                          with --local_data_opts), which knows its corpus; this script knows none
 #   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
 #                          later stages train on (tags and stats dir get _sp, as ESPnet's); any wav.scp stage 3
 #                          reads (commands, arks, files; segments), ids sp<f>-<id> as ESPnet's
@@ -96,15 +96,11 @@ decode_cmd=run_local.sh
 if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi
 
 # Data
-corpus=""                # librispeech | lrs3 (stage 1's built-in preparation; not needed with a local/data.sh)
-corpus_root=""
 local_data_opts=""       # stage 1: the options given to the recipe's local/data.sh (ESPnet's), split into words
 train_set=""
 valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken utterance
-valid_speakers=""        # LRS3: the dev speakers, one id per line (e.g. ESPnet's data/dev/spk2utt); default: the list
-                         # an earlier stage 1 left in data/lrs3_dev_speakers.txt, else ESPnet's 92/8 split rule
 datadir=data
 dumpdir=""               # stage 3's output (ESPnet's --dumpdir): <dumpdir>/raw/<set>, which stages 4-17 read;
                          # default: dump beside --datadir (ESPnet's dump/ for data/)
@@ -245,14 +241,14 @@ for _entry in "${espnet_refused[@]}"; do  # the defaults
     printf -v "${_name}" '%s' "${_default}"
 done
 
-help_message="Usage: $0 [--corpus <librispeech|lrs3> --corpus_root <dir>: without a local/data.sh] --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
+help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_stages \"<n> ...\"
   --skip_data_prep --skip_train --skip_eval --skip_packing (default true) --skip_upload_hf (default true)
   --eval_valid_set --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
   --local_data_opts --dumpdir --feats_type raw --audio_format flac|wav --fs 16k (stages 3-4, 10-11, ESPnet's)
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --valid_speakers --python --hf_repo
+  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
   --token_type bpe|char|word --oov --blank --sos_eos --bpe_nlsyms (ESPnet's)
   --cleaner --hyp_cleaner --nlsyms_txt (training text and scoring, ESPnet's; default none)
   --use_lm true|false (stage 12 shallow fusion; default false: the paper decodes without an LM)
@@ -273,16 +269,7 @@ fi
 . "${here}/utils/stages.sh"
 check_skip_options
 
-# stage 1: the recipe's own local/data.sh (ESPnet's) when it has one, else the built-in --corpus preparation
-local_data=false
-if [[ -e local/data.sh ]]; then
-    [[ -x local/data.sh ]] || { echo "$0: ${PWD}/local/data.sh is not executable (chmod +x local/data.sh)" >&2; exit 1; }
-    local_data=true
-    [[ -n "$corpus" ]] || corpus="$(basename "$(dirname "$PWD")")"  # egs2/<corpus>/asr1: the model card's name
-fi
-_required=(train_set valid_set asr_config)
-[[ "$local_data" == true ]] || _required=(corpus corpus_root "${_required[@]}")
-for var in "${_required[@]}"; do
+for var in train_set valid_set asr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
 done
 if [[ "$feats_type" != raw ]]; then
@@ -414,36 +401,32 @@ use_lm() {  # <stage>: stages 6-9 and 17 need --lm_config
 # ========================== data preparation: stages 1-5 ==========================
 
 if run_stage 1; then
-    if [[ "$local_data" == true ]]; then
-        # ESPnet's stage 1: the recipe's own data preparation, which writes data/<set>/{wav.scp,text,utt2spk,...}
-        log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: local/data.sh ${local_data_opts}"
-        # shellcheck disable=SC2086
-        local/data.sh ${local_data_opts} || { echo "$0: Stage 1: local/data.sh ${local_data_opts} failed (exit $?)" >&2; exit 1; }
-        _missing=()
-        for dset in ${text_set} ${valid_set} ${test_sets}; do
-            for f in wav.scp text; do
-                [[ -s "${datadir}/${dset}/${f}" || " ${_missing[*]} " == *" ${datadir}/${dset}/${f} "* ]] \
-                    || _missing+=("${datadir}/${dset}/${f}")
-            done
+    # ESPnet's stage 1: the recipe's own data preparation, local/data.sh with --local_data_opts (split into words).
+    # In its environment it finds the sets this script reads and where: LRSMS_DATA_SETS, LRSMS_DATADIR, LRSMS_NJ and
+    # LRSMS_ON_ERROR, which the recipes here take as defaults (docs/recipes.md, "Add a corpus")
+    if [[ ! -e local/data.sh ]]; then
+        echo "$0: Stage 1 runs the recipe's local/data.sh, and ${PWD} has none (docs/recipes.md, \"Add a corpus\");" \
+             "with ${datadir}/<set> made otherwise, start at --stage 2" >&2
+        exit 1
+    fi
+    [[ -x local/data.sh ]] || { echo "$0: ${PWD}/local/data.sh is not executable (chmod +x local/data.sh)" >&2; exit 1; }
+    require_count 1 --nj "${nj}"
+    read -r -a _opts <<< "${local_data_opts}"
+    log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: local/data.sh ${local_data_opts}"
+    LRSMS_DATA_SETS="${text_set} ${valid_set} ${test_sets}" LRSMS_DATADIR="${datadir}" LRSMS_NJ="${nj}" \
+        LRSMS_ON_ERROR="${on_error}" local/data.sh "${_opts[@]}" \
+        || { echo "$0: Stage 1: local/data.sh ${local_data_opts} failed (exit $?)" >&2; exit 1; }
+    _missing=()
+    for dset in ${text_set} ${valid_set} ${test_sets}; do
+        for f in wav.scp text; do
+            [[ -s "${datadir}/${dset}/${f}" || " ${_missing[*]} " == *" ${datadir}/${dset}/${f} "* ]] \
+                || _missing+=("${datadir}/${dset}/${f}")
         done
-        if (( ${#_missing[@]} > 0 )); then
-            echo "$0: Stage 1: local/data.sh did not write ${_missing[*]} (it writes ${datadir}/<set>/{wav.scp,text," \
-                 "utt2spk} for --train_set, --valid_set and each of --test_sets)" >&2
-            exit 1
-        fi
-    else
-        [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, or db.sh), which does not exist" >&2; exit 1; }
-        require_count 1 --nj "${nj}"
-        log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets} from ${corpus_root}"
-        split_opts=()
-        if [[ -n "$valid_speakers" ]]; then
-            require_caller_file 1 --valid_speakers valid_speakers
-            split_opts=(--valid_speakers "${valid_speakers}")
-        fi
-        # shellcheck disable=SC2086
-        ${python} -m espnet_lrsms.bin.prepare_data --corpus "${corpus}" --corpus_root "${corpus_root}" \
-            --sets ${text_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
-            "${split_opts[@]}"
+    done
+    if (( ${#_missing[@]} > 0 )); then
+        echo "$0: Stage 1: local/data.sh did not write ${_missing[*]} (it writes ${datadir}/<set>/{wav.scp,text," \
+             "utt2spk} for --train_set, --valid_set and each of --test_sets)" >&2
+        exit 1
     fi
 fi
 
@@ -806,7 +789,7 @@ if run_stage 15; then
     _push=()
     [[ -z "$hf_repo" ]] || _push=(--hf_repo "${hf_repo}" --push)
     ${python} -m espnet_lrsms.bin.hf_model_repo --pack "${packed_model}" --out_dir "${asr_exp}/hf_repo" \
-        --corpus "${corpus:-$(basename "$(dirname "$PWD")")}" --lang "${lang}" --task asr "${_push[@]}"
+        --corpus "$(basename "$(dirname "$PWD")")" --lang "${lang}" --task asr "${_push[@]}"
     [[ -n "$hf_repo" ]] || log "Stage 15: nothing uploaded (no --hf_repo)"
 fi
 

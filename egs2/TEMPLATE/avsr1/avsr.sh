@@ -188,7 +188,7 @@ if run_stage 1; then
         done
     fi
     # shellcheck disable=SC2086
-    ${python} -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root "${corpus_root}" \
+    ${python} -m espnet_lrsms.bin.prepare_data lrs3 --task avsr --corpus_root "${corpus_root}" \
         --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
         --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}" "${split_opts[@]}"
 fi
