@@ -1,6 +1,7 @@
 """Corpora live in their recipes (ESPnet's convention): the shared template knows no corpus, each recipe's
 local/data.sh prepares its own, and stage 1 runs it with --local_data_opts."""
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -84,3 +85,25 @@ def test_a_recipes_local_data_sh_names_what_is_missing_before_it_writes(tmp_path
     assert message.format(tmp=tmp_path) in result.stderr
     assert "Stage 1: local/data.sh" in result.stderr and "failed (exit 1)" in result.stderr
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+GENERAL_OPTIONS = ("stage", "stop_stage", "skip_stages", "skip_data_prep", "skip_train", "skip_eval", "skip_packing",
+                   "skip_upload_hf", "ngpu", "num_nodes", "host", "nj", "inference_nj", "gpu_inference", "python",
+                   "train_cmd", "cuda_cmd", "decode_cmd")
+
+
+def test_asr_sh_and_avsr_sh_share_one_preamble_and_stages_10_11_one_data_array():
+    utils = REPO / "egs2" / "TEMPLATE" / "asr1" / "utils"
+    preamble = (utils / "recipe_preamble.sh").read_text()
+    scripts = [TEMPLATE.read_text(), (REPO / "egs2" / "TEMPLATE" / "avsr1" / "avsr.sh").read_text()]
+    for name in GENERAL_OPTIONS:  # defined once, in the shared file, and in neither script
+        assert len(re.findall(rf"^{name}=", preamble, re.M)) == 1, name
+        assert all(not re.search(rf"^{name}=", script, re.M) for script in scripts), name
+    for script in scripts:
+        assert '. "${here}/utils/recipe_preamble.sh"' in script
+        assert '. "${here}/utils/parse_recipe_options.sh"' in script and "utils/parse_options.sh\"" not in script
+        assert not re.search(r"^(log\(\)|run_args=)", script, re.M)
+    asr = scripts[0]
+    assert asr.count('"${data_opts[@]}"') == 2  # stage 10's collect-stats jobs and stage 11's training
+    assert asr.count("_data_path_and_name_and_type \"${data_feats}") == 0
+    assert len(re.findall(r"--(train|valid)_data_path_and_name_and_type \"\$\{data_files\[\d\]\}", asr)) == 4

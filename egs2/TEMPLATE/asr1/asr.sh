@@ -59,41 +59,16 @@
 # later stage would take as finished; re-running a stage redoes it.
 set -euo pipefail
 
-run_args=("$0" "$@")  # the command line, for <asr_exp>/run.sh
-log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
+# shellcheck source=utils/recipe_preamble.sh
+. "${here}/utils/recipe_preamble.sh"  # run_args, log, path.sh, the general options, cmd.sh (shared with avsr.sh)
 path_list() {  # <array name> <value>: a list option's files; the whole value when it names one (a path with spaces)
     local -n _list=$1
     if [[ -f "$2" ]]; then _list=("$2"); else read -r -a _list <<< "$2"; fi
 }
-here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
-# shellcheck source=/dev/null
-. "${here}/path.sh"
 
-# General
-stage=1
-stop_stage=10000
-skip_stages=""           # stage numbers to leave out, e.g. "5 10" (ESPnet's; each is logged)
-skip_data_prep=false     # stages 1-5
-skip_train=false         # stages 2, 4-11 (training data, LM, LoRA adaptation, shape files, training; ESPnet's)
-skip_eval=false          # stages 12-13 and 17 (decoding, scoring, n-best rescoring)
-skip_packing=true        # stage 14 (ESPnet's default: no pack unless asked for)
-skip_upload_hf=true      # stage 15
+# General: asr.sh's own
 eval_valid_set=false     # stages 12-13 also decode and score --valid_set (ESPnet's)
-ngpu=1
-num_nodes=1
-host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
-nj=4                     # parallel jobs for data prep
-inference_nj=4           # parallel decoding jobs
-gpu_inference=false
-python=python3
-# job runners: a command name and its options, split into words (ESPnet's launcher splits --cmd the same
-# way), so a runner is named by its name on PATH (path.sh puts utils/ there), never by a path that may hold a
-# space. The recipe's cmd.sh sets them (ESPnet's convention); --train_cmd etc. override it.
-train_cmd=run_local.sh
-cuda_cmd=run_local.sh
-decode_cmd=run_local.sh
-# shellcheck source=/dev/null
-if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi
 
 # Data
 local_data_opts=""       # stage 1: the options given to the recipe's local/data.sh (ESPnet's), split into words
@@ -260,14 +235,8 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --bpe_train_text --batch_size 1 --score_opts \"-e utf-8\" --local_score_opts --feats_normalize global_mvn|utterance_mvn|none
   Refused but for ESPnet's default (the error says why):${_refused_names}"
 
-# shellcheck source=utils/parse_options.sh
-. "${here}/utils/parse_options.sh"
-if [[ $# -gt 0 ]]; then  # parse_options.sh (Kaldi's) leaves positional arguments: this script takes none (as ESPnet's)
-    echo "$0: unexpected argument $1 (options only: --name value)" >&2; echo "$help_message" >&2; exit 1
-fi
-# shellcheck source=utils/stages.sh
-. "${here}/utils/stages.sh"
-check_skip_options
+# shellcheck source=utils/parse_recipe_options.sh
+. "${here}/utils/parse_recipe_options.sh"  # the options set, none positional, stages.sh, the --skip_* checked
 
 for var in train_set valid_set asr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
@@ -585,10 +554,16 @@ if run_stage 9 && use_lm 9; then
     done
 fi
 
+# stages 10-11: the training and validation data (stages 3-4's dump), as ESPnet's data options
+data_files=("${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text"
+            "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text")
+data_opts=(--train_data_path_and_name_and_type "${data_files[0]},speech,sound"
+           --train_data_path_and_name_and_type "${data_files[1]},text,text"
+           --valid_data_path_and_name_and_type "${data_files[2]},speech,sound"
+           --valid_data_path_and_name_and_type "${data_files[3]},text,text")
 if run_stage 10; then
     require_files 10 "made by stage 5" "${token_files[@]}"
-    require_files 10 "made by stages 3-4" \
-        "${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text" "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text"
+    require_files 10 "made by stages 3-4" "${data_files[@]}"
     log "Stage 10: shape files -> ${asr_stats_dir}"
     ${python} -m espnet_lrsms.bin.make_shapes --token_type "${token_type}" --bpemodel "${bpemodel}" \
         --token_list "${token_list}" "${text_opts[@]}" \
@@ -601,8 +576,8 @@ if run_stage 10; then
         require_count 10 --nj "${nj}"
         _logdir="${asr_stats_dir}/logdir"
         rm -rf "${_logdir}"
-        _nj=$(${python} -m espnet_lrsms.bin.feats_stats split --train "${data_feats}/${train_set}/wav.scp" \
-            --valid "${data_feats}/${valid_set}/wav.scp" --nj "${nj}" --logdir "${_logdir}") || exit 1
+        _nj=$(${python} -m espnet_lrsms.bin.feats_stats split --train "${data_files[0]}" \
+            --valid "${data_files[2]}" --nj "${nj}" --logdir "${_logdir}") || exit 1
         log "Stage 10: ${_normalizer} normalizes with global_mvn: feature statistics of ${data_feats}/${train_set}," \
             "${_nj} job(s) -> ${asr_stats_dir}/train/feats_stats.npz (log: ${_logdir}/stats.*.log)"
         # ESPnet's collect-stats mode of the training task: the front end only, one utterance a batch (no
@@ -612,10 +587,7 @@ if run_stage 10; then
             ${python} -m espnet_lrsms.bin.asr_train --collect_stats true --ngpu 0 \
                 --use_preprocessor true \
                 --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" "${text_opts[@]}" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/text,text,text" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+                "${data_opts[@]}" \
                 --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
                 --output_dir "${_logdir}/stats.JOB" --config "${asr_config}" --frontend_conf "fs=${fs}" ${asr_args} \
                 --normalize none --scheduler none --batch_size 1 \
@@ -631,8 +603,7 @@ fi
 if run_stage 11; then
     log "Stage 11: training -> ${asr_exp} (log: ${asr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
     require_files 11 "made by stage 5" "${token_files[@]}"
-    require_files 11 "made by stages 3-4" \
-        "${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text" "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text"
+    require_files 11 "made by stages 3-4" "${data_files[@]}"
     require_files 11 "made by stage 10" "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"
     _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}" \
         --feats_normalize "${feats_normalize}") || exit 1
@@ -661,10 +632,7 @@ if run_stage 11; then
             ${python} -m espnet_lrsms.bin.asr_train \
                 --use_preprocessor true \
                 --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" "${text_opts[@]}" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/text,text,text" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+                "${data_opts[@]}" \
                 --train_shape_file "${asr_stats_dir}/train/speech_shape" \
                 --train_shape_file "${asr_stats_dir}/train/text_shape.${token_type}" \
                 --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
