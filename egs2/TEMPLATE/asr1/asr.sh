@@ -381,10 +381,11 @@ if run_stage 1; then
     [[ -x local/data.sh ]] || { echo "$0: ${PWD}/local/data.sh is not executable (chmod +x local/data.sh)" >&2; exit 1; }
     require_count 1 --nj "${nj}"
     read -r -a _opts <<< "${local_data_opts}"
-    log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: local/data.sh ${local_data_opts}"
+    _call="local/data.sh${local_data_opts:+ ${local_data_opts}}"
+    log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: ${_call}"
     LRSMS_DATA_SETS="${text_set} ${valid_set} ${test_sets}" LRSMS_DATADIR="${datadir}" LRSMS_NJ="${nj}" \
         LRSMS_ON_ERROR="${on_error}" local/data.sh "${_opts[@]}" \
-        || { echo "$0: Stage 1: local/data.sh ${local_data_opts} failed (exit $?)" >&2; exit 1; }
+        || { echo "$0: Stage 1: ${_call} failed (exit $?)" >&2; exit 1; }
     _missing=()
     for dset in ${text_set} ${valid_set} ${test_sets}; do
         for f in wav.scp text; do
