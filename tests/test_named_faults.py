@@ -12,6 +12,7 @@ from espnet_lrsms.bin import analysis_rank_emergence
 from espnet_lrsms.bin.speed_perturb import main as speed_perturb_main
 from espnet_lrsms.fileio import load_weights_only
 from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.librispeech import scan_librispeech
 from espnet_lrsms.recipe.prepare_data import prepare_set
 
 from conftest import REPO
@@ -25,7 +26,7 @@ def test_a_latin1_byte_in_a_transcript_names_file_and_line(tmp_path):
     lines[1] = lines[1].rstrip(b"\n") + b" CAF\xe9\n"  # latin-1 e-acute
     trans.write_bytes(b"".join(lines))
     with pytest.raises(DataPrepError, match=rf"{trans}:2: not UTF-8 text \(invalid continuation byte at byte \d+\)"):
-        prepare_set("librispeech", tmp_path, "dev_clean", tmp_path / "data")
+        prepare_set(scan_librispeech, tmp_path, "dev_clean", tmp_path / "data")
     assert not (tmp_path / "data" / "dev_clean").exists()
 
 

@@ -1,12 +1,13 @@
-"""Stage 1 of both recipes: corpus → data/<set>/{wav.scp,text,utt2spk,spk2utt} (+ video.scp with --task avsr).
+"""Stage 1: a corpus → data/<set>/{wav.scp,text,utt2spk,spk2utt} (+ video.scp with lrs3 --task avsr). One
+subcommand per corpus, each run by that corpus' recipe (egs2/<corpus>/asr1/local/data.sh; the AVSR template's stage 1):
 
-    python -m espnet_lrsms.bin.prepare_data --corpus librispeech --corpus_root $LIBRISPEECH \\
+    python -m espnet_lrsms.bin.prepare_data librispeech --corpus_root $LIBRISPEECH \\
         --sets train_clean_100 dev_clean test_clean --filter_sets train_clean_100 dev_clean [--nj 8] [--on_error skip]
-    python -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root $LRS3 --sets train dev test \\
+    python -m espnet_lrsms.bin.prepare_data lrs3 --task avsr --corpus_root $LRS3 --sets train dev test \\
         --filter_sets train dev [--landmarks_dir $LRS3_LANDMARKS] [--valid_speakers dev_speakers.txt]
 
---task asr (default): audio and text (espnet_lrsms.recipe.prepare_data). --task avsr: LRS3 audio and 96x96
-mouth ROIs per clip (espnet_lrsms.recipe.avsr_data_prep); --corpus defaults to lrs3 there.
+--task asr (default): audio and text (espnet_lrsms.recipe.prepare_data). lrs3 --task avsr: audio and 96x96
+mouth ROIs per clip (espnet_lrsms.recipe.avsr_data_prep).
 --filter_sets: the sets ESPnet's duration filter applies to (its asr.sh stage 4 filters the training and
 validation sets, never test sets): utterances not longer than --min_wav_duration or not shorter than
 --max_wav_duration are left out and listed in data/<set>/filtered.txt.
@@ -16,7 +17,7 @@ speakers; train = pretrain + trainval less those speakers' clips. The speakers c
 by an earlier run, else ESPnet's egs2/lrs3/asr1 rule; they are written to <data_dir>/lrs3_dev_speakers.txt.
 Bad input (see README, "bad input"): --on_error stop fails naming it, skip leaves it out (data/<set>/skipped.txt).
 
-AVSR ROI options (--task avsr only):
+AVSR ROI options (lrs3 --task avsr only):
 --roi_method auto (default): landmarks when --landmarks_dir is given, else detect.
 --roi_method landmarks: per clip <landmarks_dir>/<split>/<speaker>/<clip>.pkl (list of (68, 2) arrays
 or None per frame, as Auto-AVSR's released LRS3 landmarks) or .npy ((T, 68, 2), NaN = no face).
@@ -33,7 +34,7 @@ from pathlib import Path
 from espnet_lrsms.recipe.avsr_data_prep import ROI_METHODS, RoiSettings
 from espnet_lrsms.recipe.data_prep import DataPrepError
 from espnet_lrsms.recipe.duration_filter import DurationFilter
-from espnet_lrsms.recipe.prepare_data import TASKS, prepare_data
+from espnet_lrsms.recipe.prepare_data import TASKS, prepare_librispeech, prepare_lrs3
 
 AVSR_DEFAULTS = {
     "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "detect_fallback": 1, "roi_size": 96, "crop_scale": 2.0,
@@ -41,15 +42,9 @@ AVSR_DEFAULTS = {
 }
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=TASKS, default="asr", help="asr: audio only; avsr: audio and mouth ROIs (LRS3)")
-    parser.add_argument("--corpus", choices=["librispeech", "lrs3"], default=None,
-                        help="required with --task asr; lrs3 (the default) with --task avsr")
-    parser.add_argument("--corpus_root", type=Path, required=True,
-                        help="LibriSpeech: holds LibriSpeech/; LRS3: holds pretrain/, trainval/, test/")
-    parser.add_argument("--sets", nargs="+", required=True,
-                        help="ESPnet set names, e.g. train_clean_100 dev_clean; LRS3: pretrain trainval test train dev")
+def _common_options(parser: argparse.ArgumentParser, root_help: str, sets_help: str) -> None:
+    parser.add_argument("--corpus_root", type=Path, required=True, help=root_help)
+    parser.add_argument("--sets", nargs="+", required=True, help=sets_help)
     parser.add_argument("--data_dir", type=Path, default=Path("data"))
     parser.add_argument("--nj", type=int, default=4)
     parser.add_argument("--on_error", choices=["stop", "skip"], default="stop")
@@ -57,9 +52,52 @@ def get_parser() -> argparse.ArgumentParser:
                         help="sets of --sets the duration filter applies to (training and validation sets)")
     parser.add_argument("--min_wav_duration", type=float, default=0.1, help="seconds; ESPnet's default")
     parser.add_argument("--max_wav_duration", type=float, default=20.0, help="seconds; ESPnet's default")
-    parser.add_argument("--valid_speakers", type=Path, default=None,
-                        help="LRS3: file of dev speaker ids (first column; e.g. ESPnet's data/dev/spk2utt)")
-    avsr = parser.add_argument_group("AVSR (--task avsr)")
+
+
+def _librispeech(args) -> None:
+    prepare_librispeech(args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error, args.filter_sets,
+                        DurationFilter(args.min_wav_duration, args.max_wav_duration))
+
+
+def _lrs3(args) -> None:
+    given = [name for name in AVSR_DEFAULTS if getattr(args, name) is not None]
+    if args.task == "asr" and given:
+        args.parser.error(f"--{given[0]} is an AVSR option: add --task avsr")
+    avsr = {name: AVSR_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in AVSR_DEFAULTS}
+    roi = None
+    if args.task == "avsr":
+        roi = RoiSettings(
+            method=avsr["roi_method"],
+            landmarks_dir=str(Path(avsr["landmarks_dir"]).resolve()) if avsr["landmarks_dir"] else None,
+            size=avsr["roi_size"],
+            crop_scale=avsr["crop_scale"],
+            smooth_window=avsr["smooth_window"],
+            detect_upsample=avsr["detect_upsample"],
+            detect_fallback=avsr["detect_fallback"],
+        )
+    prepare_lrs3(
+        args.task, args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error, args.filter_sets,
+        DurationFilter(args.min_wav_duration, args.max_wav_duration), roi, avsr["max_frame_mismatch"],
+        args.valid_speakers, args.extra_train_sets, args.extra_into,
+    )
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpora = parser.add_subparsers(dest="corpus", required=True, metavar="{librispeech,lrs3}",
+                                    help="the corpus: its layout, set names and ids")
+    libri = corpora.add_parser("librispeech", help="LibriSpeech (egs2/librispeech/asr1)")
+    _common_options(libri, "the directory that holds LibriSpeech/",
+                    "ESPnet set names, e.g. train_clean_100 dev_clean; train_960, dev: the combined subsets")
+    libri.set_defaults(func=_librispeech, parser=libri)
+    lrs3 = corpora.add_parser("lrs3", help="LRS3 (egs2/lrs3/asr1; --task avsr: egs2/lrs3/avsr1_lrsms)")
+    _common_options(lrs3, "the directory that holds pretrain/, trainval/, test/",
+                    "train dev test (ESPnet's), or the splits pretrain trainval test")
+    lrs3.add_argument("--task", choices=TASKS, default="asr", help="asr: audio only; avsr: audio and mouth ROIs")
+    lrs3.add_argument("--valid_speakers", type=Path, default=None,
+                      help="file of dev speaker ids (first column; e.g. ESPnet's data/dev/spk2utt)")
+    lrs3.set_defaults(func=_lrs3, parser=lrs3)
+    avsr = lrs3.add_argument_group("AVSR (--task avsr)")
     avsr.add_argument("--extra_train_sets", nargs="*", type=Path, default=[],
                       help="directories of mp4 clips with a transcript each (<clip>.txt) or a Kaldi text file "
                            "(<dir>/text), prepared like LRS3 (any frame rate, brought to 25 fps) and merged into --extra_into")
@@ -80,33 +118,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(cmd=None) -> int:
-    parser = get_parser()
-    args = parser.parse_args(cmd)
-    given = [name for name in AVSR_DEFAULTS if getattr(args, name) is not None]
-    if args.task == "asr":
-        if given:
-            parser.error(f"--{given[0]} is an AVSR option: add --task avsr")
-        if args.corpus is None:
-            parser.error("--task asr needs --corpus librispeech or --corpus lrs3")
-    avsr = {name: AVSR_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in AVSR_DEFAULTS}
+    args = get_parser().parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     try:
-        roi = None
-        if args.task == "avsr":
-            roi = RoiSettings(
-                method=avsr["roi_method"],
-                landmarks_dir=str(Path(avsr["landmarks_dir"]).resolve()) if avsr["landmarks_dir"] else None,
-                size=avsr["roi_size"],
-                crop_scale=avsr["crop_scale"],
-                smooth_window=avsr["smooth_window"],
-                detect_upsample=avsr["detect_upsample"],
-                detect_fallback=avsr["detect_fallback"],
-            )
-        prepare_data(
-            args.task, args.corpus or "lrs3", args.corpus_root, args.sets, args.data_dir, args.nj, args.on_error,
-            args.filter_sets, DurationFilter(args.min_wav_duration, args.max_wav_duration), roi,
-            avsr["max_frame_mismatch"], args.valid_speakers, args.extra_train_sets, args.extra_into,
-        )
+        args.func(args)
     except DataPrepError as err:
         logging.error("%s", err)
         return 1

@@ -1,16 +1,18 @@
-"""Stage 1 of both recipes: corpus layout → ESPnet data directories ``data/<set>/{wav.scp,text,utt2spk,spk2utt}``.
+"""Stage 1 of the recipes: corpus layout → ESPnet data directories ``data/<set>/{wav.scp,text,utt2spk,spk2utt}``.
 
-:func:`prepare_data` is the one entry of ASR and AVSR: it picks the corpus (:mod:`espnet_lrsms.recipe.librispeech`,
-:mod:`espnet_lrsms.recipe.lrs3`, whose modules hold the layouts, set names and ids) and the task. ``task="asr"``:
-:func:`prepare_set` pairs audio and transcripts and checks every audio file (:func:`check_audio`, decoding LRS3's
-mp4 audio to 16 kHz mono FLAC, cached per clip in ``data/audio/<set>/``); ``task="avsr"``: video and mouth ROIs too,
-made by :mod:`espnet_lrsms.recipe.avsr_data_prep`. Both share the parallel pass, the bad-input policy, the summary
+One entry per corpus, called by that corpus' ``local/data.sh`` (through ``espnet_lrsms.bin.prepare_data <corpus>``):
+:func:`prepare_librispeech` and :func:`prepare_lrs3` (its ``task="avsr"``: video and mouth ROIs too, made by
+:mod:`espnet_lrsms.recipe.avsr_data_prep`). The layouts, set names and ids are those of the scanners
+(:mod:`espnet_lrsms.recipe.librispeech`, :mod:`espnet_lrsms.recipe.lrs3`); :func:`prepare_set` takes a scanner,
+pairs audio and transcripts and checks every audio file (:func:`check_audio`, decoding LRS3's mp4 audio to 16 kHz
+mono FLAC, cached per clip in ``data/audio/<set>/``). Both share the parallel pass, the bad-input policy, the summary
 and the writer of :mod:`espnet_lrsms.recipe.data_prep` (its docstring lists the kinds of problem and the policy).
 Sets given a :class:`espnet_lrsms.recipe.duration_filter.DurationFilter` (ESPnet's stage 4: training sets only)
 also leave out utterances outside it, listed in ``data/<set>/filtered.txt``.
 """
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 import soundfile
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from espnet_lrsms.recipe.avsr_data_prep import RoiSettings
 
 TASKS = ("asr", "avsr")
+Scan = Callable[[Path, str], List[Utterance]]  # (corpus root, set name) -> the set's utterances
 
 
 def decoded_frames(path: Path) -> int:
@@ -83,26 +86,21 @@ def _check_star(args):
 
 
 def prepare_set(
-    corpus: str,
+    scan: Scan,
     corpus_root: Path,
     set_name: str,
     data_dir: Path,
     nj: int = 1,
     on_error: str = "stop",
     durations: Optional[DurationFilter] = None,
-    dev_speakers: Optional[FrozenSet[str]] = None,
 ) -> Path:
-    """Write the ASR data directory ``data_dir/<set_name>``; returns its path (``dev_speakers``: LRS3's
-    split, see :func:`scan_lrs3`)."""
+    """Write the ASR data directory ``data_dir/<set_name>`` of the utterances ``scan(corpus_root, set_name)``
+    finds (e.g. :func:`scan_librispeech`); returns its path."""
     check_on_error(on_error)
     corpus_root = Path(corpus_root)
     if not corpus_root.is_dir():
-        raise DataPrepError(f"corpus root {corpus_root} does not exist "
-                            f"(set {corpus.upper()} in db.sh or the environment)")
-    if corpus == "lrs3":
-        utts = scan_lrs3(corpus_root, set_name, dev_speakers)
-    else:
-        utts = scan_librispeech(corpus_root, set_name)
+        raise DataPrepError(f"corpus root {corpus_root} does not exist")
+    utts = scan(corpus_root, set_name)
     if not utts:
         raise DataPrepError(f"set {set_name}: no utterances found under {corpus_root}")
     audio_dir = data_dir / "audio" / set_name  # decoded LRS3 audio, kept across re-runs
@@ -115,9 +113,35 @@ def audio_tables(good: Sequence[Utterance]) -> Dict[str, Dict[str, str]]:
     return {"wav.scp": {u.uttid: str(u.audio.resolve()) for u in good}, "text": {u.uttid: u.text for u in good}}
 
 
-def prepare_data(
+def _checked_sets(corpus_root: Path, root_name: str, sets: Sequence[str], filter_sets: Sequence[str]) -> List[str]:
+    """``sets`` once each, in order, after checking the corpus root (``root_name``: its db.sh variable)."""
+    if not Path(corpus_root).is_dir():
+        raise DataPrepError(f"corpus root {corpus_root} does not exist (set {root_name} in db.sh or the environment)")
+    sets = list(dict.fromkeys(sets))
+    unknown = [s for s in filter_sets if s not in sets]
+    if unknown:
+        raise DataPrepError(f"--filter_sets {' '.join(unknown)}: not among --sets {' '.join(sets)}")
+    return sets
+
+
+def prepare_librispeech(
+    corpus_root: Path,
+    sets: Sequence[str],
+    data_dir: Path,
+    nj: int = 1,
+    on_error: str = "stop",
+    filter_sets: Sequence[str] = (),
+    durations: DurationFilter = DurationFilter(),
+) -> List[Path]:
+    """LibriSpeech's ``sets`` (ESPnet's names: ``train_clean_100``, ``train_960``, ``dev``, ...) into
+    ``data_dir/<set>``; ``durations`` applies to ``filter_sets`` only (ESPnet filters training sets, never test sets)."""
+    sets = _checked_sets(corpus_root, "LIBRISPEECH", sets, filter_sets)
+    return [prepare_set(scan_librispeech, corpus_root, s, data_dir, nj, on_error,
+                        durations if s in filter_sets else None) for s in sets]
+
+
+def prepare_lrs3(
     task: str,
-    corpus: str,
     corpus_root: Path,
     sets: Sequence[str],
     data_dir: Path,
@@ -131,29 +155,21 @@ def prepare_data(
     extra_train_sets: Sequence[Path] = (),
     extra_into: str = "train",
 ) -> List[Path]:
-    """Stage 1 of either recipe: every set of ``sets`` (once each, in order) into ``data_dir/<set>``.
+    """LRS3's ``sets`` (``train``, ESPnet's speaker-disjoint ``dev``, ``test``, or the splits) into ``data_dir/<set>``.
 
-    ``task="asr"``: audio and text of ``corpus``; ``"avsr"`` (LRS3 only): also mouth ROIs made with
-    ``roi`` (see :func:`espnet_lrsms.recipe.avsr_data_prep.prepare_av_set`). ``durations`` applies to
-    ``filter_sets`` only (ESPnet filters training sets, never test sets). LRS3's ``train`` and ``dev``
-    use one list of dev speakers (:func:`lrs3_dev_speakers`: ``valid_speakers``, or ESPnet's rule),
-    kept in ``data_dir/lrs3_dev_speakers.txt``. ``extra_train_sets`` (AVSR): directories of mp4 clips with
-    transcripts, prepared like LRS3 and merged into the set ``extra_into``.
+    ``task="asr"``: audio and text; ``"avsr"``: also mouth ROIs made with ``roi`` (see
+    :func:`espnet_lrsms.recipe.avsr_data_prep.prepare_av_set`). ``durations`` applies to ``filter_sets`` only.
+    ``train`` and ``dev`` use one list of dev speakers (:func:`lrs3_dev_speakers`: ``valid_speakers``, or
+    ESPnet's rule), kept in ``data_dir/lrs3_dev_speakers.txt``. ``extra_train_sets`` (AVSR): directories of mp4
+    clips with transcripts, prepared like LRS3 and merged into the set ``extra_into``.
     """
     if task not in TASKS:
         raise DataPrepError(f"--task {task!r}: expected one of {TASKS}")
-    sets = list(dict.fromkeys(sets))
-    unknown = [s for s in filter_sets if s not in sets]
-    if unknown:
-        raise DataPrepError(f"--filter_sets {' '.join(unknown)}: not among --sets {' '.join(sets)}")
+    sets = _checked_sets(corpus_root, "LRS3", sets, filter_sets)
     dev_speakers = None
-    if corpus == "lrs3" and (valid_speakers is not None or {"train", "dev", "val"} & set(sets)):
+    if valid_speakers is not None or {"train", "dev", "val"} & set(sets):
         dev_speakers = lrs3_dev_speakers(Path(corpus_root), Path(data_dir), valid_speakers)
-    elif valid_speakers is not None:
-        raise DataPrepError(f"--valid_speakers is LRS3's dev split; --corpus {corpus} has its own dev sets")
     if task == "avsr":
-        if corpus != "lrs3":
-            raise DataPrepError(f"--task avsr needs --corpus lrs3 (audio-visual clips), got --corpus {corpus}")
         from espnet_lrsms.recipe.avsr_data_prep import RoiSettings, prepare_av_set  # torch and ESPnet: AVSR only
 
         roi = roi or RoiSettings()
@@ -168,6 +184,6 @@ def prepare_data(
         ]
     if extra_train_sets:
         raise DataPrepError("--extra_train_sets needs --task avsr (audio-visual clips)")
-    return [prepare_set(corpus, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None,
-                        dev_speakers) for s in sets]
-
+    scan = partial(scan_lrs3, dev_speakers=dev_speakers)
+    return [prepare_set(scan, corpus_root, s, data_dir, nj, on_error, durations if s in filter_sets else None)
+            for s in sets]

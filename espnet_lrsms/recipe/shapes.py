@@ -56,7 +56,7 @@ def write_video_shape(data_dir: Path, out_dir: Path, size: int) -> Path:
     """``out_dir/video_shape`` (``<utt> <frames>,<size>,<size>``) from ``data_dir/utt2num_video_frames``."""
     source = data_dir / "utt2num_video_frames"
     if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such file (made by AVSR stage 1, espnet_lrsms.bin.prepare_data --task avsr)")
+        raise FileNotFoundError(f"{source}: no such file (made by AVSR stage 1, espnet_lrsms.bin.prepare_data lrs3 --task avsr)")
     lines = []
     for number, key, frames in iter_kaldi_table(source):
         if not frames.isdigit():

@@ -146,7 +146,7 @@ def test_rerun_continues_from_the_per_clip_cache(corpus, tmp_path):
 def test_landmark_mode_without_landmarks_dir_is_refused_with_a_hint(corpus, tmp_path, caplog):
     from espnet_lrsms.bin import prepare_data
 
-    code = prepare_data.main(["--task", "avsr", "--corpus_root", str(corpus), "--sets", "test", "--data_dir",
+    code = prepare_data.main(["lrs3", "--task", "avsr", "--corpus_root", str(corpus), "--sets", "test", "--data_dir",
                               str(tmp_path / "data"), "--roi_method", "landmarks"])
     assert code == 1
     assert "--roi_method landmarks needs --landmarks_dir" in caplog.text and "use --roi_method detect" in caplog.text

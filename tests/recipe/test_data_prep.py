@@ -7,8 +7,9 @@ import pytest
 import soundfile
 
 from espnet_lrsms.recipe.data_prep import DataPrepError
+from espnet_lrsms.recipe.librispeech import scan_librispeech
 from espnet_lrsms.recipe.lrs3 import espnet_dev_speakers, lrs3_text, scan_lrs3
-from espnet_lrsms.recipe.prepare_data import prepare_data, prepare_set
+from espnet_lrsms.recipe.prepare_data import prepare_lrs3, prepare_set
 
 from conftest import REPO
 
@@ -21,7 +22,7 @@ def _lines(path):
 
 
 def test_librispeech_demo_sets(tmp_path):
-    out = prepare_set("librispeech", DEMO_LIBRI, "train_clean_100", tmp_path, nj=2)
+    out = prepare_set(scan_librispeech, DEMO_LIBRI, "train_clean_100", tmp_path, nj=2)
     keys = [line.split()[0] for line in _lines(out / "wav.scp")]
     assert len(keys) == 180 and keys == sorted(keys)
     assert [line.split()[0] for line in _lines(out / "text")] == keys
@@ -34,14 +35,14 @@ def test_librispeech_demo_sets(tmp_path):
 
 
 def test_lrs3_demo_audio_is_decoded_from_mp4_and_cached(tmp_path):
-    out = prepare_set("lrs3", DEMO_LRS3, "test", tmp_path, nj=2)
+    out = prepare_set(scan_lrs3, DEMO_LRS3, "test", tmp_path, nj=2)
     entries = [line.split() for line in _lines(out / "wav.scp")]
     assert len(entries) == 12
     flac = entries[0][1]
     info = soundfile.info(flac)
     assert info.samplerate == 16000 and info.channels == 1 and info.frames > 8000
     mtime = (tmp_path / "audio" / "test").stat().st_mtime_ns, __import__("os").stat(flac).st_mtime_ns
-    prepare_set("lrs3", DEMO_LRS3, "test", tmp_path, nj=2)  # re-run: decoded audio is reused
+    prepare_set(scan_lrs3, DEMO_LRS3, "test", tmp_path, nj=2)  # re-run: decoded audio is reused
     assert __import__("os").stat(flac).st_mtime_ns == mtime[1]
     assert _lines(out / "text")[0].split(maxsplit=1)[1].split()[0].isupper()
 
@@ -83,20 +84,20 @@ def test_dev_speakers_from_a_file_are_kept_in_data_and_reused(tmp_path, caplog):
     listing = tmp_path / "spk2utt"
     listing.write_text("# my split\nb b_50001\nzz zz_50001\n")  # an spk2utt: first column; zz is unknown
     with caplog.at_level(logging.WARNING):
-        train, dev = prepare_data("asr", "lrs3", root, ["train", "dev"], data, valid_speakers=listing)
+        train, dev = prepare_lrs3("asr", root, ["train", "dev"], data, valid_speakers=listing)
     assert "1 of 2 are not in" in caplog.text
     assert [line.split()[0] for line in _lines(dev / "text")] == ["b_50001"]
     assert [line.split()[0] for line in _lines(train / "text")] == ["a_50001", "c_50001"]  # b's pretrain clip too left out
     kept = data / "lrs3_dev_speakers.txt"
     assert [line for line in _lines(kept) if not line.startswith("#")] == ["b", "zz"]
     # a later stage 1 without the option uses the kept list, not ESPnet's rule (which would pick one of a, b, c)
-    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], data)
+    (dev,) = prepare_lrs3("asr", root, ["dev"], data)
     assert [line.split()[0] for line in _lines(dev / "text")] == ["b_50001"]
     listing.write_text("x\ny\n")
     with pytest.raises(DataPrepError, match=f"none of the 2 is a speaker folder of {root / 'trainval'}"):
-        prepare_data("asr", "lrs3", root, ["dev"], data, valid_speakers=listing)
+        prepare_lrs3("asr", root, ["dev"], data, valid_speakers=listing)
     # no list anywhere: ESPnet's rule, written down
-    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], tmp_path / "data2")
+    (dev,) = prepare_lrs3("asr", root, ["dev"], tmp_path / "data2")
     assert "ESPnet's egs2/lrs3/asr1 rule" in _lines(tmp_path / "data2" / "lrs3_dev_speakers.txt")[0]
     assert len(_lines(dev / "text")) == 1
 
@@ -119,13 +120,13 @@ def small_corpus(tmp_path):
 
 def test_missing_root_set_and_empty_set(tmp_path, small_corpus):
     with pytest.raises(DataPrepError, match=f"corpus root {tmp_path / 'nowhere'} does not exist"):
-        prepare_set("librispeech", tmp_path / "nowhere", "dev_clean", tmp_path / "data")
+        prepare_set(scan_librispeech, tmp_path / "nowhere", "dev_clean", tmp_path / "data")
     root, _ = small_corpus
     with pytest.raises(DataPrepError, match="set test_other: .*LibriSpeech/test-other does not exist"):
-        prepare_set("librispeech", root, "test_other", tmp_path / "data")
+        prepare_set(scan_librispeech, root, "test_other", tmp_path / "data")
     (root / "LibriSpeech" / "test-clean").mkdir()
     with pytest.raises(DataPrepError, match="set test_clean: no utterances found"):
-        prepare_set("librispeech", root, "test_clean", tmp_path / "data")
+        prepare_set(scan_librispeech, root, "test_clean", tmp_path / "data")
 
 
 def _break(chapter):
@@ -141,7 +142,7 @@ def test_bad_utterances_stop_the_stage_naming_them(tmp_path, small_corpus):
     root, chapter = small_corpus
     _break(chapter)
     with pytest.raises(DataPrepError) as err:
-        prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="stop")
+        prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data", on_error="stop")
     message = str(err.value)
     assert ("set dev_clean: 4 of 5 utterances have problems "
             "(empty_audio: 1, no_audio: 1, no_transcript: 1, unreadable: 1)") in message
@@ -157,7 +158,7 @@ def test_bad_utterances_are_skipped_counted_and_listed(tmp_path, small_corpus, c
     root, chapter = small_corpus
     _break(chapter)
     with caplog.at_level(logging.WARNING):
-        out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="skip")
+        out = prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data", on_error="skip")
     assert [line.split()[0] for line in _lines(out / "text")] == ["100-1001-0003"]
     assert len(_lines(out / "skipped.txt")) == 4
     assert "set dev_clean: skipped 4 of 5 utterances" in caplog.text
@@ -181,7 +182,7 @@ def test_mp4_without_audio_track(tmp_path):
             container.mux(packet)
     (clip / "00000.txt").write_text("Text:  HELLO\n")
     shutil.copytree(DEMO_LRS3 / "test" / sorted(p.name for p in (DEMO_LRS3 / "test").iterdir())[0], clip.parent / "good")
-    out = prepare_set("lrs3", tmp_path / "lrs3", "test", tmp_path / "data", on_error="skip")
+    out = prepare_set(scan_lrs3, tmp_path / "lrs3", "test", tmp_path / "data", on_error="skip")
     assert "spk_00000\tno_audio\t" in (out / "skipped.txt").read_text()
     assert "no audio track" in (out / "skipped.txt").read_text()
     assert len(_lines(out / "text")) == 6  # the good speaker's 6 demo clips
@@ -197,12 +198,12 @@ def test_a_duplicated_librispeech_id_stops_naming_both_files_or_is_dropped(tmp_p
     (other / "100-1001.trans.txt").write_text("100-1001-0003 ANOTHER TRANSCRIPT\n")
     trans = chapter / "100-1001.trans.txt"
     with pytest.raises(DataPrepError) as err:
-        prepare_set("librispeech", root, "dev", tmp_path / "data", on_error="stop")
+        prepare_set(scan_librispeech, root, "dev", tmp_path / "data", on_error="stop")
     message = str(err.value)
     assert "set dev: 1 of 4 utterances have problems (duplicate_id: 1)" in message
     assert f"100-1001-0003: utterance id in {trans}:4 and {other / '100-1001.trans.txt'}:1" in message
     with caplog.at_level(logging.WARNING):
-        out = prepare_set("librispeech", root, "dev", tmp_path / "data", on_error="skip")
+        out = prepare_set(scan_librispeech, root, "dev", tmp_path / "data", on_error="skip")
     assert [line.split()[0] for line in _lines(out / "text")] == ["100-1001-0000", "100-1001-0001", "100-1001-0002"]
     assert _lines(out / "skipped.txt")[0].startswith("100-1001-0003\tduplicate_id\tutterance id in ")
     assert "set dev: skipped 1 of 4 utterances (duplicate_id: 1)" in caplog.text
@@ -213,11 +214,11 @@ def test_the_same_id_twice_in_one_transcript_file(tmp_path, small_corpus):
     trans = chapter / "100-1001.trans.txt"
     trans.write_text(trans.read_text() + "100-1001-0001 THE SAME ID AGAIN\n")
     with pytest.raises(DataPrepError, match=f"100-1001-0001: utterance id in {trans}:2 and {trans}:5"):
-        prepare_set("librispeech", root, "dev_clean", tmp_path / "data")
+        prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data")
     stray = chapter.parent / "2002" / "100-1001-0002.flac"  # one transcript line, two audio files
     stray.parent.mkdir()
     shutil.copy(chapter / "100-1001-0002.flac", stray)
-    out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="skip")
+    out = prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data", on_error="skip")
     skipped = dict(line.split("\t", 1) for line in _lines(out / "skipped.txt"))
     assert skipped["100-1001-0002"] == f"duplicate_id\tutterance id of {chapter / '100-1001-0002.flac'} and {stray}"
 
@@ -227,12 +228,12 @@ def test_a_clip_in_both_pretrain_and_trainval_keeps_both_with_distinct_ids(tmp_p
                                           ("trainval", "other", "00001", "{LG}"), ("trainval", "other", "00002", "ONE")])
     speakers = tmp_path / "dev_speakers"
     speakers.write_text("other\n")
-    (train,) = prepare_data("asr", "lrs3", root, ["train"], tmp_path / "data", valid_speakers=speakers)
+    (train,) = prepare_lrs3("asr", root, ["train"], tmp_path / "data", valid_speakers=speakers)
     text = dict(line.split(maxsplit=1) for line in _lines(train / "text"))
     assert text == {"spk_00000": "TWO", "spk_pretrain_00000": "ONE"}
     wavs = {line.split()[1] for line in _lines(train / "wav.scp")}
     assert len(wavs) == 2  # two cached audio files, not one overwritten
-    (dev,) = prepare_data("asr", "lrs3", root, ["dev"], tmp_path / "data", on_error="skip")
+    (dev,) = prepare_lrs3("asr", root, ["dev"], tmp_path / "data", on_error="skip")
     assert "other_00001\tno_transcript\t" in (dev / "skipped.txt").read_text()  # nothing left once {LG} is removed
 
 
@@ -246,7 +247,7 @@ def test_stereo_and_truncated_flac_are_bad_input(tmp_path, small_corpus):
     data = truncated.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])  # the header still announces every sample
     assert soundfile.info(truncated).frames > 0
-    out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", on_error="skip")
+    out = prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data", on_error="skip")
     skipped = {line.split("\t")[0]: line.split("\t")[1:] for line in _lines(out / "skipped.txt")}
     assert skipped["100-1001-0000"] == ["channels", f"2 channels, expected mono ({chapter / '100-1001-0000.flac'})"]
     kind, message = skipped["100-1001-0001"]
@@ -266,7 +267,7 @@ def test_duration_filter_leaves_out_and_lists_short_and_long_utterances(tmp_path
     longest = max(lengths, key=lengths.get)
     limit = lengths[longest] / 16000  # ESPnet keeps n < int(max·fs): the longest one goes
     with caplog.at_level(logging.INFO):
-        out = prepare_set("librispeech", root, "dev_clean", tmp_path / "data", durations=DurationFilter(0.1, limit))
+        out = prepare_set(scan_librispeech, root, "dev_clean", tmp_path / "data", durations=DurationFilter(0.1, limit))
     filtered = dict(line.split("\t") for line in _lines(out / "filtered.txt"))
     assert filtered == {
         "100-1001-0000": "0.019 s, not above --min_wav_duration 0.1",
@@ -286,13 +287,14 @@ def test_one_command_filters_only_the_sets_named(tmp_path, small_corpus, caplog)
     soundfile.write(chapter / "100-1001-0000.flac", np.full(304, 0.1, dtype=np.float32), 16000)
     shutil.copytree(root / "LibriSpeech" / "dev-clean", root / "LibriSpeech" / "test-clean")
     data = tmp_path / "data"
-    common = ["--corpus", "librispeech", "--corpus_root", str(root), "--data_dir", str(data), "--nj", "1"]
-    assert main([*common, "--sets", "dev_clean", "test_clean", "--filter_sets", "dev_clean"]) == 0
+    common = ["--corpus_root", str(root), "--data_dir", str(data), "--nj", "1"]
+    assert main(["librispeech", *common, "--sets", "dev_clean", "test_clean", "--filter_sets", "dev_clean"]) == 0
     assert len(_lines(data / "dev_clean" / "text")) == 3 and _lines(data / "dev_clean" / "filtered.txt")[0].startswith("100-1001-0000\t")
     assert len(_lines(data / "test_clean" / "text")) == 4 and not (data / "test_clean" / "filtered.txt").exists()
-    assert main([*common, "--sets", "dev_clean", "--filter_sets", "train_clean_100"]) == 1
+    assert main(["librispeech", *common, "--sets", "dev_clean", "--filter_sets", "train_clean_100"]) == 1
     assert "--filter_sets train_clean_100: not among --sets dev_clean" in caplog.text
-    with pytest.raises(SystemExit):  # an AVSR option without --task avsr
-        main([*common, "--sets", "dev_clean", "--landmarks_dir", str(tmp_path)])
-    assert main(["--task", "avsr", *common, "--sets", "dev_clean"]) == 1
-    assert "--task avsr needs --corpus lrs3" in caplog.text
+    for corpus_options in (["librispeech"], ["lrs3"], ["librispeech", "--task", "avsr"]):  # AVSR: LRS3's, with --task avsr
+        with pytest.raises(SystemExit):
+            main([*corpus_options, *common, "--sets", "dev_clean", "--landmarks_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):  # the corpus is the subcommand; no --corpus
+        main(["--corpus", "librispeech", *common, "--sets", "dev_clean"])

@@ -243,7 +243,7 @@ def test_eval_valid_set_score_opts_and_local_score_sh(tmp_path):
     (tmp_path / "local" / "score.sh").write_text('#!/usr/bin/env bash\necho "$@" > local_score_args\n')
     (tmp_path / "local" / "score.sh").chmod(0o755)
     result = subprocess.run(
-        ["bash", str(ASR_SH), "--corpus", "librispeech", "--corpus_root", str(tmp_path), "--train_set", "train",
+        ["bash", str(ASR_SH), "--train_set", "train",
          "--valid_set", "dev", "--test_sets", "test dev", "--asr_config", str(REPO / TINY), "--token_type", "char",
          "--datadir", str(tmp_path / "data"), "--dumpdir", str(tmp_path / "dump"), "--asr_exp", str(exp),
          "--inference_tag", "decode_x", "--stage", "13", "--stop_stage", "13", "--eval_valid_set", "true",

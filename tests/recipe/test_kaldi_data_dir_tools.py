@@ -375,7 +375,7 @@ cd "$(dirname "$0")"
 
 
 def test_an_espnet_style_local_data_sh_runs_in_stage_1(tmp_path):
-    """A recipe made as README's "Bring your own corpus" says, with a local/data.sh written as ESPnet's are."""
+    """A recipe made as docs/recipes.md's "Add a corpus" says, with a local/data.sh written as ESPnet's are."""
     template = checkout_copy(tmp_path, REPO / "egs2" / "TEMPLATE" / "asr1")
     recipe = template.parents[1] / "mine" / "asr1"
     (recipe / "local").mkdir(parents=True)

@@ -76,7 +76,7 @@ def write_8khz_corpus(root: Path) -> Path:
 
 
 def make_recipe(root: Path, data_sh: str = DATA_SH) -> Path:
-    """egs2/<corpus>/asr1 as README's "bring your own corpus" says — links to the template, run.sh, local/data.sh —
+    """egs2/<corpus>/asr1 as docs/recipes.md's "Add a corpus" says — links to the template, run.sh, local/data.sh —
     in a copy of the checkout's recipe files (as the demo fixture runs)."""
     template = checkout_copy(root, REPO / "egs2" / "TEMPLATE" / "asr1")
     recipe = template.parents[1] / "heldout" / "asr1"

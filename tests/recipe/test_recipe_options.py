@@ -190,8 +190,6 @@ def test_lm_stages_say_they_need_an_lm_config_and_hf_upload_needs_a_repo(tmp_pat
          "Stage 13 needs {tmp}/exp/asr_train_asr_lrsms_tiny_raw_en_bpe30/decode_asr_asr_model_valid.acc.ave/dev_clean/1best_recog/text (made by stage 12)"),
         (["--stage", "10", "--stop_stage", "10", "--speed_perturb_factors", "0.9 1.0 1.1"],
          "Stage 10 needs {tmp}/data/en_token_list/bpe_unigram30/bpe.model (made by stage 5)"),
-        (["--stage", "1", "--stop_stage", "1", "--corpus_root", "{tmp}/nowhere"], "Stage 1 needs the corpus root {tmp}/nowhere"),
-        (["--stage", "1", "--stop_stage", "1", "--valid_speakers", "{tmp}/none.txt"], "Stage 1: --valid_speakers {tmp}/none.txt: no such file"),
     ],
 )
 def test_asr_options_and_stage_inputs_are_checked_first(tmp_path, args, message):

@@ -221,8 +221,8 @@ def test_missing_corpus_root_is_named(tmp_path):
     )
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert f"Stage 1 needs the corpus root {tmp_path / 'nowhere'}" in message
-    assert "which does not exist" in message
+    assert f"local/data.sh: LIBRISPEECH={tmp_path / 'nowhere'}: no such directory" in message  # the recipe's stage 1
+    assert "Stage 1: local/data.sh failed (exit 1)" in message
 
 
 def test_interrupted_training_resumes_to_the_planned_epochs(tone_data, tmp_path):

@@ -4,8 +4,8 @@
 # names, run from this repository alone (no Kaldi, no SCTK, no ESPnet checkout). A corpus' run.sh sets the
 # defaults and calls this script; every option below can be given as --name value (or --name-with-hyphens value).
 #
-#   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh when it has
-#                          one (ESPnet's; run with --local_data_opts), else from --corpus' layout (librispeech, lrs3)
+#   1. data prep           data/<set>/{wav.scp,text,utt2spk,spk2utt}: the recipe's own local/data.sh (ESPnet's; run
+#                          with --local_data_opts), which knows its corpus; this script knows none
 #   2. speed perturbation  with --speed_perturb_factors (e.g. "0.9 1.0 1.1"): data/<train_set>_sp, which the
 #                          later stages train on (tags and stats dir get _sp, as ESPnet's); any wav.scp stage 3
 #                          reads (commands, arks, files; segments), ids sp<f>-<id> as ESPnet's
@@ -59,52 +59,23 @@
 # later stage would take as finished; re-running a stage redoes it.
 set -euo pipefail
 
-run_args=("$0" "$@")  # the command line, for <asr_exp>/run.sh
-log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
+# shellcheck source=utils/recipe_preamble.sh
+. "${here}/utils/recipe_preamble.sh"  # run_args, log, path.sh, the general options, cmd.sh (shared with avsr.sh)
 path_list() {  # <array name> <value>: a list option's files; the whole value when it names one (a path with spaces)
     local -n _list=$1
     if [[ -f "$2" ]]; then _list=("$2"); else read -r -a _list <<< "$2"; fi
 }
-here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/asr1, also via a symlink
-# shellcheck source=/dev/null
-. "${here}/path.sh"
 
-# General
-stage=1
-stop_stage=10000
-skip_stages=""           # stage numbers to leave out, e.g. "5 10" (ESPnet's; each is logged)
-skip_data_prep=false     # stages 1-5
-skip_train=false         # stages 2, 4-11 (training data, LM, LoRA adaptation, shape files, training; ESPnet's)
-skip_eval=false          # stages 12-13 and 17 (decoding, scoring, n-best rescoring)
-skip_packing=true        # stage 14 (ESPnet's default: no pack unless asked for)
-skip_upload_hf=true      # stage 15
+# General: asr.sh's own
 eval_valid_set=false     # stages 12-13 also decode and score --valid_set (ESPnet's)
-ngpu=1
-num_nodes=1
-host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
-nj=4                     # parallel jobs for data prep
-inference_nj=4           # parallel decoding jobs
-gpu_inference=false
-python=python3
-# job runners: a command name and its options, split into words (ESPnet's launcher splits --cmd the same
-# way), so a runner is named by its name on PATH (path.sh puts utils/ there), never by a path that may hold a
-# space. The recipe's cmd.sh sets them (ESPnet's convention); --train_cmd etc. override it.
-train_cmd=run_local.sh
-cuda_cmd=run_local.sh
-decode_cmd=run_local.sh
-# shellcheck source=/dev/null
-if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi
 
 # Data
-corpus=""                # librispeech | lrs3 (stage 1's built-in preparation; not needed with a local/data.sh)
-corpus_root=""
 local_data_opts=""       # stage 1: the options given to the recipe's local/data.sh (ESPnet's), split into words
 train_set=""
 valid_set=""
 test_sets=""
 on_error=stop            # stop | skip: what data prep does with a broken utterance
-valid_speakers=""        # LRS3: the dev speakers, one id per line (e.g. ESPnet's data/dev/spk2utt); default: the list
-                         # an earlier stage 1 left in data/lrs3_dev_speakers.txt, else ESPnet's 92/8 split rule
 datadir=data
 dumpdir=""               # stage 3's output (ESPnet's --dumpdir): <dumpdir>/raw/<set>, which stages 4-17 read;
                          # default: dump beside --datadir (ESPnet's dump/ for data/)
@@ -245,14 +216,14 @@ for _entry in "${espnet_refused[@]}"; do  # the defaults
     printf -v "${_name}" '%s' "${_default}"
 done
 
-help_message="Usage: $0 [--corpus <librispeech|lrs3> --corpus_root <dir>: without a local/data.sh] --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
+help_message="Usage: $0 --train_set <set> --valid_set <set> --test_sets \"<set> ...\" --asr_config <yaml> --inference_config <yaml> [options]
 Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage --skip_stages \"<n> ...\"
   --skip_data_prep --skip_train --skip_eval --skip_packing (default true) --skip_upload_hf (default true)
   --eval_valid_set --ngpu --num_nodes --host --nj --inference_nj --gpu_inference
   --train_cmd --cuda_cmd --decode_cmd --speed_perturb_factors --min_wav_duration --max_wav_duration
   --local_data_opts --dumpdir --feats_type raw --audio_format flac|wav --fs 16k (stages 3-4, 10-11, ESPnet's)
   --asr_config --inference_config --train_set --valid_set --test_sets --nbpe --bpemode --expdir --asr_tag
-  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --valid_speakers --python --hf_repo
+  --asr_args --warmup_full_rank_epochs --inference_args --inference_tag --inference_asr_model --on_error --python --hf_repo
   --token_type bpe|char|word --oov --blank --sos_eos --bpe_nlsyms (ESPnet's)
   --cleaner --hyp_cleaner --nlsyms_txt (training text and scoring, ESPnet's; default none)
   --use_lm true|false (stage 12 shallow fusion; default false: the paper decodes without an LM)
@@ -264,25 +235,10 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --bpe_train_text --batch_size 1 --score_opts \"-e utf-8\" --local_score_opts --feats_normalize global_mvn|utterance_mvn|none
   Refused but for ESPnet's default (the error says why):${_refused_names}"
 
-# shellcheck source=utils/parse_options.sh
-. "${here}/utils/parse_options.sh"
-if [[ $# -gt 0 ]]; then  # parse_options.sh (Kaldi's) leaves positional arguments: this script takes none (as ESPnet's)
-    echo "$0: unexpected argument $1 (options only: --name value)" >&2; echo "$help_message" >&2; exit 1
-fi
-# shellcheck source=utils/stages.sh
-. "${here}/utils/stages.sh"
-check_skip_options
+# shellcheck source=utils/parse_recipe_options.sh
+. "${here}/utils/parse_recipe_options.sh"  # the options set, none positional, stages.sh, the --skip_* checked
 
-# stage 1: the recipe's own local/data.sh (ESPnet's) when it has one, else the built-in --corpus preparation
-local_data=false
-if [[ -e local/data.sh ]]; then
-    [[ -x local/data.sh ]] || { echo "$0: ${PWD}/local/data.sh is not executable (chmod +x local/data.sh)" >&2; exit 1; }
-    local_data=true
-    [[ -n "$corpus" ]] || corpus="$(basename "$(dirname "$PWD")")"  # egs2/<corpus>/asr1: the model card's name
-fi
-_required=(train_set valid_set asr_config)
-[[ "$local_data" == true ]] || _required=(corpus corpus_root "${_required[@]}")
-for var in "${_required[@]}"; do
+for var in train_set valid_set asr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
 done
 if [[ "$feats_type" != raw ]]; then
@@ -414,36 +370,33 @@ use_lm() {  # <stage>: stages 6-9 and 17 need --lm_config
 # ========================== data preparation: stages 1-5 ==========================
 
 if run_stage 1; then
-    if [[ "$local_data" == true ]]; then
-        # ESPnet's stage 1: the recipe's own data preparation, which writes data/<set>/{wav.scp,text,utt2spk,...}
-        log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: local/data.sh ${local_data_opts}"
-        # shellcheck disable=SC2086
-        local/data.sh ${local_data_opts} || { echo "$0: Stage 1: local/data.sh ${local_data_opts} failed (exit $?)" >&2; exit 1; }
-        _missing=()
-        for dset in ${text_set} ${valid_set} ${test_sets}; do
-            for f in wav.scp text; do
-                [[ -s "${datadir}/${dset}/${f}" || " ${_missing[*]} " == *" ${datadir}/${dset}/${f} "* ]] \
-                    || _missing+=("${datadir}/${dset}/${f}")
-            done
+    # ESPnet's stage 1: the recipe's own data preparation, local/data.sh with --local_data_opts (split into words).
+    # In its environment it finds the sets this script reads and where: LRSMS_DATA_SETS, LRSMS_DATADIR, LRSMS_NJ and
+    # LRSMS_ON_ERROR, which the recipes here take as defaults (docs/recipes.md, "Add a corpus")
+    if [[ ! -e local/data.sh ]]; then
+        echo "$0: Stage 1 runs the recipe's local/data.sh, and ${PWD} has none (docs/recipes.md, \"Add a corpus\");" \
+             "with ${datadir}/<set> made otherwise, start at --stage 2" >&2
+        exit 1
+    fi
+    [[ -x local/data.sh ]] || { echo "$0: ${PWD}/local/data.sh is not executable (chmod +x local/data.sh)" >&2; exit 1; }
+    require_count 1 --nj "${nj}"
+    read -r -a _opts <<< "${local_data_opts}"
+    _call="local/data.sh${local_data_opts:+ ${local_data_opts}}"
+    log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets}: ${_call}"
+    LRSMS_DATA_SETS="${text_set} ${valid_set} ${test_sets}" LRSMS_DATADIR="${datadir}" LRSMS_NJ="${nj}" \
+        LRSMS_ON_ERROR="${on_error}" local/data.sh "${_opts[@]}" \
+        || { echo "$0: Stage 1: ${_call} failed (exit $?)" >&2; exit 1; }
+    _missing=()
+    for dset in ${text_set} ${valid_set} ${test_sets}; do
+        for f in wav.scp text; do
+            [[ -s "${datadir}/${dset}/${f}" || " ${_missing[*]} " == *" ${datadir}/${dset}/${f} "* ]] \
+                || _missing+=("${datadir}/${dset}/${f}")
         done
-        if (( ${#_missing[@]} > 0 )); then
-            echo "$0: Stage 1: local/data.sh did not write ${_missing[*]} (it writes ${datadir}/<set>/{wav.scp,text," \
-                 "utt2spk} for --train_set, --valid_set and each of --test_sets)" >&2
-            exit 1
-        fi
-    else
-        [[ -d "$corpus_root" ]] || { echo "$0: Stage 1 needs the corpus root ${corpus_root} (--corpus_root, or db.sh), which does not exist" >&2; exit 1; }
-        require_count 1 --nj "${nj}"
-        log "Stage 1: data preparation for ${text_set} ${valid_set} ${test_sets} from ${corpus_root}"
-        split_opts=()
-        if [[ -n "$valid_speakers" ]]; then
-            require_caller_file 1 --valid_speakers valid_speakers
-            split_opts=(--valid_speakers "${valid_speakers}")
-        fi
-        # shellcheck disable=SC2086
-        ${python} -m espnet_lrsms.bin.prepare_data --corpus "${corpus}" --corpus_root "${corpus_root}" \
-            --sets ${text_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
-            "${split_opts[@]}"
+    done
+    if (( ${#_missing[@]} > 0 )); then
+        echo "$0: Stage 1: local/data.sh did not write ${_missing[*]} (it writes ${datadir}/<set>/{wav.scp,text," \
+             "utt2spk} for --train_set, --valid_set and each of --test_sets)" >&2
+        exit 1
     fi
 fi
 
@@ -602,10 +555,16 @@ if run_stage 9 && use_lm 9; then
     done
 fi
 
+# stages 10-11: the training and validation data (stages 3-4's dump), as ESPnet's data options
+data_files=("${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text"
+            "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text")
+data_opts=(--train_data_path_and_name_and_type "${data_files[0]},speech,sound"
+           --train_data_path_and_name_and_type "${data_files[1]},text,text"
+           --valid_data_path_and_name_and_type "${data_files[2]},speech,sound"
+           --valid_data_path_and_name_and_type "${data_files[3]},text,text")
 if run_stage 10; then
     require_files 10 "made by stage 5" "${token_files[@]}"
-    require_files 10 "made by stages 3-4" \
-        "${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text" "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text"
+    require_files 10 "made by stages 3-4" "${data_files[@]}"
     log "Stage 10: shape files -> ${asr_stats_dir}"
     ${python} -m espnet_lrsms.bin.make_shapes --token_type "${token_type}" --bpemodel "${bpemodel}" \
         --token_list "${token_list}" "${text_opts[@]}" \
@@ -618,8 +577,8 @@ if run_stage 10; then
         require_count 10 --nj "${nj}"
         _logdir="${asr_stats_dir}/logdir"
         rm -rf "${_logdir}"
-        _nj=$(${python} -m espnet_lrsms.bin.feats_stats split --train "${data_feats}/${train_set}/wav.scp" \
-            --valid "${data_feats}/${valid_set}/wav.scp" --nj "${nj}" --logdir "${_logdir}") || exit 1
+        _nj=$(${python} -m espnet_lrsms.bin.feats_stats split --train "${data_files[0]}" \
+            --valid "${data_files[2]}" --nj "${nj}" --logdir "${_logdir}") || exit 1
         log "Stage 10: ${_normalizer} normalizes with global_mvn: feature statistics of ${data_feats}/${train_set}," \
             "${_nj} job(s) -> ${asr_stats_dir}/train/feats_stats.npz (log: ${_logdir}/stats.*.log)"
         # ESPnet's collect-stats mode of the training task: the front end only, one utterance a batch (no
@@ -629,10 +588,7 @@ if run_stage 10; then
             ${python} -m espnet_lrsms.bin.asr_train --collect_stats true --ngpu 0 \
                 --use_preprocessor true \
                 --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" "${text_opts[@]}" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/text,text,text" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+                "${data_opts[@]}" \
                 --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
                 --output_dir "${_logdir}/stats.JOB" --config "${asr_config}" --frontend_conf "fs=${fs}" ${asr_args} \
                 --normalize none --scheduler none --batch_size 1 \
@@ -648,8 +604,7 @@ fi
 if run_stage 11; then
     log "Stage 11: training -> ${asr_exp} (log: ${asr_exp}/train.log; ngpu=${ngpu}, num_nodes=${num_nodes})"
     require_files 11 "made by stage 5" "${token_files[@]}"
-    require_files 11 "made by stages 3-4" \
-        "${data_feats}/${train_set}/wav.scp" "${data_feats}/${train_set}/text" "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text"
+    require_files 11 "made by stages 3-4" "${data_files[@]}"
     require_files 11 "made by stage 10" "${asr_stats_dir}/train/speech_shape" "${asr_stats_dir}/valid/speech_shape"
     _plan=$(${python} -m espnet_lrsms.bin.feats_stats plan --config "${asr_config}" --asr_args="${asr_args}" \
         --feats_normalize "${feats_normalize}") || exit 1
@@ -678,10 +633,7 @@ if run_stage 11; then
             ${python} -m espnet_lrsms.bin.asr_train \
                 --use_preprocessor true \
                 --token_type "${token_type}" --bpemodel "${bpemodel}" --token_list "${token_list}" "${text_opts[@]}" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${data_feats}/${train_set}/text,text,text" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+                "${data_opts[@]}" \
                 --train_shape_file "${asr_stats_dir}/train/speech_shape" \
                 --train_shape_file "${asr_stats_dir}/train/text_shape.${token_type}" \
                 --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
@@ -806,7 +758,7 @@ if run_stage 15; then
     _push=()
     [[ -z "$hf_repo" ]] || _push=(--hf_repo "${hf_repo}" --push)
     ${python} -m espnet_lrsms.bin.hf_model_repo --pack "${packed_model}" --out_dir "${asr_exp}/hf_repo" \
-        --corpus "${corpus:-$(basename "$(dirname "$PWD")")}" --lang "${lang}" --task asr "${_push[@]}"
+        --corpus "$(basename "$(dirname "$PWD")")" --lang "${lang}" --task asr "${_push[@]}"
     [[ -n "$hf_repo" ]] || log "Stage 15: nothing uploaded (no --hf_repo)"
 fi
 

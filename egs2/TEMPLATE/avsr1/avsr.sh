@@ -40,31 +40,9 @@
 # stage 17 its noisy copies).
 set -euo pipefail
 
-run_args=("$0" "$@")  # the command line, for <avsr_exp>/run.sh
-log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)  # egs2/TEMPLATE/avsr1, also via a symlink
-# shellcheck source=/dev/null
-. "${here}/path.sh"
-
-# General
-stage=1
-stop_stage=10000
-skip_stages=""           # stage numbers to leave out, e.g. "5 10" (ESPnet's; each is logged)
-skip_data_prep=false     # stages 1-5
-skip_train=false         # stages 4-5 and 10-11 (ESPnet's: the training data's stages too)
-skip_eval=false          # stages 12-13 and 17
-skip_packing=true        # stage 14 (ESPnet's default: no pack unless asked for)
-skip_upload_hf=true      # stage 15 (none yet)
-ngpu=1
-num_nodes=1
-host=""                  # comma-separated hosts for multi-node training over SSH (ESPnet's launch --host)
-nj=4                     # parallel jobs for data prep
-inference_nj=4           # parallel decoding jobs
-gpu_inference=false
-python=python3
-cuda_cmd=run_local.sh     # a command name and options, split into words (as asr.sh; path.sh puts utils/ on PATH)
-# shellcheck source=/dev/null
-if [[ -f ./cmd.sh ]]; then . ./cmd.sh; fi  # the recipe's job runners (ESPnet's cmd.sh); --cuda_cmd overrides
+# shellcheck source=utils/recipe_preamble.sh
+. "${here}/utils/recipe_preamble.sh"  # run_args, log, path.sh, the general options, cmd.sh (shared with asr.sh)
 
 # Data
 corpus_root=""           # LRS3: holds pretrain/, trainval/, test/
@@ -125,14 +103,8 @@ Options (ESPnet's spelling; --name-with-hyphens works too): --stage --stop_stage
   --train_noise true|false --train_noise_db_range --train_noise_prob --inference_args --inference_avsr_model --inference_modality av|audio|video --snrs --noise_file --babble_speakers
   --noise_seed --python"
 
-# shellcheck source=utils/parse_options.sh
-. "${here}/utils/parse_options.sh"
-if [[ $# -gt 0 ]]; then  # parse_options.sh (Kaldi's) leaves positional arguments: this script takes none (as ESPnet's)
-    echo "$0: unexpected argument $1 (options only: --name value)" >&2; echo "$help_message" >&2; exit 1
-fi
-# shellcheck source=utils/stages.sh
-. "${here}/utils/stages.sh"
-check_skip_options
+# shellcheck source=utils/parse_recipe_options.sh
+. "${here}/utils/parse_recipe_options.sh"  # the options set, none positional, stages.sh, the --skip_* checked
 
 for var in corpus_root train_set valid_set avsr_config; do
     [[ -n "${!var}" ]] || { echo "$0: --${var} is required" >&2; exit 1; }
@@ -188,7 +160,7 @@ if run_stage 1; then
         done
     fi
     # shellcheck disable=SC2086
-    ${python} -m espnet_lrsms.bin.prepare_data --task avsr --corpus_root "${corpus_root}" \
+    ${python} -m espnet_lrsms.bin.prepare_data lrs3 --task avsr --corpus_root "${corpus_root}" \
         --sets ${train_set} ${valid_set} ${test_sets} --data_dir "${datadir}" --nj "${nj}" --on_error "${on_error}" \
         --max_frame_mismatch "${max_frame_mismatch}" "${roi_opts[@]}" "${split_opts[@]}"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LibriSpeech ASR with LR-SMS (paper: Table II, 115 M). Corpus root: LIBRISPEECH in db.sh or the
-# environment (the directory holding LibriSpeech/). Any asr.sh option can follow, e.g.
+# environment (the directory holding LibriSpeech/), prepared by local/data.sh (stage 1). Any asr.sh option
+# can follow, e.g.
 #   ./run.sh --stage 11 --stop_stage 13 --ngpu 4 --asr_config conf/asr/train_asr_conformer_full_rank.yaml
 set -euo pipefail
 export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relative to here
@@ -15,8 +16,6 @@ lm_corpus=""
 [[ -f "${LIBRISPEECH}/librispeech-lm-norm.txt.gz" ]] && lm_corpus="${LIBRISPEECH}/librispeech-lm-norm.txt.gz"
 
 ./asr.sh \
-    --corpus librispeech \
-    --corpus_root "${LIBRISPEECH}" \
     --lang en \
     --nbpe 5000 \
     --bpemode unigram \

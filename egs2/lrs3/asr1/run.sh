@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Audio-only ASR on LRS3 with LR-SMS (paper: Table II, 115 M). Corpus root: LRS3 in db.sh or the
-# environment (the directory holding pretrain/, trainval/, test/). Audio is decoded from the mp4
-# files with PyAV in stage 1. Any asr.sh option can follow.
+# environment (the directory holding pretrain/, trainval/, test/). Stage 1 is local/data.sh (audio decoded
+# from the mp4 files with PyAV; its options, e.g. --valid_speakers, through --local_data_opts). Any asr.sh
+# option can follow.
 set -euo pipefail
 export LRSMS_CALLER_DIR="${LRSMS_CALLER_DIR:-$PWD}"  # options name files relative to here
 cd "$(dirname "$0")"
-. ./db.sh
 
 train_set="train"   # pretrain + trainval, less the clips of the dev speakers
 valid_set="dev"     # ESPnet's speaker-disjoint dev: the trainval clips of 8 % of its speakers (the list:
@@ -13,8 +13,6 @@ valid_set="dev"     # ESPnet's speaker-disjoint dev: the trainval clips of 8 % o
 test_sets="test"
 
 ./asr.sh \
-    --corpus lrs3 \
-    --corpus_root "${LRS3}" \
     --lang en \
     --nbpe 5000 \
     --bpemode unigram \
