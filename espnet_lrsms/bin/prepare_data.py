@@ -31,10 +31,10 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_lrsms.recipe.avsr_data_prep import ROI_METHODS, RoiSettings
 from espnet_lrsms.recipe.data_prep import DataPrepError
 from espnet_lrsms.recipe.duration_filter import DurationFilter
 from espnet_lrsms.recipe.prepare_data import TASKS, prepare_librispeech, prepare_lrs3
+from espnet_lrsms.recipe.roi_settings import ROI_METHODS, RoiSettings
 
 AVSR_DEFAULTS = {
     "roi_method": "auto", "landmarks_dir": None, "detect_upsample": 0, "detect_fallback": 1, "roi_size": 96, "crop_scale": 2.0,

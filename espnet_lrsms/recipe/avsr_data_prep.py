@@ -38,7 +38,7 @@ import json
 import logging
 import shutil
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
@@ -47,7 +47,6 @@ import soundfile
 from typeguard import typechecked
 
 from espnet_lrsms.avsr.roi import (
-    ROI_SIZE,
     LandmarkError,
     NoFaceError,
     crop_mouth_rois,
@@ -60,33 +59,12 @@ from espnet_lrsms.fileio import replaced_on_success
 from espnet_lrsms.recipe.data_prep import DataPrepError, check_in_parallel, check_on_error, finish_set
 from espnet_lrsms.recipe.duration_filter import DurationFilter
 from espnet_lrsms.recipe.lrs3 import clean_transcript, clip_name, lrs3_text, scan_lrs3
+from espnet_lrsms.recipe.roi_settings import ROI_METHODS, RoiSettings  # noqa: F401  (the stage's settings)
 
 logger = logging.getLogger(__name__)
 
 FS = 16000
 SAMPLES_PER_FRAME = FS // FRAME_RATE  # 640: one video frame = one audio front-end frame
-ROI_METHODS = ("auto", "landmarks", "detect", "as_is")
-
-
-@dataclass(frozen=True)
-class RoiSettings:
-    """How the mouth crops are made (kept next to the cache; other settings redo the crops)."""
-
-    method: str = "as_is"
-    landmarks_dir: Optional[str] = None
-    size: int = ROI_SIZE
-    crop_scale: float = 2.0
-    smooth_window: int = 12
-    detect_upsample: int = 0  # "detect": dlib's upsampling steps (0: face boxes of about 60 px and larger)
-    detect_fallback: int = 1  # "detect": further upsampling steps tried on frames without a face (0: none)
-
-    def resolved(self) -> "RoiSettings":
-        """``"auto"`` made concrete: ``"landmarks"`` with a ``landmarks_dir``, else ``"detect"``."""
-        if self.method != "auto":
-            return self
-        return replace(self, method="landmarks" if self.landmarks_dir else "detect")
-
-
 @dataclass
 class AVClip:
     """One clip and what stage 1 made of it (``problem``/``kind`` set when it cannot be used)."""

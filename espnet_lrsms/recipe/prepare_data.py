@@ -29,7 +29,7 @@ from espnet_lrsms.recipe.librispeech import scan_librispeech
 from espnet_lrsms.recipe.lrs3 import clip_name, decode_mp4_audio, lrs3_dev_speakers, scan_lrs3
 
 if TYPE_CHECKING:
-    from espnet_lrsms.recipe.avsr_data_prep import RoiSettings
+    from espnet_lrsms.recipe.roi_settings import RoiSettings
 
 TASKS = ("asr", "avsr")
 Scan = Callable[[Path, str], List[Utterance]]  # (corpus root, set name) -> the set's utterances

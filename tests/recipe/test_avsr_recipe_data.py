@@ -210,3 +210,19 @@ def test_lrs3_clips_at_another_frame_rate_are_brought_to_25_fps(tmp_path, caplog
         assert_ramp_at_25_fps(np.load(video["spk_00000"]), source_fps=30)
         frames = dict(line.split() for line in (out / "utt2num_video_frames").read_text().splitlines())
         assert frames == {"spk_00000": "30", "spk_00001": "30"}
+
+
+def test_stage_1_parses_and_prepares_audio_without_torch_or_espnet():
+    """The stage-1 command's options (the ROI settings included) come from a module that loads neither torch nor
+    ESPnet, so an audio-only corpus is prepared without paying for them; its crop size is the crops' own."""
+    import subprocess
+    import sys
+
+    from espnet_lrsms.avsr.roi import ROI_SIZE
+    from espnet_lrsms.recipe.roi_settings import RoiSettings
+
+    assert RoiSettings().size == ROI_SIZE
+    script = ("import sys, espnet_lrsms.bin.prepare_data\n"
+              "print(sorted(m for m in ('torch', 'espnet2') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split("\n")[-2] == "[]", result.stdout + result.stderr[-2000:]
