@@ -2,7 +2,7 @@
 modules a release removed, for a pack or config made before it that names one (CHANGELOG.md tells the rest).
 
 Plain literals only: ``setup.py`` reads ``__version__`` from this file's text without importing the package."""
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # release -> {removed module or function: what replaced it}; a name ending in a function is matched exactly,
 # a module also as the start of a longer dotted name (a class or function in it)
@@ -27,6 +27,8 @@ REMOVED_IN = {
         "espnet_lrsms.analysis.signatures": "espnet_lrsms.analysis.numerical_signatures",
         "espnet_lrsms.recipe.avsr_sweep": "espnet_lrsms.recipe.avsr_snr_sweep",
         "espnet_lrsms.recipe.hf_repo": "espnet_lrsms.recipe.hf_model_repo",
+    },
+    "0.3.0": {
         # issue 34: what the ASR and LM wings share moved below them, to espnet_lrsms.text
         "espnet_lrsms.lm.nbest": "espnet_lrsms.text.nbest",
         "espnet_lrsms.lm.text.TOKEN_TYPES": "espnet_lrsms.text.tokens.TOKEN_TYPES",

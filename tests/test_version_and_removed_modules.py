@@ -18,13 +18,13 @@ from espnet_lrsms.version import REMOVED_IN
 OLD_LOAD = "espnet_lrsms.tasks.avsr_speech2text.AVSRSpeech2Text.from_pack"
 
 
-def test_the_version_is_0_2_0_in_one_place_and_packs_require_it():
-    assert espnet_lrsms.__version__ == "0.2.0"
+def test_the_version_is_0_3_0_in_one_place_and_packs_require_it():
+    assert espnet_lrsms.__version__ == "0.3.0"
     result = subprocess.run([sys.executable, "setup.py", "--version"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-1] == "0.2.0"
+    assert result.stdout.split()[-1] == "0.3.0"
     assert not re.search(r'version\s*=\s*"\d', (REPO / "setup.py").read_text())  # no second literal
-    assert pack_meta([], [])["requires"] == ["espnet-lrsms==0.2.0"]
+    assert pack_meta([], [])["requires"] == ["espnet-lrsms==0.3.0"]
 
 
 def test_the_changelog_names_every_removed_module_and_its_replacement():
@@ -57,7 +57,7 @@ def test_unpacking_an_old_pack_says_which_version_made_it_and_what_replaced_the_
     assert caplog.messages == [
         f"{pack} (meta.yaml): it names espnet_lrsms.tasks.avsr_speech2text (made by espnet_lrsms 0.1.0), which "
         "espnet_lrsms 0.2.0 replaced by espnet_lrsms.avsr.transcriber (MP4Transcriber) (installed: espnet_lrsms "
-        "0.2.0; see CHANGELOG.md)"]
+        "0.3.0; see CHANGELOG.md)"]
     hint = requirement_hint(files["asr_train_config"])  # what a failing load appends
     assert hint.startswith("this model needs espnet_lrsms 0.1.0: pip install espnet-lrsms==0.1.0")
     assert "it names espnet_lrsms.tasks.avsr_speech2text (made by espnet_lrsms 0.1.0)" in hint
@@ -82,12 +82,12 @@ def test_the_names_issue_34_moved_below_the_wings_are_told_with_their_new_home()
                                   "espnet_lrsms.lm.text.write_text_shapes espnet_lrsms.lm.text.write_lm_text "
                                   "espnet_lrsms.lm.text.lm_vocabulary"], "0.1.0")
     assert [note.split(" (installed")[0] for note in notes] == [
-        "it names espnet_lrsms.lm.nbest (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.2.0 replaced by "
+        "it names espnet_lrsms.lm.nbest (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.3.0 replaced by "
         "espnet_lrsms.text.nbest",
-        "it names espnet_lrsms.lm.text.write_text_shapes (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.2.0 "
+        "it names espnet_lrsms.lm.text.write_text_shapes (made by espnet_lrsms 0.1.0), which espnet_lrsms 0.3.0 "
         "replaced by espnet_lrsms.text.tokens.write_text_shapes",
     ]
-    moved = {old: new.split()[0] for old, new in REMOVED_IN["0.2.0"].items()
+    moved = {old: new.split()[0] for old, new in REMOVED_IN["0.3.0"].items()
              if old.startswith(("espnet_lrsms.lm.nbest", "espnet_lrsms.lm.text."))}
     assert len(moved) == 5
     for old, new in moved.items():  # each new home holds the name; lm.text no longer does (moved, not copied)
