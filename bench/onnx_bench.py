@@ -5,11 +5,12 @@ encoder forward time at ``--encoder_seconds`` of audio, and decoding real-time f
 Each config's model (default: the paper's 243 M full-rank and LR-SMS Conformers, ``--vocab_size`` 5000) is built
 with random weights (``init: kaiming`` for the factors, no SVD; the shapes are the trained model's), saved as
 training saves it (``config.yaml`` + ``model.pth``), loaded back through ``LowRankASRTask.build_model_from_file``
-and exported with ``espnet_lrsms.deploy.onnx_export`` (``export_onnx``, then ``quantize_int8``: dynamic int8
-MatMul weights, the ``export_onnx --quantize int8`` default).
+and exported with ``espnet_lrsms.deploy.onnx_export`` (``export_onnx``, then ``quantize_int8``): "ONNX int8" is
+dynamic int8 MatMul weights (``export_onnx --quantize int8``), "ONNX int8+Conv" the convolution weights too
+(``--quantize_ops MatMul,Conv``).
 
 * size: ``model.pth`` (PyTorch fp32), ``encoder.onnx`` + ``decoder.onnx``, ``encoder.int8.onnx`` +
-  ``decoder.int8.onnx``, in MB (10^6 bytes);
+  ``decoder.int8.onnx`` (of each int8 variant), in MB (10^6 bytes);
 * encoder: one forward of waveform -> encoder output and CTC log-probs (``model.encode`` + ``ctc.log_softmax``
   under ``torch.inference_mode``, or ``encoder.onnx``) on ``--encoder_seconds`` of random audio; median of
   ``--repeats`` after one untimed warm-up;
@@ -45,7 +46,7 @@ from train_step import DEFAULT_CONFIGS, device_name, kaiming_overrides, short_na
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000
-RUNTIMES = ("PyTorch", "ONNX fp32", "ONNX int8")
+RUNTIMES = ("PyTorch", "ONNX fp32", "ONNX int8", "ONNX int8+Conv")
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -98,26 +99,37 @@ def build(config: str, directory: Path, args) -> dict:
     onnx_dir = directory / "onnx"
     files, export_s = timed(lambda: export_onnx(model, onnx_dir))
     int8, quantize_s = timed(lambda: quantize_int8(dict(files)))
+    conv_dir = onnx_dir / "conv"  # the same fp32 files (links), quantized with Conv
+    conv_dir.mkdir()
+    for part in ("encoder", "decoder"):
+        (conv_dir / files[part].name).symlink_to(files[part])
+    conv_files = {part: conv_dir / files[part].name for part in ("encoder", "decoder")}
+    conv_int8, conv_s = timed(lambda: quantize_int8(conv_files, ("MatMul", "Conv")))
     with open(args.decode_config, encoding="utf-8") as f:
         options = yaml.safe_load(f) or {}
     options.update(beam_size=args.beam_size, maxlenratio=args.maxlenratio, nbest=1)
     runtime_options = {k: options[k] for k in ("beam_size", "ctc_weight", "penalty", "maxlenratio", "minlenratio")}
-    write_meta(train_args, onnx_dir, {**files, **{f"{k}.int8": v for k, v in int8.items()}}, runtime_options, model)
+    for directory_, int8_ in ((onnx_dir, int8), (conv_dir, conv_int8)):
+        write_meta(train_args, directory_, {**files, **{f"{k}.int8": v for k, v in int8_.items()}}, runtime_options,
+                   model)
     print(f"  {short_name(config)}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
-          f"export {export_s:.0f} s, int8 quantization {quantize_s:.0f} s", flush=True)
+          f"export {export_s:.0f} s, int8 quantization {quantize_s:.0f} s (MatMul), {conv_s:.0f} s (MatMul+Conv)",
+          flush=True)
     s2t = Speech2Text(str(config_yaml), str(model_pth), device="cpu", **options)
     session_options = onnxruntime.SessionOptions()
     session_options.intra_op_num_threads = args.threads
     runtimes = {}
-    for name, is_int8 in (("ONNX fp32", False), ("ONNX int8", True)):
-        runtime = OnnxSpeech2Text(onnx_dir, int8=is_int8, **runtime_options)
+    for name, directory_, is_int8 in (("ONNX fp32", onnx_dir, False), ("ONNX int8", onnx_dir, True),
+                                      ("ONNX int8+Conv", conv_dir, True)):
+        runtime = OnnxSpeech2Text(directory_, int8=is_int8, **runtime_options)
         for part in ("encoder", "decoder"):  # the same files with --threads intra-op threads
             suffix = ".int8.onnx" if is_int8 else ".onnx"
             setattr(runtime, part, onnxruntime.InferenceSession(
-                str(onnx_dir / f"{part}{suffix}"), session_options, providers=["CPUExecutionProvider"]))
+                str(directory_ / f"{part}{suffix}"), session_options, providers=["CPUExecutionProvider"]))
         runtimes[name] = runtime
     sizes = {"PyTorch": mb(model_pth), "ONNX fp32": mb(files["encoder"], files["decoder"]),
-             "ONNX int8": mb(int8["encoder"], int8["decoder"])}
+             "ONNX int8": mb(int8["encoder"], int8["decoder"]),
+             "ONNX int8+Conv": mb(conv_int8["encoder"], conv_int8["decoder"])}
     del model
     return {"name": short_name(config), "s2t": s2t, "onnx": runtimes, "size": sizes,
             "params": sum(p.numel() for p in s2t.asr_model.parameters()),
@@ -198,9 +210,10 @@ def goals(rows: list) -> str:
     full, lrsms = rows
     med = lambda row, key, runtime: statistics.median(row[key][runtime])  # noqa: E731
     out = []
-    ratio = full["size"]["PyTorch"] / lrsms["size"]["ONNX int8"]
-    out.append(f"- {lrsms['name']} ONNX int8 on disk is 1/{ratio:.1f} of {full['name']} PyTorch fp32 "
-               f"(goal: at most 1/7): {'met' if ratio >= 7 else 'not met'}")
+    for runtime in ("ONNX int8", "ONNX int8+Conv"):
+        ratio = full["size"]["PyTorch"] / lrsms["size"][runtime]
+        out.append(f"- {lrsms['name']} {runtime} on disk is 1/{ratio:.1f} of {full['name']} PyTorch fp32 "
+                   f"(goal: at most 1/7): {'met' if ratio >= 7 else 'not met'}")
     for runtime in RUNTIMES:
         enc = med(full, "encoder", runtime) / med(lrsms, "encoder", runtime)
         rtf = med(full, "rtf", runtime) / med(lrsms, "rtf", runtime)
