@@ -23,7 +23,7 @@ dynamic int8 MatMul weights (``export_onnx --quantize int8``), "ONNX int8+Conv" 
 Every timed measurement alternates the two configs (A, B, A, B, ...) so that load from other jobs falls on both;
 the load average is printed before and after. Nothing is asserted.
 
-    .venv/bin/python bench/onnx_bench.py --threads 2          # ~10 min on 2 busy cores
+    .venv/bin/python bench/onnx_bench.py --threads 2          # ~12 min on 2 busy cores
 """
 import argparse
 import logging
