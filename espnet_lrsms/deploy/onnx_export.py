@@ -3,19 +3,21 @@
 ``encoder.onnx``: raw waveform ``speech`` (B, T) float32 and ``speech_lengths`` (B,) int64 in;
 ``encoder_out`` (B, T', D), ``encoder_out_lens`` (B,) and ``ctc_logp`` (B, T', V) out: the model's frontend
 (ResNet-1D, or ESPnet's DefaultFrontend + normalize), encoder and CTC, as ``ESPnetASRModel.encode`` runs them in
-evaluation mode. ``decoder.onnx``: ``ys`` (N, L) int64 prefixes (starting with <sos/eos>) and ``memory``
-(N, T', D) in; ``logp`` (N, V), the log-softmax of the next token after each prefix, out: ESPnet's
-``forward_one_step`` without its cache, i.e. what the attention decoder's ``batch_score`` gives a beam search.
+evaluation mode. ``decoder.onnx``: ``ys`` (N, L) int64 prefixes (starting with <sos/eos>), ``memory``
+(N, T', D) and ``cache_<i>`` (N, L - 1, d), block i's output for ``ys[:, :-1]``, in; ``logp`` (N, V), the
+log-softmax of the next token after each prefix, and ``new_cache_<i>`` (N, L, d) out: ESPnet's
+``forward_one_step`` with its cache, i.e. what the attention decoder's ``batch_score`` gives a beam search.
 
 Exported with torch's TorchScript-based exporter (``dynamo=False``), batch and time axes dynamic. A
 :class:`FactorizedLinear` stays two MatMuls (``x·V`` then ``·Uᵀ``), so the graph holds the factors, never their
-product. ``--quantize int8`` adds ``*.int8.onnx``: onnxruntime's dynamic quantization of the MatMul weights.
+product. ``--quantize int8`` adds ``*.int8.onnx``: onnxruntime's dynamic quantization of the MatMul weights
+(``--quantize_ops MatMul,Conv``: of the convolution weights too, run as ``ConvInteger``).
 """
 import contextlib
 import math
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,7 @@ from espnet_lrsms.fileio import replaced_on_success, write_config_yaml
 
 PathLike = Union[str, Path]
 OPSET = 17
+QUANTIZE_OPS = ("MatMul", "Conv")  # the op types --quantize_ops accepts (onnxruntime's dynamic quantization)
 # ESPnet's Speech2Text defaults (espnet2/bin/asr_inference.py), used where no decoding config is given
 DECODING_DEFAULTS = {
     "beam_size": 20,
@@ -51,17 +54,20 @@ class EncoderWithCTC(nn.Module):
 
 
 class DecoderScore(nn.Module):
-    """Prefixes ``ys`` (N, L) and encoder output ``memory`` (N, T', D) -> next-token log-probs (N, V)."""
+    """Prefixes ``ys`` (N, L), encoder output ``memory`` (N, T', D) and each decoder block's cache (N, L - 1, d), the
+    block outputs of ``ys[:, :-1]`` ((N, 0, d) at the first step) -> next-token log-probs (N, V) and each block's
+    new cache (N, L, d): ESPnet's ``forward_one_step`` with its cache, as ``batch_score`` runs it in a beam search
+    (only the last position's query, source attention and feed-forward are computed)."""
 
     def __init__(self, decoder: nn.Module):
         super().__init__()
         self.decoder = decoder
 
-    def forward(self, ys: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(self, ys: torch.Tensor, memory: torch.Tensor, *cache: torch.Tensor):
         length = ys.size(1)
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=ys.device)).unsqueeze(0)
-        logp, _ = self.decoder.forward_one_step(ys, causal, memory)
-        return logp
+        logp, new_cache = self.decoder.forward_one_step(ys, causal, memory, cache=list(cache) or None)
+        return (logp, *new_cache)
 
 
 class DftStft(nn.Module):
@@ -152,6 +158,11 @@ def export_onnx(
     with torch.no_grad():
         memory, _, _ = encoder(speech, lengths)
     ys = torch.tensor([[model.sos, 3, 4]], dtype=torch.long) % model.vocab_size
+    blocks = len(model.decoder.decoders)
+    with torch.no_grad():  # the cache of ys[:, :-1], as the previous step leaves it
+        cache = decoder(ys[:, :-1], memory)[1:]
+    cache_names = [f"cache_{i}" for i in range(blocks)]
+    new_cache_names = [f"new_cache_{i}" for i in range(blocks)]
     paths = {"encoder": out_dir / "encoder.onnx", "decoder": out_dir / "decoder.onnx"}
     jobs = [
         (
@@ -170,11 +181,17 @@ def export_onnx(
         ),
         (
             decoder,
-            (ys, memory),
+            (ys, memory, *cache),
             paths["decoder"],
-            ["ys", "memory"],
-            ["logp"],
-            {"ys": {0: "hyps", 1: "prefix"}, "memory": {0: "hyps", 1: "frames"}, "logp": {0: "hyps"}},
+            ["ys", "memory", *cache_names],
+            ["logp", *new_cache_names],
+            {
+                "ys": {0: "hyps", 1: "prefix"},
+                "memory": {0: "hyps", 1: "frames"},
+                "logp": {0: "hyps"},
+                **{name: {0: "hyps", 1: "cached"} for name in cache_names},
+                **{name: {0: "hyps", 1: "prefix"} for name in new_cache_names},
+            },
         ),
     ]
     for module, inputs, path, input_names, output_names, dynamic_axes in jobs:
@@ -193,24 +210,42 @@ def export_onnx(
     return paths
 
 
-def quantize_int8(paths: Dict[str, Path]) -> Dict[str, Path]:
-    """``<name>.int8.onnx`` beside each file: onnxruntime's dynamic int8 quantization of the MatMul weights."""
+def parse_quantize_ops(ops: Union[str, Sequence[str]]) -> List[str]:
+    """``"MatMul,Conv"`` (or a list) -> ``["MatMul", "Conv"]``; an error line naming an unknown op type."""
+    names = [op.strip() for op in (ops.split(",") if isinstance(ops, str) else ops) if op.strip()]
+    unknown = [op for op in names if op not in QUANTIZE_OPS]
+    if unknown or not names:
+        raise ValueError(f"--quantize_ops {ops if isinstance(ops, str) else ','.join(ops)}: "
+                         f"expected a comma-separated subset of {','.join(QUANTIZE_OPS)}")
+    return names
+
+
+def quantize_int8(paths: Dict[str, Path], ops: Sequence[str] = ("MatMul",)) -> Dict[str, Path]:
+    """``<name>.int8.onnx`` beside each file: onnxruntime's dynamic int8 quantization of the weights of the ``ops``
+    nodes (default MatMul only; ``("MatMul", "Conv")`` also the convolutions, as ``ConvInteger``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    ops = parse_quantize_ops(ops)
     quantized = {}
     for name, path in paths.items():
         target = path.with_suffix(".int8.onnx")
         with replaced_on_success(target) as tmp:
-            quantize_dynamic(str(path), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+            quantize_dynamic(str(path), str(tmp), op_types_to_quantize=ops, weight_type=QuantType.QInt8)
         quantized[name] = target
     return quantized
 
 
 def write_meta(
-    args, out_dir: PathLike, files: Dict[str, Path], decoding: Optional[Dict] = None, model: Optional[nn.Module] = None
+    args,
+    out_dir: PathLike,
+    files: Dict[str, Path],
+    decoding: Optional[Dict] = None,
+    model: Optional[nn.Module] = None,
+    int8_ops: Optional[Sequence[str]] = None,
 ) -> Path:
     """``meta.yaml``: the files, the token list, the token type (and the BPE model, copied beside), the special
-    token ids and the decoding options (ESPnet's Speech2Text defaults overridden by ``decoding``)."""
+    token ids, the decoding options (ESPnet's Speech2Text defaults overridden by ``decoding``) and, for int8
+    files, the op types whose weights they quantize (``int8_ops``)."""
     out_dir = Path(out_dir)
     token_list: List[str] = list(args.token_list)
     meta = {
@@ -221,6 +256,7 @@ def write_meta(
         "sos_id": len(token_list) - 1 if model is None else int(model.sos),
         "eos_id": len(token_list) - 1 if model is None else int(model.eos),
         "decoding": {**DECODING_DEFAULTS, **(decoding or {})},
+        "int8_ops": None if int8_ops is None else list(int8_ops),
         "token_list": token_list,
     }
     if getattr(args, "bpemodel", None):
@@ -236,11 +272,16 @@ def export_experiment(
     out_dir: PathLike,
     quantize: Optional[str] = None,
     decoding_config: Optional[PathLike] = None,
+    quantize_ops: Optional[Union[str, Sequence[str]]] = None,
 ) -> Dict[str, Path]:
-    """Export ``exp_dir``'s model (weights ``model_file``) to ``out_dir``; ``quantize="int8"`` adds the int8 files.
-    Returns every file written by name (``encoder``, ``decoder``, ``encoder.int8``, ``decoder.int8``, ``meta``)."""
+    """Export ``exp_dir``'s model (weights ``model_file``) to ``out_dir``; ``quantize="int8"`` adds the int8 files
+    (weights of the ``quantize_ops`` nodes: default MatMul only). Returns every file written by name (``encoder``,
+    ``decoder``, ``encoder.int8``, ``decoder.int8``, ``meta``)."""
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize {quantize}: only int8 is supported")
+    if quantize_ops is not None and quantize is None:
+        raise ValueError("--quantize_ops needs --quantize int8")
+    ops = parse_quantize_ops(quantize_ops if quantize_ops is not None else ["MatMul"])
     decoding = None
     if decoding_config is not None:
         with open(decoding_config, encoding="utf-8") as f:
@@ -253,6 +294,6 @@ def export_experiment(
         )
     files = export_onnx(model, out_dir)
     if quantize == "int8":
-        files.update({f"{name}.int8": path for name, path in quantize_int8(dict(files)).items()})
-    files["meta"] = write_meta(args, out_dir, dict(files), decoding, model)
+        files.update({f"{name}.int8": path for name, path in quantize_int8(dict(files), ops).items()})
+    files["meta"] = write_meta(args, out_dir, dict(files), decoding, model, ops if quantize == "int8" else None)
     return files

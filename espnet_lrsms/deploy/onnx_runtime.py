@@ -4,7 +4,7 @@ Needs onnxruntime, numpy, PyYAML, soundfile (wav files) and sentencepiece (BPE m
 joint CTC/attention beam search (``BatchBeamSearch`` with ``CTCPrefixScorer``, as ``Speech2Text`` runs it without an
 LM): every running hypothesis is scored by ``(1 - ctc_weight)`` × the decoder's log-softmax + ``penalty`` +
 ``ctc_weight`` × the CTC prefix score's increment (CTC scores the int(1.5 × beam) best tokens by the rest, as ESPnet's
-pre-beam); the ``beam_size`` best (hypothesis,
+pre-beam; the decoder keeps each hypothesis' block outputs as ESPnet's cache); the ``beam_size`` best (hypothesis,
 token) pairs go on; a pair ending in <eos> ends; <eos> is forced at ``maxlen``; with ``maxlenratio`` 0 ESPnet's
 end detection stops the loop; the best ended hypothesis wins.
 """
@@ -28,6 +28,7 @@ class Hypothesis:
     score: float
     ctc_state: np.ndarray  # (T, 2): log-probs of the prefix ending in a non-blank / a blank at each frame
     ctc_score: float  # the prefix's CTC score
+    cache: List[np.ndarray]  # each decoder block's output for yseq[:-1]: (len(yseq) - 1, d)
 
 
 def ctc_prefix_scores(
@@ -124,12 +125,16 @@ class OnnxSpeech2Text:
         minlen = -int(minlenratio) if minlenratio < 0 else int(minlenratio * frames)
         initial = np.full((frames, 2), LOGZERO, dtype=logp.dtype)
         initial[:, 1] = np.cumsum(logp[:, self.blank])
-        running = [Hypothesis([self.sos], 0.0, initial, 0.0)]
+        cache_inputs = [i for i in self.decoder.get_inputs() if i.name.startswith("cache_")]
+        empty = [np.zeros((0, i.shape[2]), dtype=np.float32) for i in cache_inputs]  # (0, d) per decoder block
+        running = [Hypothesis([self.sos], 0.0, initial, 0.0, empty)]
         ended: List[Hypothesis] = []
         for i in range(maxlen):
             ys = np.array([h.yseq for h in running], dtype=np.int64)
             batch_memory = np.repeat(memory[None], len(running), axis=0)
-            (att,) = self.decoder.run(None, {"ys": ys, "memory": batch_memory})
+            feeds = {"ys": ys, "memory": batch_memory}
+            feeds.update({c.name: np.stack([h.cache[j] for h in running]) for j, c in enumerate(cache_inputs)})
+            att, *new_cache = self.decoder.run(None, feeds)
             vocab = att.shape[1]
             scores, states, ctc_scores = [], [], []
             for hyp, att_row in zip(running, att):
@@ -148,9 +153,10 @@ class OnnxSpeech2Text:
                 h, c = divmod(int(j), vocab)
                 new_states, position = states[h]
                 state = new_states[position[c]] if position[c] >= 0 else np.full_like(initial, LOGZERO)
-                best.append(Hypothesis(running[h].yseq + [c], float(flat[j]), state, float(ctc_scores[h][c])))
+                best.append(Hypothesis(running[h].yseq + [c], float(flat[j]), state, float(ctc_scores[h][c]),
+                                       [block[h] for block in new_cache]))
             if i == maxlen - 1:
-                best = [Hypothesis(h.yseq + [self.eos], h.score, h.ctc_state, h.ctc_score) for h in best]
+                best = [Hypothesis(h.yseq + [self.eos], h.score, h.ctc_state, h.ctc_score, h.cache) for h in best]
             running = []
             for hyp in best:
                 if hyp.yseq[-1] == self.eos:

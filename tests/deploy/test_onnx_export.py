@@ -91,6 +91,7 @@ def test_export_command_writes_the_files_and_meta(exported, tone_experiment):
     assert {k: meta["decoding"][k] for k in ("beam_size", "ctc_weight", "penalty", "maxlenratio")} == {
         "beam_size": 8, "ctc_weight": 0.3, "penalty": 0.0, "maxlenratio": 0.0}  # from --decoding_config
     assert meta["files"]["encoder"] == "encoder.onnx"
+    assert meta["int8_ops"] == ["MatMul"]  # --quantize int8 without --quantize_ops
 
 
 @pytest.mark.end_to_end  # reads the trained tone experiment
@@ -115,19 +116,28 @@ def test_encoder_and_ctc_equal_pytorch_at_lengths_not_seen_at_export(exported):
 
 @pytest.mark.end_to_end  # reads the trained tone experiment
 def test_decoder_gives_batch_score_for_prefixes_of_any_length(exported):
+    """decoder.onnx takes ESPnet's cache (each block's outputs for the prefix without its last token; empty at the
+    first step) and gives batch_score's log-probs and the new cache; the cache then feeds the next step."""
     out, model = exported
     decoder = session(out / "decoder.onnx")
+    blocks, size = len(model.decoder.decoders), 64
+    assert [i.name for i in decoder.get_inputs()] == ["ys", "memory"] + [f"cache_{i}" for i in range(blocks)]
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():
         memory, _ = model.encode(0.1 * torch.randn(1, 40_000, generator=generator), torch.tensor([40_000]))
-    for prefix in (1, 6):
-        ys = torch.cat([torch.full((3, 1), model.sos), torch.randint(3, 11, (3, prefix - 1), generator=generator)], 1)
-        batch_memory = memory.expand(3, -1, -1)
+    batch_memory = memory.expand(3, -1, -1)
+    ys = torch.cat([torch.full((3, 1), model.sos), torch.randint(3, 11, (3, 6), generator=generator)], 1)
+    cache = [np.zeros((3, 0, size), dtype=np.float32)] * blocks
+    for length in range(1, 8):
         with torch.no_grad():
-            reference, _ = model.decoder.batch_score(ys, [None] * 3, batch_memory)
-        (logp,) = decoder.run(None, {"ys": ys.numpy(), "memory": batch_memory.numpy().copy()})
+            reference, states = model.decoder.batch_score(ys[:, :length], [None] * 3, batch_memory)  # no cache
+        logp, *cache = decoder.run(None, {"ys": ys[:, :length].numpy(), "memory": batch_memory.numpy().copy(),
+                                          **{f"cache_{i}": c for i, c in enumerate(cache)}})
         assert logp.shape == (3, model.vocab_size)
         np.testing.assert_allclose(logp, reference.numpy(), atol=1e-4, rtol=0)
+        assert [c.shape for c in cache] == [(3, length, size)] * blocks
+        for i in range(blocks):
+            np.testing.assert_allclose(cache[i], torch.stack([s[i] for s in states]).numpy(), atol=1e-4, rtol=0)
 
 
 def assert_factorized_layers_kept(out, model, counts):
@@ -169,6 +179,54 @@ def test_int8_files_are_smaller_and_run(exported):
     assert int8[2].shape == fp32[2].shape == (1, 37, model.vocab_size)
     # int8 MatMul weights move the CTC log-probs a little, not to another model
     assert 0 < np.abs(int8[2] - fp32[2]).max() < 1.0
+
+
+@pytest.mark.end_to_end  # reads the trained tone experiment
+def test_conv_quantization_shrinks_the_encoder_and_keeps_the_hypotheses(exported, tone_data, tmp_path):
+    """``--quantize_ops MatMul,Conv`` (here through ``quantize_int8`` on the fixture's fp32 files, no new export):
+    the front end's and the Conformer blocks' convolutions become ConvInteger, encoder.int8.onnx shrinks from
+    3.92 MB (MatMul only) to 3.16 MB, and the 16 tone utterances decode (beam 8) to fp32's hypotheses."""
+    import shutil
+
+    import soundfile
+
+    from espnet_lrsms.deploy.onnx_export import quantize_int8
+    from espnet_lrsms.deploy.onnx_runtime import OnnxSpeech2Text
+    from espnet_lrsms.fileio import read_kaldi_table
+
+    out, _ = exported
+    for name in ("encoder.onnx", "decoder.onnx", "meta.yaml"):
+        shutil.copyfile(out / name, tmp_path / name)
+    conv = quantize_int8({"encoder": tmp_path / "encoder.onnx", "decoder": tmp_path / "decoder.onnx"},
+                         ("MatMul", "Conv"))
+    matmul_mb = (out / "encoder.int8.onnx").stat().st_size / 1e6
+    conv_mb = conv["encoder"].stat().st_size / 1e6
+    graph = onnx.load(str(conv["encoder"])).graph
+    assert sum(node.op_type == "ConvInteger" for node in graph.node) > 0
+    assert not any(node.op_type == "Conv" for node in graph.node)
+    assert (round(matmul_mb, 2), round(conv_mb, 2)) == (3.92, 3.16)
+    # the decoder has no convolution: the same quantization as MatMul only
+    assert conv["decoder"].stat().st_size == (out / "decoder.int8.onnx").stat().st_size
+    fp32, int8 = OnnxSpeech2Text(out), OnnxSpeech2Text(tmp_path, int8=True)  # meta.yaml: beam 8, ctc_weight 0.3
+    differences = []
+    for utt, path in read_kaldi_table(tone_data / "train" / "wav.scp").items():
+        speech, _ = soundfile.read(path, dtype="float32")
+        expected, got = fp32(speech)[0], int8(speech)[0]
+        if got != expected:
+            differences.append((utt, expected, got))
+    assert differences == [], f"MatMul+Conv int8 hypotheses differ from fp32's: {differences}"
+
+
+def test_export_command_refuses_unknown_quantize_ops(tmp_path):
+    exp, out = tmp_path / "exp", tmp_path / "out"
+    errors = []
+    for extra in (["--quantize_ops", "MatMul,Conv"], ["--quantize", "int8", "--quantize_ops", "MatMul,Gemm"]):
+        with pytest.raises(SystemExit) as error:
+            export_main(["--exp_dir", str(exp), "--model_file", "model.pth", "--out_dir", str(out), *extra])
+        errors.append(str(error.value))
+    assert errors == ["export_onnx: --quantize_ops needs --quantize int8",
+                      "export_onnx: --quantize_ops MatMul,Gemm: expected a comma-separated subset of MatMul,Conv"]
+    assert not out.exists()
 
 
 def test_export_command_names_what_is_missing_or_unsupported(tmp_path):
