@@ -110,6 +110,26 @@ def test_packed_model_loads_in_speech2text(librispeech_demo, tmp_path):
     assert isinstance(text, str)
 
 
+
+def test_the_demo_decodes_the_same_without_torch_or_espnet(librispeech_demo, tmp_path):
+    """docs/deploy.md's commands on README's demo model: exported to ONNX (fp32), its test set decoded by the
+    ESPnet-free runtime with the demo's decoding config gives stage 12's PyTorch 1-best, utterance for utterance."""
+    from espnet_lrsms.deploy.onnx_export import export_experiment
+    from espnet_lrsms.deploy.onnx_runtime import decode_wav_scp
+
+    work, _ = librispeech_demo
+    exp = work / "exp" / f"asr_{TAG}"
+    export_experiment(exp, "valid.acc.best.pth", tmp_path / "onnx", None,
+                      LIBRI_RECIPE / "conf" / "demo" / "decode_asr_tiny.yaml")
+    runtime = {utt: " ".join(text.split())
+               for utt, text in decode_wav_scp(tmp_path / "onnx", work / "dump" / "raw" / "test_clean" / "wav.scp")}
+    pytorch = {}
+    for line in (exp / DECODE / "test_clean" / "1best_recog" / "text").read_text(encoding="utf-8").splitlines():
+        utt, _, text = line.partition(" ")
+        pytorch[utt] = " ".join(text.split())
+    assert len(runtime) == 24
+    assert {u: t for u, t in runtime.items() if pytorch.get(u) != t} == {}, pytorch
+
 def test_rerunning_a_stage_is_safe(librispeech_demo):
     work, _ = librispeech_demo
     before = results_tables((work / "exp" / f"asr_{TAG}" / "RESULTS.md").read_text())
