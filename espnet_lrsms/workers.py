@@ -12,7 +12,7 @@ starts from a process whose OpenMP pool was never started.
 The workers of one pool share the machine: each computes with its share of the cores, ``max(1, cores // nj)``
 intra-op threads (:func:`threads_per_job`), unless ``OMP_NUM_THREADS`` is set (the user's number holds). Without it
 every worker would start as many threads as there are cores, and ``nj`` workers would oversubscribe them: on a
-2-core machine two decoders with two threads each ran 10× slower than with one each (GNU OpenMP's threads spin
+2-core machine two decoders with two threads each ran 6.4× slower than with one each (GNU OpenMP's threads spin
 while they wait for a core). The recipes' parallel jobs (decoding, statistics) get the same share from
 ``asr.sh`` (``OMP_NUM_THREADS``), where ESPnet's ``path.sh`` exports 1 for every stage.
 """

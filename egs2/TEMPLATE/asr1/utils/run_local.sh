@@ -12,7 +12,7 @@
 # Jobs that run side by side share the cores: each gets OMP_NUM_THREADS=max(1, cores / jobs at once) (torch's
 # intra-op threads), unless OMP_NUM_THREADS is set already (yours holds). ESPnet's path.sh exports 1 for every
 # stage; here a single job (training) keeps every core, and two decoding jobs on two cores do not start four
-# threads (which ran them 10x slower: OpenMP threads spin while they wait for a core).
+# threads (which ran them 6.4x slower: OpenMP threads spin while they wait for a core).
 set -uo pipefail
 # shellcheck source=job_token.sh
 . "$(dirname "${BASH_SOURCE[0]}")/job_token.sh"
