@@ -23,7 +23,6 @@ Writes to --output_dir (default <exp_dir>/analysis/layer_reset_<data set>):
 import argparse
 import inspect
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from espnet_lrsms.analysis.weights import load_state_dict, write_rows_csv
 from espnet_lrsms.fileio import write_text_atomic
 from espnet_lrsms.nets.espnet_names import BLOCK_STACKS
 from espnet_lrsms.scoring.sclite import read_text
+from espnet_lrsms.workers import usable_cores
 
 # decoding-config keys that belong to ESPnet's inference loop, not to Speech2Text
 INFERENCE_LOOP_KEYS = {"batch_size", "ngpu", "num_workers", "seed", "dtype", "log_level"}
@@ -135,7 +135,7 @@ def main(cmd=None) -> int:
     setup = DecodeSetup(
         config=config, model=checkpoint, sources=tuple(sources), wav_scp=args.data_dir / "wav.scp",
         uttids=tuple(uttids), decode_conf=tuple(sorted(decode_conf.items())),
-        threads=max(1, (os.cpu_count() or 1) // args.nj),
+        threads=max(1, usable_cores() // args.nj),  # the nj workers share the cores
     )
     print(f"layer reset of {len(targets)} {args.submodel} {args.granularity}s × {args.modes}: "
           f"{1 + len(targets) * len(args.modes)} decodes of {len(uttids)} utterances ({args.data_dir}), nj={args.nj}")

@@ -20,7 +20,6 @@ directory is written as ``<dir>.tmp`` and renamed, so an interrupted run leaves 
 """
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
@@ -101,14 +100,11 @@ def make_noisy_set(data_dir: Path, data_root: Path, settings: NoiseSettings) -> 
     return out
 
 
-def _decode_job(job: Tuple[str, List[Tuple[str, str, str]], str, Dict, int]) -> None:
-    import torch
-
+def _decode_job(job: Tuple[str, List[Tuple[str, str, str]], str, Dict]) -> None:
+    """One decoding job (in a pool worker, which computes with its share of the cores: espnet_lrsms.workers)."""
     from espnet_lrsms.avsr.inference import inference
 
-    output_dir, triples, key_file, kwargs, threads = job
-    if threads:
-        torch.set_num_threads(threads)
+    output_dir, triples, key_file, kwargs = job
     inference(output_dir=output_dir, data_path_and_name_and_type=triples, key_file=key_file, **kwargs)
 
 
@@ -127,9 +123,8 @@ def decode_set(data_dir: Path, out_dir: Path, decode_kwargs: Dict, nj: int = 1, 
         except DecodeJobsError as error:
             raise SweepError(str(error)) from None
         triples = [(str(data_dir / "wav.scp"), "speech", "sound"), (str(data_dir / "video.scp"), "video", video_type)]
-        threads = max(1, (os.cpu_count() or 1) // nj) if nj > 1 else 0  # the jobs share the cores
         jobs = [
-            (str(logdir / f"output.{j}"), triples, str(logdir / f"keys.{j}.scp"), decode_kwargs, threads)
+            (str(logdir / f"output.{j}"), triples, str(logdir / f"keys.{j}.scp"), decode_kwargs)
             for j in range(1, nj + 1)
         ]
         if nj == 1:
