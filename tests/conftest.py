@@ -77,16 +77,14 @@ def work_units(items):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
-    """Work units for the workers (:func:`work_units`), longest first: the shared runs' (README's demo is the
-    longest), then those holding an end-to-end test, then the rest."""
+    """Work units for the workers (:func:`work_units`). The units of the shared runs go first: the README demo's is
+    the longest, and a worker starts it while the others take the rest."""
     groups = work_units(items)
     for item in items:
         if groups[item.nodeid] != item.nodeid:  # a test on its own needs no group
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-    # then the units holding an end-to-end test (the long ones), then the rest, which fills the workers' ends
     rank = {run: i for i, run in enumerate(SHARED_RUNS)}
-    long_units = {groups[item.nodeid] for item in items if item.get_closest_marker("end_to_end")}
-    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(SHARED_RUNS) + (groups[item.nodeid] not in long_units)))
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(SHARED_RUNS)))
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's hook
@@ -331,16 +329,16 @@ def librispeech_demo(tmp_path_factory, pytestconfig):
     # number of threads changes how the tiny model's sums round, and README's table was measured with every core
     env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
     env.update(LIBRISPEECH=str(corpus), **({"OMP_NUM_THREADS": USER_OMP_NUM_THREADS} if USER_OMP_NUM_THREADS else {}))
-    stdout = readme_demo_part(recipe, args, work, env, "--stop_stage", "10")
-    with machine_to_itself(pytestconfig):  # training and decoding: README's figures were measured on all cores
-        stdout += readme_demo_part(recipe, args, work, env, "--stage", "11", "--skip_packing", "false",
-                                   "--skip_upload_hf", "false")
-    return work, stdout
+    with machine_to_itself(pytestconfig):  # the other workers wait: README's figures were measured on all cores
+        return work, readme_demo_run(recipe, args, work, env)
 
 
-def readme_demo_part(recipe, args, work, env, *part):
-    """README's demo command in ``recipe`` with ``part``'s stage options: its stdout."""
-    result = subprocess.run(["./run.sh", *args, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *part],
-                            cwd=recipe, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+def readme_demo_run(recipe, args, work, env):
+    """The demo's two parts (stages 1-10, then 11 on) in ``recipe``: their stdout."""
+    stdout = ""
+    for part in (["--stop_stage", "10"], ["--stage", "11", "--skip_packing", "false", "--skip_upload_hf", "false"]):
+        result = subprocess.run(["./run.sh", *args, "--datadir", str(work / "data"), "--expdir", str(work / "exp"), *part],
+                                cwd=recipe, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        stdout += result.stdout
+    return stdout
