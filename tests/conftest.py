@@ -262,6 +262,17 @@ def checkout_copy(root: Path, recipe: Path) -> Path:
     return copy / recipe.relative_to(REPO)
 
 
+def recipe_from_template(root: Path, name: str = "mine") -> Path:
+    """A new ``egs2/<name>/asr1`` in a copy of the checkout (:func:`checkout_copy`) with the template's ``asr.sh``,
+    ``cmd.sh``, ``path.sh`` and ``utils/`` linked, as docs/recipes.md's "Add a corpus" says, and an empty ``local/``."""
+    template = checkout_copy(root, REPO / "egs2" / "TEMPLATE" / "asr1")
+    recipe = template.parents[1] / name / "asr1"
+    (recipe / "local").mkdir(parents=True)
+    for link in ("asr.sh", "cmd.sh", "path.sh", "utils"):
+        (recipe / link).symlink_to(Path("../../TEMPLATE/asr1") / link)
+    return recipe
+
+
 def stage_11_inputs(tmp_path: Path):
     """What stage 11 checks for before training, as placeholders (the LibriSpeech recipe's default sets, bpe30):
     ``(datadir, asr_stats_dir)`` under ``tmp_path``; stage 10's ``feats_stats.npz`` is left out."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, checkout_copy
+from conftest import REPO, recipe_from_template
 
 UTILS = REPO / "egs2" / "TEMPLATE" / "asr1" / "utils"
 
@@ -376,11 +376,7 @@ cd "$(dirname "$0")"
 
 def test_an_espnet_style_local_data_sh_runs_in_stage_1(tmp_path):
     """A recipe made as docs/recipes.md's "Add a corpus" says, with a local/data.sh written as ESPnet's are."""
-    template = checkout_copy(tmp_path, REPO / "egs2" / "TEMPLATE" / "asr1")
-    recipe = template.parents[1] / "mine" / "asr1"
-    (recipe / "local").mkdir(parents=True)
-    for name in ("asr.sh", "cmd.sh", "path.sh", "utils"):
-        (recipe / name).symlink_to(Path("../../TEMPLATE/asr1") / name)
+    recipe = recipe_from_template(tmp_path)
     (recipe / "conf").symlink_to(Path("../../../conf"))
     for path, text in ((recipe / "run.sh", RUN_SH), (recipe / "local" / "data.sh", DATA_SH)):
         path.write_text(text)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, checkout_copy
+from conftest import REPO, recipe_from_template
 
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "asr1" / "asr.sh"
 ASR_RECIPES = [REPO / "egs2" / "librispeech" / "asr1", REPO / "egs2" / "lrs3" / "asr1"]
@@ -38,11 +38,7 @@ def test_the_template_names_no_corpus_and_each_recipe_prepares_its_own():
 
 
 def test_stage_1_passes_local_data_opts_and_the_sets_to_local_data_sh(tmp_path):
-    template = checkout_copy(tmp_path, REPO / "egs2" / "TEMPLATE" / "asr1")
-    recipe = template.parents[1] / "mine" / "asr1"
-    (recipe / "local").mkdir(parents=True)
-    for name in ("asr.sh", "cmd.sh", "path.sh", "utils"):
-        (recipe / name).symlink_to(Path("../../TEMPLATE/asr1") / name)
+    recipe = recipe_from_template(tmp_path)
     (recipe / "local" / "data.sh").write_text(RECORDING_DATA_SH)
     (recipe / "local" / "data.sh").chmod(0o755)
     data = tmp_path / "my data"  # a path with a space
